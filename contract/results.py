@@ -1,0 +1,119 @@
+"""One Python definition per step's result; the JSON Schemas in ``contract/schemas`` derive from
+these models (``python -m contract.publish``) and are never edited by hand."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+
+Hyperparameter = str | int | float | bool
+
+
+class StepResult(BaseModel):
+    """Base of every result: strict (no unknown keys, no NaN/inf) and immutable."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    step: ClassVar[str]
+    schema_version: Literal[1] = 1
+
+
+class AnomalyCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    error: NonNegativeInt
+    warning: NonNegativeInt
+
+
+class SplitCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train: NonNegativeInt
+    val: NonNegativeInt
+    test: NonNegativeInt
+
+
+class ValidateResult(StepResult):
+    """Data validation passed (errors make the step fail; warnings are counted here)."""
+
+    step: ClassVar[str] = "validate"
+    source: str = Field(description="URI of the validated data")
+    date: str = Field(description="logical date of the data, YYYY-MM-DD")
+    row_count: NonNegativeInt
+    column_count: NonNegativeInt
+    anomaly_counts: AnomalyCounts
+    schema_uri: str = Field(description="the schema the data was checked against (or inferred)")
+    report_uri: str = Field(description="the anomalies report (JSON)")
+
+
+class PreprocessResult(StepResult):
+    """Train/val/test splits and the fitted transform, all under ``output_uri``."""
+
+    step: ClassVar[str] = "preprocess"
+    output_uri: str = Field(description="the folder to pass to the trainer as --data-path")
+    train_uri: str
+    val_uri: str
+    test_uri: str
+    raw_test_uri: str = Field(description="untransformed test rows, scored by the evaluator")
+    transform_uri: str
+    row_counts: SplitCounts
+    feature_count: NonNegativeInt
+    target: str
+    classes: list[str | int | float | bool] = Field(min_length=2)
+
+
+class TrainResult(StepResult):
+    """A trained candidate; every metric is measured on the validation split."""
+
+    step: ClassVar[str] = "train"
+    accuracy: float = Field(ge=0, le=1)
+    f1_score: float = Field(ge=0, le=1)
+    loss: float = Field(ge=0, description="validation cross-entropy")
+    model_path: str = Field(description="MLflow model URI of the logged model")
+    run_id: str
+    experiment_name: str
+    samples_per_sec: float = Field(ge=0, description="training samples / training-loop wall time")
+    epochs: NonNegativeInt
+    device: str
+    hyperparameters: dict[str, Hyperparameter]
+
+
+DeployReason = Literal[
+    "first_model", "promoted", "below_floor", "not_better", "baseline_incompatible"
+]
+
+
+class EvaluateResult(StepResult):
+    """The promotion decision for a candidate against the current champion, on the test split."""
+
+    step: ClassVar[str] = "evaluate"
+    should_deploy: bool
+    reason: DeployReason
+    new_accuracy: float = Field(ge=0, le=1)
+    new_f1_score: float = Field(ge=0, le=1)
+    baseline_accuracy: float | None = Field(ge=0, le=1, description="null when no champion")
+    improvement: float | None = Field(description="new_accuracy - baseline_accuracy")
+    champion_version: int | None
+    run_id: str
+    model_path: str
+    model_name: str
+    test_rows: NonNegativeInt
+
+
+class DeployResult(StepResult):
+    """The registry state after a deploy or a rollback."""
+
+    step: ClassVar[str] = "deploy"
+    action: Literal["deploy", "rollback"]
+    model_name: str
+    version: int = Field(ge=1)
+    alias: str
+    previous_version: int | None
+    run_id: str | None
+
+
+RESULT_MODELS: dict[str, type[StepResult]] = {
+    model.step: model
+    for model in (ValidateResult, PreprocessResult, TrainResult, EvaluateResult, DeployResult)
+}

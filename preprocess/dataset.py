@@ -1,0 +1,100 @@
+"""The layout of a preprocess output folder, shared by its writer (``python -m preprocess``) and
+its readers (trainer, evaluator)::
+
+    <output>/train.parquet, val.parquet, test.parquet   encoded features + target class index
+    <output>/raw/test.parquet, raw/sample.parquet       untransformed rows (evaluation, examples)
+    <output>/transform.json                             the fitted TableTransform
+    <output>/manifest.json                              written last: the output is complete
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from contract.step import StepError
+from preprocess import io
+from preprocess.transform import TableTransform, TransformError
+
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+TRANSFORM = "transform.json"
+TARGET_COLUMN = "__target__"
+
+
+def split_uri(output: str, split: str) -> str:
+    return io.join_uri(output, f"{split}.parquet")
+
+
+def raw_uri(output: str, name: str) -> str:
+    return io.join_uri(output, "raw", f"{name}.parquet")
+
+
+def transform_uri(output: str) -> str:
+    return io.join_uri(output, TRANSFORM)
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """One split as contiguous arrays, ready to become tensors."""
+
+    numeric: np.ndarray  # float32 [rows, numeric features]
+    categorical: np.ndarray  # int64 [rows, categorical columns]
+    target: np.ndarray  # int64 [rows]
+
+    @property
+    def rows(self) -> int:
+        return int(self.target.shape[0])
+
+
+def encoded_frame(transform: TableTransform, split: EncodedSplit) -> pd.DataFrame:
+    columns: dict[str, Any] = {}
+    for i, name in enumerate(transform.numeric_feature_names):
+        columns[name] = split.numeric[:, i]
+    for i, col in enumerate(transform.categorical):
+        columns[col.name] = split.categorical[:, i].astype("int32")
+    columns[TARGET_COLUMN] = split.target
+    return pd.DataFrame(columns)
+
+
+def read_manifest(data_path: str) -> dict[str, Any]:
+    """The manifest of a complete preprocess output; a missing one means an unfinished write."""
+    uri = io.join_uri(data_path, MANIFEST)
+    try:
+        return io.read_json(uri)  # type: ignore[no-any-return]
+    except StepError as exc:
+        raise StepError(
+            f"{data_path} is not a complete preprocess output ({MANIFEST} missing or unreadable: "
+            f"{exc}); run `python -m preprocess --output {data_path}` first"
+        ) from exc
+
+
+def load_transform(data_path: str) -> TableTransform:
+    read_manifest(data_path)
+    try:
+        return TableTransform.from_dict(io.read_json(transform_uri(data_path)))
+    except (KeyError, TypeError, TransformError) as exc:
+        raise StepError(f"{transform_uri(data_path)} is not a valid transform: {exc}") from exc
+
+
+def load_split(data_path: str, transform: TableTransform, split: str) -> EncodedSplit:
+    """Read one encoded split; refuses missing columns and NaN features."""
+    uri = split_uri(data_path, split)
+    frame = io.read_table(uri)
+    numeric_names = transform.numeric_feature_names
+    categorical_names = [c.name for c in transform.categorical]
+    missing = [c for c in [*numeric_names, *categorical_names, TARGET_COLUMN] if c not in frame]
+    if missing:
+        raise StepError(f"{uri} lacks column(s) {missing} named by its transform.json")
+    numeric = frame[numeric_names].to_numpy("float32", copy=True)
+    if not np.isfinite(numeric).all():
+        bad = [c for c in numeric_names if not np.isfinite(frame[c].to_numpy("float64")).all()]
+        raise StepError(f"{uri} has NaN or infinite values in feature column(s) {bad}")
+    return EncodedSplit(
+        numeric=np.ascontiguousarray(numeric),
+        categorical=frame[categorical_names].to_numpy("int64", copy=True),
+        target=frame[TARGET_COLUMN].to_numpy("int64", copy=True),
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from preprocess.validate.cli import main
+
+sys.exit(main())

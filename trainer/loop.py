@@ -1,0 +1,142 @@
+"""The training loop: data resident on the device, batches by indexing a shuffled permutation,
+loss accumulated on the device and read once per epoch, best epoch (by validation loss) restored."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from trainer.metrics import ClassificationMetrics, classification_metrics
+from trainer.network import TabularMLP, predict_proba
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TensorSplit:
+    numeric: torch.Tensor
+    categorical: torch.Tensor
+    target: torch.Tensor
+
+    @property
+    def rows(self) -> int:
+        return int(self.target.shape[0])
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    lr: float
+    batch_size: int
+    optimizer: str
+    epochs: int
+    weight_decay: float
+    patience: int
+    seed: int
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val: ClassificationMetrics
+    samples_per_sec: float
+
+
+@dataclass
+class LoopOutcome:
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    train_samples: int = 0
+    train_seconds: float = 0.0
+
+    @property
+    def samples_per_sec(self) -> float:
+        return self.train_samples / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    @property
+    def best(self) -> EpochRecord:
+        return self.history[self.best_epoch - 1]
+
+
+def make_optimizer(net: nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
+    params = net.parameters()
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {OPTIMIZERS}")
+
+
+def evaluate(net: TabularMLP, split: TensorSplit) -> ClassificationMetrics:
+    probabilities = predict_proba(net, split.numeric, split.categorical)
+    return classification_metrics(probabilities.cpu().numpy(), split.target.cpu().numpy())
+
+
+def train_epoch(
+    net: TabularMLP, optimizer: torch.optim.Optimizer, train: TensorSplit, config: LoopConfig,
+    generator: torch.Generator,
+) -> float:  # fmt: skip
+    """One pass over shuffled training data; returns the mean training loss."""
+    device = train.target.device
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    order = torch.randperm(train.rows, device=device, generator=generator)
+    loss_sum = torch.zeros((), device=device)
+    net.train()
+    for start in range(0, train.rows, config.batch_size):
+        idx = order[start : start + config.batch_size]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = net(train.numeric[idx], train.categorical[idx])
+        loss = nn.functional.cross_entropy(logits.float(), train.target[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * idx.shape[0]
+    return float(loss_sum.item()) / train.rows  # the one host sync of the epoch
+
+
+def fit(net: TabularMLP, train: TensorSplit, val: TensorSplit, config: LoopConfig) -> LoopOutcome:
+    """Train ``net`` in place; on return it holds the weights of the best validation epoch."""
+    device = train.target.device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    optimizer = make_optimizer(net, config)
+    outcome = LoopOutcome()
+    best_state = copy.deepcopy(net.state_dict())
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        train_loss = train_epoch(net, optimizer, train, config, generator)
+        seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            raise DivergedError(f"training loss is {train_loss} at epoch {epoch}; lower --lr")
+        outcome.train_samples += train.rows
+        outcome.train_seconds += seconds
+        record = EpochRecord(epoch, train_loss, evaluate(net, val), train.rows / seconds)
+        outcome.history.append(record)
+        if outcome.best_epoch == 0 or record.val.loss < outcome.best.val.loss:
+            outcome.best_epoch = epoch
+            best_state = copy.deepcopy(net.state_dict())
+        log.info(
+            "epoch %d/%d train_loss=%.4f val_loss=%.4f val_accuracy=%.4f samples/s=%.0f",
+            epoch, config.epochs, train_loss, record.val.loss, record.val.accuracy,
+            record.samples_per_sec,
+        )  # fmt: skip
+        if epoch - outcome.best_epoch >= config.patience:
+            log.info("early stop: no val_loss improvement for %d epochs", config.patience)
+            break
+    net.load_state_dict(best_state)
+    return outcome

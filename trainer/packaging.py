@@ -1,0 +1,68 @@
+"""Log a trained network to MLflow as the served pyfunc model (weights as safetensors)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from safetensors.torch import save_file
+
+from preprocess.transform import TableTransform
+from trainer import serving
+from trainer.network import TabularMLP
+
+MODEL_NAME_IN_RUN = "model"
+SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")
+PIP_REQUIREMENTS = ["torch>=2.10", "pandas>=2.2", "numpy>=1.26", "safetensors>=0.4", "mlflow>=3.1"]
+
+
+def input_schema(transform: TableTransform) -> Any:
+    """Raw input columns, all optional since the model encodes missing values itself. Numeric
+    columns take any numeric type: MLflow refuses int64 for a ``double`` column, and integers
+    become floats as soon as a value is missing; the model coerces them with ``pd.to_numeric``."""
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+
+    return Schema(
+        [ColSpec(AnyType(), c.name, required=False) for c in transform.numeric]
+        + [ColSpec("string", c.name, required=False) for c in transform.categorical]
+    )
+
+
+def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.DataFrame) -> Any:
+    """Log the model under the active run; returns MLflow's ModelInfo."""
+    import mlflow
+    from mlflow.models import ModelSignature, infer_signature
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        weights = folder / "weights.safetensors"
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        save_file(state, str(weights))
+        network = folder / "network.json"
+        network.write_text(json.dumps(net.config.to_dict(), indent=2))
+        transform_file = folder / "transform.json"
+        transform_file.write_text(json.dumps(transform.to_dict(), indent=2))
+        artifacts = {
+            serving.WEIGHTS: str(weights),
+            serving.NETWORK: str(network),
+            serving.TRANSFORM: str(transform_file),
+        }
+        model = serving.TabularClassifier()
+        model.load_context(type("Context", (), {"artifacts": artifacts})())
+        inputs = example[transform.input_columns]
+        signature = ModelSignature(
+            inputs=input_schema(transform),
+            outputs=infer_signature(None, model.predict(None, inputs)).outputs,
+        )
+        return mlflow.pyfunc.log_model(
+            name=MODEL_NAME_IN_RUN,
+            python_model=str(SERVED_MODEL_CODE),
+            artifacts=artifacts,
+            signature=signature,
+            input_example=inputs,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
