@@ -219,18 +219,21 @@ def _column_anomalies(
             )
         )
     bounds = (want.get("min"), want.get("max"), got.get("min"), got.get("max"))
-    if want["type"] == "numeric" and None not in bounds:
-        if got["min"] < want["min"] or got["max"] > want["max"]:
-            found.append(
-                Anomaly(
-                    name,
-                    "out_of_range",
-                    "warning",
-                    [want["min"], want["max"]],
-                    [got["min"], got["max"]],
-                    f"column {name!r} has values outside the schema range",
-                )
+    if (
+        want["type"] == "numeric"
+        and None not in bounds
+        and (got["min"] < want["min"] or got["max"] > want["max"])
+    ):
+        found.append(
+            Anomaly(
+                name,
+                "out_of_range",
+                "warning",
+                [want["min"], want["max"]],
+                [got["min"], got["max"]],
+                f"column {name!r} has values outside the schema range",
             )
+        )
     if want["type"] == "categorical" and want.get("categories") and got.get("categories"):
         new = sorted(set(got["categories"]) - set(want["categories"]))
         if new:
