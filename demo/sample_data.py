@@ -52,18 +52,20 @@ def generate(rows: int, seed: int = 7) -> pd.DataFrame:
         + np.where(contract == "monthly", 0.5, -0.2) * (debt_ratio > 0.4)
     )
     label = rng.random(rows) < 1 / (1 + np.exp(-logit))
-    frame = pd.DataFrame({
-        "age": age,
-        "income": _with_missing(pd.Series(income.round(2)), 0.05, rng),
-        "debt_ratio": debt_ratio.round(4),
-        "tenure_months": _with_missing(pd.Series(tenure.astype("float64")), 0.03, rng),
-        "late_payments": late_payments,
-        "region": region,
-        "occupation": _with_missing(pd.Series(occupation, dtype="object"), 0.04, rng),
-        "education": education,
-        "contract_type": contract,
-        TARGET: np.where(label, "yes", "no"),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "age": age,
+            "income": _with_missing(pd.Series(income.round(2)), 0.05, rng),
+            "debt_ratio": debt_ratio.round(4),
+            "tenure_months": _with_missing(pd.Series(tenure.astype("float64")), 0.03, rng),
+            "late_payments": late_payments,
+            "region": region,
+            "occupation": _with_missing(pd.Series(occupation, dtype="object"), 0.04, rng),
+            "education": education,
+            "contract_type": contract,
+            TARGET: np.where(label, "yes", "no"),
+        }
+    )
     return frame
 
 

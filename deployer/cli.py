@@ -68,8 +68,14 @@ def deploy(args: argparse.Namespace) -> DeployResult:
     version = register_once(args.model_name, args.run_id)
     previous = move_champion(args.model_name, version)
     log.info("%s champion -> v%d (previous %s)", args.model_name, version, previous)
-    return DeployResult(action="deploy", model_name=args.model_name, version=version,
-                        alias=CHAMPION, previous_version=previous, run_id=args.run_id)  # fmt: skip
+    return DeployResult(
+        action="deploy",
+        model_name=args.model_name,
+        version=version,
+        alias=CHAMPION,
+        previous_version=previous,
+        run_id=args.run_id,
+    )
 
 
 def rollback(model_name: str) -> DeployResult:
@@ -84,9 +90,14 @@ def rollback(model_name: str) -> DeployResult:
     client.set_registered_model_alias(model_name, CHAMPION, str(previous.version))
     client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current.version))
     log.info("%s champion rolled back v%s -> v%s", model_name, current.version, previous.version)
-    return DeployResult(action="rollback", model_name=model_name, version=int(previous.version),
-                        alias=CHAMPION, previous_version=int(current.version),
-                        run_id=previous.run_id)  # fmt: skip
+    return DeployResult(
+        action="rollback",
+        model_name=model_name,
+        version=int(previous.version),
+        alias=CHAMPION,
+        previous_version=int(current.version),
+        run_id=previous.run_id,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

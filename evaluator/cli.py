@@ -29,8 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-path", required=True, help="the --output folder of preprocess")
     p.add_argument("--model-name", required=True, help="registered model holding the champion")
     p.add_argument("--min-accuracy", type=float, default=0.0, help="accuracy floor on test")
-    p.add_argument("--min-improvement", type=float, default=0.0,
-                   help="required accuracy gain over the champion")  # fmt: skip
+    p.add_argument(
+        "--min-improvement",
+        type=float,
+        default=0.0,
+        help="required accuracy gain over the champion",
+    )
     return p
 
 
@@ -61,8 +65,11 @@ def record_on_run(run_id: str, candidate: ClassificationMetrics, decision: Decis
     from mlflow.entities import Metric, RunTag
 
     now = int(time.time() * 1000)
-    metrics = {"test_accuracy": candidate.accuracy, "test_f1_score": candidate.f1_score,
-               "test_loss": candidate.loss}  # fmt: skip
+    metrics = {
+        "test_accuracy": candidate.accuracy,
+        "test_f1_score": candidate.f1_score,
+        "test_loss": candidate.loss,
+    }
     tags = {
         "evaluation.reason": decision.reason,
         "evaluation.should_deploy": str(decision.should_deploy),
@@ -93,18 +100,26 @@ def evaluate(args: argparse.Namespace) -> EvaluateResult:
         )
     record_on_run(args.run_id, candidate, decision)
     log.info(
-        "candidate %s test accuracy %.4f vs champion %s: %s (%s)", args.run_id,
-        candidate.accuracy, "none" if baseline is None else f"{baseline.accuracy:.4f}",
-        "deploy" if decision.should_deploy else "keep champion", decision.reason,
-    )  # fmt: skip
+        "candidate %s test accuracy %.4f vs champion %s: %s (%s)",
+        args.run_id,
+        candidate.accuracy,
+        "none" if baseline is None else f"{baseline.accuracy:.4f}",
+        "deploy" if decision.should_deploy else "keep champion",
+        decision.reason,
+    )
     return EvaluateResult(
-        should_deploy=decision.should_deploy, reason=decision.reason,
-        new_accuracy=candidate.accuracy, new_f1_score=candidate.f1_score,
+        should_deploy=decision.should_deploy,
+        reason=decision.reason,
+        new_accuracy=candidate.accuracy,
+        new_f1_score=candidate.f1_score,
         baseline_accuracy=None if baseline is None else baseline.accuracy,
         improvement=decision.improvement,
         champion_version=None if champion is None else int(champion.version),
-        run_id=args.run_id, model_path=model_uri, model_name=args.model_name, test_rows=len(test),
-    )  # fmt: skip
+        run_id=args.run_id,
+        model_path=model_uri,
+        model_name=args.model_name,
+        test_rows=len(test),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

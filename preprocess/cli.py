@@ -54,9 +54,14 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         if not 0 < getattr(args, flag) < 0.5:
             raise StepError(f"--{flag.replace('_', '-')} must be in (0, 0.5)")
     return PreprocessConfig(
-        args.input, args.output.rstrip("/"), args.target, args.seed,
-        args.val_fraction, args.test_fraction, args.sample_rows,
-    )  # fmt: skip
+        args.input,
+        args.output.rstrip("/"),
+        args.target,
+        args.seed,
+        args.val_fraction,
+        args.test_fraction,
+        args.sample_rows,
+    )
 
 
 def label_classes(frame: pd.DataFrame, target: str, source: str) -> tuple[Label, ...]:
@@ -86,8 +91,12 @@ def preprocess(config: PreprocessConfig) -> PreprocessResult:
     counts = write_output(config, transform, raw)
     log.info(
         "preprocessed %s: %s rows, %d features, classes %s -> %s",
-        config.input, counts, transform.feature_count, list(classes), config.output,
-    )  # fmt: skip
+        config.input,
+        counts,
+        transform.feature_count,
+        list(classes),
+        config.output,
+    )
     out = config.output
     return PreprocessResult(
         output_uri=out,

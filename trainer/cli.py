@@ -50,8 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.1, help="dropout rate")
     p.add_argument("--weight-decay", type=float, default=1e-5, help="weight decay")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="auto uses CUDA when present")  # fmt: skip
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto uses CUDA when present",
+    )
     return p
 
 
@@ -63,10 +67,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             )
     if not 0 <= args.dropout < 1:
         raise StepError(f"--dropout must be in [0, 1), got {args.dropout}")
-    loop = LoopConfig(args.lr, args.batch_size, args.optimizer, args.epochs, args.weight_decay,
-                      args.patience, args.seed)  # fmt: skip
-    return TrainConfig(args.data_path.rstrip("/"), args.experiment_name, args.device,
-                       args.width, args.depth, args.dropout, loop)  # fmt: skip
+    loop = LoopConfig(
+        args.lr,
+        args.batch_size,
+        args.optimizer,
+        args.epochs,
+        args.weight_decay,
+        args.patience,
+        args.seed,
+    )
+    return TrainConfig(
+        args.data_path.rstrip("/"),
+        args.experiment_name,
+        args.device,
+        args.width,
+        args.depth,
+        args.dropout,
+        loop,
+    )
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -77,8 +95,9 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def load_tensors(data_path: str, split: str, transform: dataset.TableTransform,
-                 device: torch.device) -> TensorSplit:  # fmt: skip
+def load_tensors(
+    data_path: str, split: str, transform: dataset.TableTransform, device: torch.device
+) -> TensorSplit:
     encoded = dataset.load_split(data_path, transform, split)
     if encoded.rows == 0:
         raise StepError(f"{dataset.split_uri(data_path, split)} has no rows")
@@ -87,8 +106,12 @@ def load_tensors(data_path: str, split: str, transform: dataset.TableTransform,
 
 
 def hyperparameters(config: TrainConfig) -> dict[str, str | int | float]:
-    return {"width": config.width, "depth": config.depth, "dropout": config.dropout,
-            **asdict(config.loop)}  # fmt: skip
+    return {
+        "width": config.width,
+        "depth": config.depth,
+        "dropout": config.dropout,
+        **asdict(config.loop),
+    }
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -102,31 +125,53 @@ def train(config: TrainConfig) -> TrainResult:
         )
     example = io.read_table(dataset.raw_uri(config.data_path, "sample"))
     torch.manual_seed(config.loop.seed)
-    net = TabularMLP(NetworkConfig(
-        numeric_features=len(transform.numeric_feature_names),
-        cardinalities=tuple(c.cardinality for c in transform.categorical),
-        n_classes=len(transform.classes), width=config.width, depth=config.depth,
-        dropout=config.dropout,
-    )).to(device)  # fmt: skip
+    net = TabularMLP(
+        NetworkConfig(
+            numeric_features=len(transform.numeric_feature_names),
+            cardinalities=tuple(c.cardinality for c in transform.categorical),
+            n_classes=len(transform.classes),
+            width=config.width,
+            depth=config.depth,
+            dropout=config.dropout,
+        )
+    ).to(device)
     mlflow = configure_mlflow()
     experiment_id = ensure_experiment(config.experiment_name)
     with mlflow.start_run(experiment_id=experiment_id) as run:  # ends FAILED on an exception
-        mlflow.log_params({**hyperparameters(config), "data_path": config.data_path,
-                           "device": str(device), "train_rows": train_split.rows})  # fmt: skip
+        mlflow.log_params(
+            {
+                **hyperparameters(config),
+                "data_path": config.data_path,
+                "device": str(device),
+                "train_rows": train_split.rows,
+            }
+        )
         mlflow.set_tags({"torch": torch.__version__, "python": platform.python_version()})
         outcome = fit(net, train_split, val_split, config.loop)
         log_history(mlflow, run.info.run_id, outcome)
         model_info = log_served_model(net.cpu(), transform, example)
     best = outcome.best.val
-    log.info("run %s: val accuracy %.4f f1 %.4f loss %.4f, %.0f samples/s on %s",
-             run.info.run_id, best.accuracy, best.f1_score, best.loss,
-             outcome.samples_per_sec, device)  # fmt: skip
+    log.info(
+        "run %s: val accuracy %.4f f1 %.4f loss %.4f, %.0f samples/s on %s",
+        run.info.run_id,
+        best.accuracy,
+        best.f1_score,
+        best.loss,
+        outcome.samples_per_sec,
+        device,
+    )
     return TrainResult(
-        accuracy=best.accuracy, f1_score=best.f1_score, loss=best.loss,
-        model_path=model_info.model_uri, run_id=run.info.run_id,
-        experiment_name=config.experiment_name, samples_per_sec=outcome.samples_per_sec,
-        epochs=len(outcome.history), device=str(device), hyperparameters=hyperparameters(config),
-    )  # fmt: skip
+        accuracy=best.accuracy,
+        f1_score=best.f1_score,
+        loss=best.loss,
+        model_path=model_info.model_uri,
+        run_id=run.info.run_id,
+        experiment_name=config.experiment_name,
+        samples_per_sec=outcome.samples_per_sec,
+        epochs=len(outcome.history),
+        device=str(device),
+        hyperparameters=hyperparameters(config),
+    )
 
 
 def log_history(mlflow: object, run_id: str, outcome: LoopOutcome) -> None:
@@ -136,9 +181,13 @@ def log_history(mlflow: object, run_id: str, outcome: LoopOutcome) -> None:
     now = int(time.time() * 1000)
     metrics = []
     for record in outcome.history:
-        values = {"train_loss": record.train_loss, "val_loss": record.val.loss,
-                  "val_accuracy": record.val.accuracy, "val_f1_score": record.val.f1_score,
-                  "samples_per_sec": record.samples_per_sec}  # fmt: skip
+        values = {
+            "train_loss": record.train_loss,
+            "val_loss": record.val.loss,
+            "val_accuracy": record.val.accuracy,
+            "val_f1_score": record.val.f1_score,
+            "samples_per_sec": record.samples_per_sec,
+        }
         metrics += [Metric(k, v, now, record.epoch) for k, v in values.items()]
     best = outcome.best.val
     final = {

@@ -89,9 +89,12 @@ def evaluate(net: TabularMLP, split: TensorSplit) -> ClassificationMetrics:
 
 
 def train_epoch(
-    net: TabularMLP, optimizer: torch.optim.Optimizer, train: TensorSplit, config: LoopConfig,
+    net: TabularMLP,
+    optimizer: torch.optim.Optimizer,
+    train: TensorSplit,
+    config: LoopConfig,
     generator: torch.Generator,
-) -> float:  # fmt: skip
+) -> float:
     """One pass over shuffled training data; returns the mean training loss."""
     device = train.target.device
     autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -132,9 +135,13 @@ def fit(net: TabularMLP, train: TensorSplit, val: TensorSplit, config: LoopConfi
             best_state = copy.deepcopy(net.state_dict())
         log.info(
             "epoch %d/%d train_loss=%.4f val_loss=%.4f val_accuracy=%.4f samples/s=%.0f",
-            epoch, config.epochs, train_loss, record.val.loss, record.val.accuracy,
+            epoch,
+            config.epochs,
+            train_loss,
+            record.val.loss,
+            record.val.accuracy,
             record.samples_per_sec,
-        )  # fmt: skip
+        )
         if epoch - outcome.best_epoch >= config.patience:
             log.info("early stop: no val_loss improvement for %d epochs", config.patience)
             break

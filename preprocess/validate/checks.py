@@ -139,7 +139,7 @@ def check_data(frame: pd.DataFrame, target: str, thresholds: Thresholds) -> list
                         f"column {name!r} has {infinite} infinite values",
                     )
                 )
-    return found  # fmt: skip
+    return found
 
 
 def check_against_schema(
@@ -188,7 +188,7 @@ def check_against_schema(
                     f"target {target!r} has labels the schema does not know: {unseen}",
                 )
             )
-    return sorted(found, key=lambda a: (a.severity, a.column or "", a.check))  # fmt: skip
+    return sorted(found, key=lambda a: (a.severity, a.column or "", a.check))
 
 
 def _column_anomalies(
@@ -247,4 +247,4 @@ def _column_anomalies(
                     f"column {name!r} has {len(new)} unseen categories",
                 )
             )
-    return found  # fmt: skip
+    return found

@@ -34,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", help="schema JSON to check against (default: infer one)")
     p.add_argument("--reference", help="reference data whose inferred schema is checked against")
     p.add_argument(
-        "--output", help="folder for schema.json and anomalies.json "
-        "(default: $PIPELINE_HOME/validate/<date>)",
-    )  # fmt: skip
+        "--output",
+        help="folder for schema.json and anomalies.json (default: $PIPELINE_HOME/validate/<date>)",
+    )
     p.add_argument("--min-rows", type=int, default=Thresholds.min_rows, help="fewer is an error")
     return p
 
@@ -86,8 +86,12 @@ def validate(args: argparse.Namespace) -> ValidateResult:
         report_uri,
     )
     for anomaly in anomalies:
-        log.log(logging.ERROR if anomaly.severity == "error" else logging.WARNING,
-                "%s: %s", anomaly.check, anomaly.description)  # fmt: skip
+        log.log(
+            logging.ERROR if anomaly.severity == "error" else logging.WARNING,
+            "%s: %s",
+            anomaly.check,
+            anomaly.description,
+        )
     if counts["error"]:
         first = "; ".join(a.description for a in anomalies if a.severity == "error")
         raise StepError(
