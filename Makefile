@@ -20,13 +20,13 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(BIN)/python -m bench.demo
+	$(BIN)/python -m demo
 
 test: venv
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contract preprocess trainer evaluator deployer
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contract preprocess trainer evaluator deployer demo
 
 schemas: venv
 	$(BIN)/python -m contract.publish

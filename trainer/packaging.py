@@ -23,13 +23,14 @@ def input_schema(transform: TableTransform) -> Any:
     """Raw input columns, all optional since the model encodes missing values itself. Numeric
     columns take any numeric type: MLflow refuses int64 for a ``double`` column, and integers
     become floats as soon as a value is missing; the model coerces them with ``pd.to_numeric``."""
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
     from mlflow.types.schema import AnyType
 
-    return Schema(
-        [ColSpec(AnyType(), c.name, required=False) for c in transform.numeric]
-        + [ColSpec("string", c.name, required=False) for c in transform.categorical]
-    )
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec(AnyType(), c.name, required=False) for c in transform.numeric
+    ]
+    columns += [ColSpec("string", c.name, required=False) for c in transform.categorical]
+    return Schema(columns)
 
 
 def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.DataFrame) -> Any:

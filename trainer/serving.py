@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 import pandas as pd
 import torch
 from safetensors.torch import load_file
@@ -26,7 +26,7 @@ def probability_column(label: Any) -> str:
     return f"proba_{label}"
 
 
-class TabularClassifier(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class TabularClassifier(PythonModel):  # type: ignore[misc]
     """Raw rows (the input columns, without the target) → prediction + per-class probabilities."""
 
     def load_context(self, context: Any) -> None:
