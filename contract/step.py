@@ -41,8 +41,11 @@ class StepArgumentParser(argparse.ArgumentParser):
 
 
 def configure_logging() -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise UsageError(f"LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stdout,
         force=True,
@@ -72,16 +75,16 @@ def run_step(
     argv: Sequence[str] | None,
 ) -> int:
     """Run one step and return its exit code (0 only when a valid result was written)."""
-    configure_logging()
+    # A result left by an earlier attempt must never be mistaken for this one's.
+    xcom_path().unlink(missing_ok=True)
     try:
+        configure_logging()
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
     except UsageError as exc:
         report_failure(step, str(exc))
         return 2
-    # A result left by an earlier attempt must never be mistaken for this one's.
-    xcom_path().unlink(missing_ok=True)
     try:
         result = body(args)
         path = write_result(result)

@@ -4,6 +4,7 @@ published schema. The KubernetesPodOperator sidecar pushes whatever JSON it find
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +27,19 @@ def xcom_path() -> Path:
     return Path(os.environ.get("XCOM_RETURN_PATH", DEFAULT_XCOM_PATH))
 
 
+def non_finite_paths(value: Any, path: str = "") -> list[str]:
+    """Paths of NaN/inf numbers (json.loads accepts the non-standard NaN/Infinity tokens)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path or "<root>"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite_paths(v, f"{path}/{k}".lstrip("/"))]
+    if isinstance(value, list):
+        return [
+            p for i, v in enumerate(value) for p in non_finite_paths(v, f"{path}/{i}".lstrip("/"))
+        ]
+    return []
+
+
 def validate_payload(step: str, payload: Any) -> dict[str, Any]:
     """Check ``payload`` against the published schema of ``step``; return it unchanged."""
     if payload is None:
@@ -36,6 +50,9 @@ def validate_payload(step: str, payload: Any) -> dict[str, Any]:
         jsonschema.Draft202012Validator(load_schema(step)).iter_errors(payload),
         key=lambda e: list(e.absolute_path),
     )
+    not_finite = sorted(non_finite_paths(payload))
+    if not_finite:
+        raise ResultError(f"{step} result has NaN or infinity at {', '.join(not_finite)}")
     if errors:
         details = "; ".join(
             f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from contract.results import PreprocessResult, SplitCounts
@@ -21,6 +22,7 @@ from preprocess.transform import (
     encode_features,
     encode_target,
     fit_transform,
+    logical_type,
 )
 
 log = logging.getLogger(__name__)
@@ -80,9 +82,23 @@ def label_classes(frame: pd.DataFrame, target: str, source: str) -> tuple[Label,
     return tuple(sorted(values) if numeric else sorted(values, key=str))
 
 
+def refuse_infinite(frame: pd.DataFrame, target: str, source: str) -> None:
+    """Infinite numbers cannot be scaled; name the columns that hold them."""
+    bad = [
+        str(name)
+        for name in frame.columns
+        if name != target
+        and logical_type(frame[name]) == "numeric"
+        and np.isinf(frame[name].to_numpy("float64", na_value=np.nan)).any()
+    ]
+    if bad:
+        raise StepError(f"{source}: column(s) {bad} hold infinite values")
+
+
 def preprocess(config: PreprocessConfig) -> PreprocessResult:
     frame = io.read_table(config.input)
     classes = label_classes(frame, config.target, config.input)
+    refuse_infinite(frame, config.target, config.input)
     parts = split_indices(len(frame), config.val_fraction, config.test_fraction, config.seed)
     if min(len(idx) for idx in parts.values()) == 0:
         raise StepError(f"{config.input}: {len(frame)} rows are too few for train/val/test splits")

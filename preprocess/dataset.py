@@ -81,7 +81,8 @@ def load_transform(data_path: str) -> TableTransform:
 
 
 def load_split(data_path: str, transform: TableTransform, split: str) -> EncodedSplit:
-    """Read one encoded split; refuses missing columns and NaN features."""
+    """Read one encoded split; refuses an incomplete output, missing columns and NaN features."""
+    read_manifest(data_path)
     uri = split_uri(data_path, split)
     frame = io.read_table(uri)
     numeric_names = transform.numeric_feature_names

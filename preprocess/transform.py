@@ -141,8 +141,9 @@ def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFe
         if col.missing_indicator:
             indicators.append(is_missing.astype("float64"))
     numeric = np.column_stack(numeric_parts + indicators) if numeric_parts else np.zeros((rows, 0))
+    # get_indexer gives -1 for missing and out-of-vocabulary values; +1 maps them to code 0.
     codes = [
-        pd.Categorical(frame[col.name].astype("string"), categories=list(col.vocabulary)).codes
+        pd.Index(col.vocabulary).get_indexer(frame[col.name].astype("string"))
         for col in transform.categorical
     ]
     categorical = (np.column_stack(codes).astype("int64") + 1) if codes else np.zeros((rows, 0))

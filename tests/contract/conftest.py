@@ -1,0 +1,95 @@
+"""Valid example results of every step, shared by the contract tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from contract.results import (
+    AnomalyCounts,
+    DeployResult,
+    EvaluateResult,
+    PreprocessResult,
+    SplitCounts,
+    StepResult,
+    TrainResult,
+    ValidateResult,
+)
+
+TRAIN_FIELDS: dict[str, Any] = {
+    "accuracy": 0.91,
+    "f1_score": 0.87,
+    "loss": 0.31,
+    "model_path": "models:/credit-risk/4",
+    "run_id": "0123456789abcdef",
+    "experiment_name": "credit-risk",
+    "samples_per_sec": 12345.5,
+    "epochs": 3,
+    "device": "cpu",
+    "hyperparameters": {"lr": 0.001, "batch_size": 256, "amp": False, "optimizer": "adamw"},
+}
+
+EVALUATE_FIELDS: dict[str, Any] = {
+    "should_deploy": True,
+    "reason": "promoted",
+    "new_accuracy": 0.91,
+    "new_f1_score": 0.87,
+    "baseline_accuracy": 0.89,
+    "improvement": 0.02,
+    "champion_version": 3,
+    "run_id": "0123456789abcdef",
+    "model_path": "models:/credit-risk/4",
+    "model_name": "credit-risk",
+    "test_rows": 450,
+}
+
+
+def example_results() -> dict[str, StepResult]:
+    out = "s3://pipeline/processed/2024-01-02"
+    return {
+        "validate": ValidateResult(
+            source="s3://raw/2024-01-02/data.parquet",
+            date="2024-01-02",
+            row_count=3000,
+            column_count=10,
+            anomaly_counts=AnomalyCounts(error=0, warning=2),
+            schema_uri="s3://pipeline/validate/2024-01-02/schema.json",
+            report_uri="s3://pipeline/validate/2024-01-02/anomalies.json",
+        ),
+        "preprocess": PreprocessResult(
+            output_uri=out,
+            train_uri=f"{out}/train.parquet",
+            val_uri=f"{out}/val.parquet",
+            test_uri=f"{out}/test.parquet",
+            raw_test_uri=f"{out}/raw/test.parquet",
+            transform_uri=f"{out}/transform.json",
+            row_counts=SplitCounts(train=2100, val=450, test=450),
+            feature_count=11,
+            target="default",
+            classes=["no", "yes"],
+        ),
+        "train": TrainResult(**TRAIN_FIELDS),
+        "evaluate": EvaluateResult(**EVALUATE_FIELDS),
+        "deploy": DeployResult(
+            action="deploy",
+            model_name="credit-risk",
+            version=4,
+            alias="champion",
+            previous_version=3,
+            run_id="0123456789abcdef",
+        ),
+    }
+
+
+@pytest.fixture
+def results() -> dict[str, StepResult]:
+    """One valid result per step."""
+    return example_results()
+
+
+@pytest.fixture
+def train_result() -> Callable[..., TrainResult]:
+    """A valid TrainResult with some fields overridden (validated)."""
+    return lambda **overrides: TrainResult(**{**TRAIN_FIELDS, **overrides})

@@ -1,0 +1,95 @@
+"""The published JSON Schemas are generated from the result models (never hand-edited) and
+require the keys downstream tasks rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from contract import publish
+from contract.results import RESULT_MODELS
+from contract.schemas import SCHEMA_VERSION, load_schema, schema_filename
+
+SCHEMA_DIR = Path(publish.__file__).parent / "schemas"
+STEPS = sorted(RESULT_MODELS)
+
+# Keys the DAG and the downstream steps read from each result.
+SEED_KEYS: dict[str, set[str]] = {
+    "train": {"accuracy", "f1_score", "loss", "model_path", "run_id", "samples_per_sec"},
+    "evaluate": {
+        "should_deploy",
+        "new_accuracy",
+        "baseline_accuracy",
+        "improvement",
+        "run_id",
+        "model_path",
+    },
+    "validate": {"row_count", "anomaly_counts", "schema_uri", "report_uri"},
+    "preprocess": {
+        "train_uri",
+        "val_uri",
+        "test_uri",
+        "row_counts",
+        "feature_count",
+        "transform_uri",
+    },
+    "deploy": {"model_name", "version", "alias", "previous_version"},
+}
+
+
+def test_exactly_one_published_schema_per_step() -> None:
+    published = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
+    assert published == sorted(schema_filename(step) for step in STEPS)
+    assert set(SEED_KEYS) == set(STEPS)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_published_schema_equals_generated(step: str) -> None:
+    path = SCHEMA_DIR / schema_filename(step)
+    assert path.read_text(encoding="utf-8") == publish.render(step), (
+        f"{path} differs from the result model; regenerate with `python -m contract.publish`"
+    )
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_load_schema_returns_the_published_file(step: str) -> None:
+    path = SCHEMA_DIR / schema_filename(step)
+    assert load_schema(step) == json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_schema_is_valid_strict_and_versioned(step: str) -> None:
+    schema = load_schema(step)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert "schema_version" in schema["required"]
+    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+    assert schema["additionalProperties"] is False
+    assert schema["$id"].endswith(f"/{step}.v{SCHEMA_VERSION}.json")
+    assert schema["title"] == f"{step} result v{SCHEMA_VERSION}"
+
+
+@pytest.mark.parametrize(("step", "keys"), sorted(SEED_KEYS.items()))
+def test_seed_keys_are_required_properties(step: str, keys: set[str]) -> None:
+    schema = load_schema(step)
+    assert keys <= set(schema["properties"]), keys - set(schema["properties"])
+    assert keys <= set(schema["required"]), keys - set(schema["required"])
+
+
+def test_load_schema_refuses_an_unknown_step() -> None:
+    with pytest.raises(KeyError, match="unknown step 'nope'"):
+        load_schema("nope")
+
+
+def test_publish_main_writes_what_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish, "SCHEMA_DIR", tmp_path / "schemas")
+    assert publish.main() == 0
+    written = sorted(p.name for p in (tmp_path / "schemas").iterdir())
+    assert written == sorted(schema_filename(step) for step in STEPS)
+    for step in STEPS:
+        fresh = (tmp_path / "schemas" / schema_filename(step)).read_bytes()
+        assert fresh == (SCHEMA_DIR / schema_filename(step)).read_bytes()

@@ -1,0 +1,306 @@
+"""``python -m preprocess`` end to end on the sample data, and the readers of its output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from contract.step import StepError
+from contract.xcom import read_result
+from demo.sample_data import TARGET
+from preprocess import dataset
+from preprocess.cli import main
+from preprocess.split import split_indices
+from preprocess.transform import TableTransform
+
+
+def run(input_path: Path | str, output: Path, *extra: str, target: str = TARGET) -> int:
+    return main(["--input", str(input_path), "--output", str(output), "--target", target, *extra])
+
+
+def test_writes_every_output_file(preprocessed: Path) -> None:
+    files = sorted(str(p.relative_to(preprocessed)) for p in preprocessed.rglob("*") if p.is_file())
+    assert files == [
+        "manifest.json",
+        "raw/sample.parquet",
+        "raw/test.parquet",
+        "test.parquet",
+        "train.parquet",
+        "transform.json",
+        "val.parquet",
+    ]
+
+
+def test_result_matches_the_schema_and_the_files(preprocessed: Path, xcom_file: Path) -> None:
+    result = read_result("preprocess", xcom_file)
+    out = str(preprocessed)
+    assert result["output_uri"] == out
+    assert result["train_uri"] == f"{out}/train.parquet"
+    assert result["val_uri"] == f"{out}/val.parquet"
+    assert result["test_uri"] == f"{out}/test.parquet"
+    assert result["raw_test_uri"] == f"{out}/raw/test.parquet"
+    assert result["transform_uri"] == f"{out}/transform.json"
+    assert result["target"] == TARGET
+    assert result["classes"] == ["no", "yes"]
+    for key in ("train_uri", "val_uri", "test_uri", "raw_test_uri", "transform_uri"):
+        assert Path(result[key]).is_file(), key
+
+
+def test_row_counts_add_up(preprocessed: Path, xcom_file: Path) -> None:
+    counts = read_result("preprocess", xcom_file)["row_counts"]
+    assert counts == {"train": 2100, "val": 450, "test": 450}
+    assert sum(counts.values()) == 3000
+    manifest = json.loads((preprocessed / "manifest.json").read_text())
+    assert manifest["row_counts"] == counts
+    assert manifest["seed"] == 42
+    for split, rows in counts.items():
+        assert len(pd.read_parquet(preprocessed / f"{split}.parquet")) == rows
+    assert len(pd.read_parquet(preprocessed / "raw" / "test.parquet")) == counts["test"]
+    assert len(pd.read_parquet(preprocessed / "raw" / "sample.parquet")) == 20
+
+
+def test_feature_count_matches_transform_and_files(preprocessed: Path, xcom_file: Path) -> None:
+    result = read_result("preprocess", xcom_file)
+    transform = dataset.load_transform(str(preprocessed))
+    assert result["feature_count"] == transform.feature_count
+    train = pd.read_parquet(preprocessed / "train.parquet")
+    assert train.shape[1] == transform.feature_count + 1  # + the target column
+    assert train.columns[-1] == dataset.TARGET_COLUMN
+    # income, tenure_months and occupation have missing values in the sample
+    assert "income__missing" in transform.numeric_feature_names
+    assert "tenure_months__missing" in transform.numeric_feature_names
+
+
+def test_transform_is_fitted_on_train_rows_only(
+    preprocessed: Path, sample_frame: pd.DataFrame
+) -> None:
+    transform = dataset.load_transform(str(preprocessed))
+    parts = split_indices(len(sample_frame), 0.15, 0.15, seed=42)
+    train_rows = sample_frame.iloc[parts["train"]]
+    by_name = {c.name: c for c in transform.numeric}
+    assert by_name["age"].mean == pytest.approx(train_rows["age"].mean())
+    assert by_name["age"].std == pytest.approx(train_rows["age"].std(ddof=0))
+    assert by_name["age"].mean != pytest.approx(sample_frame["age"].mean(), abs=0, rel=1e-9)
+
+
+def test_encoded_test_split_matches_raw_test_rows(preprocessed: Path) -> None:
+    transform = dataset.load_transform(str(preprocessed))
+    raw = pd.read_parquet(preprocessed / "raw" / "test.parquet")
+    encoded = pd.read_parquet(preprocessed / "test.parquet")
+    assert encoded[dataset.TARGET_COLUMN].tolist() == (raw[TARGET] == "yes").astype(int).tolist()
+    age = next(c for c in transform.numeric if c.name == "age")
+    np.testing.assert_allclose(encoded["age"], (raw["age"] - age.mean) / age.std, rtol=1e-5)
+    region = next(c for c in transform.categorical if c.name == "region")
+    expected = [region.vocabulary.index(v) + 1 for v in raw["region"]]
+    assert encoded["region"].tolist() == expected
+
+
+def test_load_split_reads_every_split(preprocessed: Path, xcom_file: Path) -> None:
+    counts = read_result("preprocess", xcom_file)["row_counts"]
+    transform = dataset.load_transform(str(preprocessed))
+    for split in dataset.SPLITS:
+        encoded = dataset.load_split(str(preprocessed), transform, split)
+        assert encoded.rows == counts[split]
+        assert encoded.numeric.dtype == np.float32
+        assert encoded.numeric.shape == (counts[split], len(transform.numeric_feature_names))
+        assert encoded.categorical.shape == (counts[split], len(transform.categorical))
+        assert np.isfinite(encoded.numeric).all()
+        assert set(np.unique(encoded.target)) == {0, 1}
+        for i, col in enumerate(transform.categorical):
+            assert encoded.categorical[:, i].min() >= 0
+            assert encoded.categorical[:, i].max() < col.cardinality
+
+
+def test_rerun_is_byte_identical(preprocessed: Path, sample_parquet: Path, tmp_path: Path) -> None:
+    first = {p.name: p.read_bytes() for p in preprocessed.glob("*.parquet")}
+    first_transform = (preprocessed / "transform.json").read_bytes()
+    assert run(sample_parquet, preprocessed) == 0
+    assert {p.name: p.read_bytes() for p in preprocessed.glob("*.parquet")} == first
+    assert (preprocessed / "transform.json").read_bytes() == first_transform
+    elsewhere = tmp_path / "again"
+    assert run(sample_parquet, elsewhere) == 0
+    assert (elsewhere / "train.parquet").read_bytes() == first["train.parquet"]
+
+
+def test_another_seed_gives_another_split(
+    preprocessed: Path, sample_parquet: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "seed7"
+    assert run(sample_parquet, other, "--seed", "7") == 0
+    assert (other / "train.parquet").read_bytes() != (preprocessed / "train.parquet").read_bytes()
+    assert json.loads((other / "manifest.json").read_text())["seed"] == 7
+
+
+def test_csv_input(sample_frame: pd.DataFrame, tmp_path: Path, xcom_file: Path) -> None:
+    path = tmp_path / "data.csv"
+    sample_frame.to_csv(path, index=False)
+    assert run(path, tmp_path / "out") == 0
+    result = read_result("preprocess", xcom_file)
+    assert sum(result["row_counts"].values()) == len(sample_frame)
+    assert result["classes"] == ["no", "yes"]
+    assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_folder_of_parquet_files(
+    sample_frame: pd.DataFrame, preprocessed: Path, tmp_path: Path, xcom_file: Path
+) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, start in enumerate(range(0, len(sample_frame), 1000)):
+        part = sample_frame.iloc[start : start + 1000]
+        part.to_parquet(folder / f"part-{i}.parquet", index=False)
+    assert run(folder, tmp_path / "out") == 0
+    result = read_result("preprocess", xcom_file)
+    assert result["row_counts"] == {"train": 2100, "val": 450, "test": 450}
+    transform = dataset.load_transform(str(tmp_path / "out"))
+    assert transform == dataset.load_transform(str(preprocessed))
+
+
+def test_custom_fractions_and_sample_rows(
+    sample_parquet: Path, tmp_path: Path, xcom_file: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ("--val-fraction", "0.1", "--test-fraction", "0.2", "--sample-rows", "5")
+    assert run(sample_parquet, out, *args) == 0
+    assert read_result("preprocess", xcom_file)["row_counts"] == {
+        "train": 2100,
+        "val": 300,
+        "test": 600,
+    }
+    assert len(pd.read_parquet(out / "raw" / "sample.parquet")) == 5
+
+
+def test_trailing_slash_on_output_is_ignored(
+    sample_parquet: Path, tmp_path: Path, xcom_file: Path
+) -> None:
+    out = tmp_path / "out"
+    assert main(["--input", str(sample_parquet), "--output", f"{out}/", "--target", TARGET]) == 0
+    assert read_result("preprocess", xcom_file)["train_uri"] == f"{out}/train.parquet"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--val-fraction", "0.5"), "--val-fraction must be in (0, 0.5)"),
+        (("--test-fraction", "0"), "--test-fraction must be in (0, 0.5)"),
+    ],
+)
+def test_bad_fractions_are_refused(
+    flags: tuple[str, ...],
+    expected: str,
+    sample_parquet: Path,
+    tmp_path: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(sample_parquet, tmp_path / "out", *flags) == 1
+    assert capsys.readouterr().err.splitlines() == [f"preprocess failed: {expected}"]
+    assert not xcom_file.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_rows_are_refused(
+    sample_frame: pd.DataFrame, tmp_path: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tiny.parquet"
+    sample_frame.head(3).assign(default=["no", "yes", "no"]).to_parquet(path)
+    assert run(path, tmp_path / "out") == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"{path}: 3 rows are too few" in line
+    assert not xcom_file.exists()
+
+
+def test_null_labels_are_refused(
+    sample_frame: pd.DataFrame, tmp_path: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = sample_frame.head(200).copy()
+    frame.loc[[3, 9], TARGET] = None
+    path = tmp_path / "nulls.parquet"
+    frame.to_parquet(path, index=False)
+    assert run(path, tmp_path / "out") == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"{path}: target column 'default' has 2 nulls" in line
+    assert not xcom_file.exists()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_infinite_value_is_refused_naming_the_column(
+    sample_frame: pd.DataFrame, tmp_path: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = sample_frame.head(200).copy()
+    frame.loc[range(0, 200, 10), "income"] = np.inf  # some of these rows land in train
+    path = tmp_path / "inf.parquet"
+    frame.to_parquet(path, index=False)
+    assert run(path, tmp_path / "out") == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert str(path) in line
+    assert "income" in line
+    assert not xcom_file.exists()
+
+
+def test_failed_rerun_leaves_no_manifest(
+    preprocessed: Path, sample_parquet: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.rmtree(preprocessed / "raw")
+    (preprocessed / "raw").write_text("a file where the raw/ folder should be")
+    capsys.readouterr()
+    assert run(sample_parquet, preprocessed) == 1
+    assert len(capsys.readouterr().err.splitlines()) == 1
+    assert (preprocessed / "train.parquet").exists()  # the rerun got past the first writes
+    assert not (preprocessed / "manifest.json").exists()
+    assert not xcom_file.exists()
+    with pytest.raises(StepError, match="not a complete preprocess output"):
+        dataset.load_transform(str(preprocessed))
+
+
+# --- readers of a preprocess output ---------------------------------------------------------
+
+
+def test_load_transform_refuses_a_folder_without_manifest(preprocessed: Path) -> None:
+    (preprocessed / "manifest.json").unlink()
+    with pytest.raises(StepError, match=r"not a complete preprocess output.*manifest\.json"):
+        dataset.load_transform(str(preprocessed))
+
+
+def test_read_manifest_refuses_a_corrupt_manifest(preprocessed: Path) -> None:
+    (preprocessed / "manifest.json").write_text("{half")
+    with pytest.raises(StepError, match=r"manifest\.json missing or unreadable"):
+        dataset.read_manifest(str(preprocessed))
+
+
+def test_load_split_refuses_a_folder_without_manifest(preprocessed: Path) -> None:
+    transform = dataset.load_transform(str(preprocessed))
+    (preprocessed / "manifest.json").unlink()
+    with pytest.raises(StepError, match=r"manifest\.json"):
+        dataset.load_split(str(preprocessed), transform, "train")
+
+
+def test_load_transform_refuses_an_invalid_transform(preprocessed: Path) -> None:
+    (preprocessed / "transform.json").write_text(json.dumps({"version": 1, "target": "x"}))
+    with pytest.raises(StepError, match=r"transform\.json is not a valid transform"):
+        dataset.load_transform(str(preprocessed))
+
+
+def test_load_split_refuses_missing_columns(preprocessed: Path) -> None:
+    transform = dataset.load_transform(str(preprocessed))
+    path = preprocessed / "val.parquet"
+    pd.read_parquet(path).drop(columns=["age", "region"]).to_parquet(path, index=False)
+    with pytest.raises(StepError, match=r"val.parquet lacks column\(s\) \['age', 'region'\]"):
+        dataset.load_split(str(preprocessed), transform, "val")
+
+
+def test_load_split_refuses_nan_features(preprocessed: Path) -> None:
+    transform: TableTransform = dataset.load_transform(str(preprocessed))
+    path = preprocessed / "test.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[0, "income"] = np.nan
+    frame.to_parquet(path, index=False)
+    with pytest.raises(
+        StepError, match=r"NaN or infinite values in feature column\(s\) \['income'\]"
+    ):
+        dataset.load_split(str(preprocessed), transform, "test")

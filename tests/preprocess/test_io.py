@@ -1,0 +1,133 @@
+"""Reading tables and JSON at URIs: parquet files and folders, CSV/TSV, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from contract.step import StepError
+from preprocess import io
+
+
+@pytest.fixture
+def small() -> pd.DataFrame:
+    return pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None], "c": [0.5, None, 1.5]})
+
+
+@pytest.mark.parametrize(
+    ("base", "parts", "expected"),
+    [
+        ("s3://bucket/key", ("x.parquet",), "s3://bucket/key/x.parquet"),
+        ("s3://bucket/key/", ("raw", "t.parquet"), "s3://bucket/key/raw/t.parquet"),
+        ("file:///tmp/out", ("m.json",), "file:///tmp/out/m.json"),
+        ("/tmp/out", ("m.json",), "/tmp/out/m.json"),
+    ],
+)
+def test_join_uri_keeps_the_scheme(base: str, parts: tuple[str, ...], expected: str) -> None:
+    assert io.join_uri(base, *parts) == expected
+
+
+def test_parquet_round_trip(small: pd.DataFrame, tmp_path: Path) -> None:
+    uri = str(tmp_path / "deep" / "folder" / "t.parquet")
+    io.write_parquet(small, uri)
+    pd.testing.assert_frame_equal(io.read_table(uri), small)
+
+
+def test_file_uri_is_read(small: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    small.to_parquet(path, index=False)
+    pd.testing.assert_frame_equal(io.read_table(path.as_uri()), small)
+
+
+@pytest.mark.parametrize(("suffix", "sep"), [(".csv", ","), (".tsv", "\t"), (".csv.gz", ",")])
+def test_delimited_text_is_read(small: pd.DataFrame, tmp_path: Path, suffix: str, sep: str) -> None:
+    path = tmp_path / f"t{suffix}"
+    small.to_csv(path, sep=sep, index=False)
+    frame = io.read_table(str(path))
+    assert list(frame.columns) == ["a", "b", "c"]
+    assert frame["a"].tolist() == [1, 2, 3]
+    assert frame["b"].isna().tolist() == [False, False, True]
+
+
+def test_parquet_content_with_a_csv_name_is_read_as_parquet(
+    small: pd.DataFrame, tmp_path: Path
+) -> None:
+    path = tmp_path / "actually.csv"
+    small.to_parquet(path, index=False)
+    pd.testing.assert_frame_equal(io.read_table(str(path)), small)
+
+
+def test_folder_of_parquet_files_is_read(small: pd.DataFrame, tmp_path: Path) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    small.iloc[:2].to_parquet(folder / "part-0.parquet", index=False)
+    small.iloc[2:].to_parquet(folder / "part-1.parquet", index=False)
+    frame = io.read_table(str(folder))
+    assert sorted(frame["a"].tolist()) == [1, 2, 3]
+
+
+def test_folder_without_parquet_files_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    with pytest.raises(StepError, match=re.escape(f"{folder} is a folder with no .parquet files")):
+        io.read_table(str(folder))
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nope.parquet"
+    with pytest.raises(StepError, match=f"^{re.escape(str(path))} does not exist$"):
+        io.read_table(str(path))
+
+
+def test_empty_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.touch()
+    with pytest.raises(StepError, match=r"empty \(0 bytes\)"):
+        io.read_table(str(path))
+
+
+def test_csv_with_another_delimiter_is_refused(small: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    small.to_csv(path, sep=";", index=False)
+    with pytest.raises(StepError, match="delimiter other than ','"):
+        io.read_table(str(path))
+
+
+def test_unsupported_scheme_is_refused() -> None:
+    with pytest.raises(StepError, match="unsupported URI"):
+        io.read_table("nosuchscheme://bucket/data.parquet")
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    uri = str(tmp_path / "a" / "b.json")
+    io.write_json({"z": 1, "a": [1.5, None]}, uri)
+    assert io.read_json(uri) == {"z": 1, "a": [1.5, None]}
+    assert json.loads(Path(uri).read_text())["z"] == 1
+
+
+def test_write_json_refuses_nan(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        io.write_json({"x": float("nan")}, str(tmp_path / "n.json"))
+
+
+def test_read_json_errors_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.json"
+    with pytest.raises(StepError, match=re.escape(f"{missing} does not exist")):
+        io.read_json(str(missing))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(StepError, match=re.escape(f"{bad} is not valid JSON")):
+        io.read_json(str(bad))
+
+
+def test_remove(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text("{}")
+    io.remove(str(path))
+    assert not path.exists()
+    io.remove(str(path))  # removing again is fine
