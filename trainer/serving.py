@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlflow.pyfunc import PythonModel
 import pandas as pd
 import torch
+from mlflow.pyfunc import PythonModel
 from safetensors.torch import load_file
 
 from preprocess.transform import TableTransform, decode_target, encode_features
