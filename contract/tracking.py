@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from contract.step import StepError
+
 DEFAULT_PIPELINE_HOME = ".pipeline"
 
 
@@ -43,6 +45,11 @@ def ensure_experiment(name: str) -> str:
     mlflow = configure_mlflow()
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(name)
+    if experiment is not None and experiment.lifecycle_stage == "deleted":
+        raise StepError(
+            f"MLflow experiment {name!r} at {tracking_uri()} is deleted; restore it or pick "
+            "another --experiment-name"
+        )
     if experiment is not None:
         return str(experiment.experiment_id)
     artifact_location = None
@@ -71,8 +78,6 @@ def is_not_found(exc: Exception) -> bool:
 def run_model_uri(run_id: str, model_name_in_run: str = "model") -> str:
     """The ``models:/<id>`` URI of the model logged by run ``run_id``; a clear error naming the
     tracking URI when the run or its model does not exist."""
-    from contract.step import StepError
-
     mlflow = configure_mlflow()
     try:
         run = mlflow.MlflowClient().get_run(run_id)

@@ -36,7 +36,10 @@ def register_once(model_name: str, run_id: str) -> int:
     """The version of ``model_name`` holding this run's model, registering it if none does."""
     mlflow = configure_mlflow()
     client = mlflow.MlflowClient()
-    existing = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    # Filter by run id only: a model name may hold quotes that the filter grammar cannot escape.
+    existing = [
+        v for v in client.search_model_versions(f"run_id = '{run_id}'") if v.name == model_name
+    ]
     if existing:
         version = min(int(v.version) for v in existing)
         log.info("run %s is already %s v%d", run_id, model_name, version)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from contract.results import EvaluateResult
 from contract.step import StepArgumentParser, StepError, run_step
@@ -55,8 +56,10 @@ def score_champion(
         return champion, score(
             predict(f"models:/{model_name}@{CHAMPION}", features), labels, transform
         )
-    except (IncompatibleModelError, ValueError, KeyError) as exc:
-        log.warning("champion v%s cannot score this test data: %s", champion.version, exc)
+    except (IncompatibleModelError, MlflowException, ValueError, KeyError) as exc:
+        # MLflow's schema errors print the whole input frame; the first line says enough.
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        log.warning("champion v%s cannot score this test data: %s", champion.version, reason)
         return champion, None
 
 

@@ -18,7 +18,7 @@ from contract.results import TrainResult
 from contract.step import StepArgumentParser, StepError, run_step
 from contract.tracking import configure_mlflow, ensure_experiment
 from preprocess import dataset, io
-from trainer.loop import OPTIMIZERS, LoopConfig, LoopOutcome, TensorSplit, fit
+from trainer.loop import OPTIMIZERS, DivergedError, LoopConfig, LoopOutcome, TensorSplit, fit
 from trainer.network import NetworkConfig, TabularMLP, as_tensors
 from trainer.packaging import log_served_model
 
@@ -147,7 +147,10 @@ def train(config: TrainConfig) -> TrainResult:
             }
         )
         mlflow.set_tags({"torch": torch.__version__, "python": platform.python_version()})
-        outcome = fit(net, train_split, val_split, config.loop)
+        try:
+            outcome = fit(net, train_split, val_split, config.loop)
+        except DivergedError as exc:
+            raise StepError(str(exc)) from exc
         log_history(mlflow, run.info.run_id, outcome)
         model_info = log_served_model(net.cpu(), transform, example)
     best = outcome.best.val

@@ -1,0 +1,196 @@
+"""``deployer.cli.main``: register a run's model once, move ``champion`` (keeping
+``previous_champion``), and roll back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from contract.xcom import read_result
+from deployer.cli import main
+from tests.trainer.workspace import (
+    CANDIDATES_EXPERIMENT,
+    TwoRuns,
+    deploy,
+    features_of,
+    load_model,
+    mlflow_client,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def rollback(model_name: str) -> dict[str, Any]:
+    assert main(["--rollback", "--model-name", model_name]) == 0
+    return read_result("deploy")
+
+
+def alias(model_name: str, name: str) -> int | None:
+    aliases = mlflow_client().get_registered_model(model_name).aliases
+    return int(aliases[name]) if name in aliases else None
+
+
+def versions(model_name: str) -> dict[int, str]:
+    """Registered versions of ``model_name`` and the run each came from."""
+    found = mlflow_client().search_model_versions(f"name = '{model_name}'")
+    return {int(v.version): v.run_id for v in found}
+
+
+def assert_fails(
+    argv: list[str], capsys: pytest.CaptureFixture[str], xcom: Path, *needles: str, rc: int = 1
+) -> str:
+    capsys.readouterr()  # drop what earlier steps of this test printed
+    assert main(argv) == rc
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("deploy failed: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert not xcom.exists()
+    return lines[0]
+
+
+def test_first_deploy_creates_version_1_as_champion(store: TwoRuns, model_name: str) -> None:
+    result = deploy(store.first["run_id"], model_name)
+    assert result == {
+        "schema_version": 1, "action": "deploy", "model_name": model_name, "version": 1,
+        "alias": "champion", "previous_version": None, "run_id": store.first["run_id"],
+    }  # fmt: skip
+    assert versions(model_name) == {1: store.first["run_id"]}
+    assert alias(model_name, "champion") == 1
+    assert alias(model_name, "previous_champion") is None
+
+
+def test_redeploying_the_same_run_creates_no_second_version(
+    store: TwoRuns, model_name: str
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    again = deploy(store.first["run_id"], model_name)
+    assert (again["version"], again["previous_version"]) == (1, None)
+    assert versions(model_name) == {1: store.first["run_id"]}
+    assert alias(model_name, "champion") == 1
+    assert alias(model_name, "previous_champion") is None
+
+
+def test_second_run_becomes_version_2_and_keeps_the_previous_champion(
+    store: TwoRuns, model_name: str
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    result = deploy(store.second["run_id"], model_name)
+    assert (result["action"], result["version"], result["previous_version"]) == ("deploy", 2, 1)
+    assert result["run_id"] == store.second["run_id"]
+    assert versions(model_name) == {1: store.first["run_id"], 2: store.second["run_id"]}
+    assert alias(model_name, "champion") == 2
+    assert alias(model_name, "previous_champion") == 1
+
+
+def test_redeploying_the_current_champion_keeps_both_aliases(
+    store: TwoRuns, model_name: str
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    deploy(store.second["run_id"], model_name)
+    again = deploy(store.second["run_id"], model_name)
+    assert (again["version"], again["previous_version"]) == (2, 1)
+    assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (2, 1)
+    assert len(versions(model_name)) == 2
+
+
+def test_redeploying_an_older_run_reuses_its_version(store: TwoRuns, model_name: str) -> None:
+    deploy(store.first["run_id"], model_name)
+    deploy(store.second["run_id"], model_name)
+    back = deploy(store.first["run_id"], model_name)
+    assert (back["version"], back["previous_version"]) == (1, 2)
+    assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (1, 2)
+    assert len(versions(model_name)) == 2
+
+
+def test_rollback_moves_champion_back_and_a_second_rollback_undoes_it(
+    store: TwoRuns, model_name: str
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    deploy(store.second["run_id"], model_name)
+    result = rollback(model_name)
+    assert result == {
+        "schema_version": 1, "action": "rollback", "model_name": model_name, "version": 1,
+        "alias": "champion", "previous_version": 2, "run_id": store.first["run_id"],
+    }  # fmt: skip
+    assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (1, 2)
+    undo = rollback(model_name)
+    assert (undo["version"], undo["previous_version"]) == (2, 1)
+    assert undo["run_id"] == store.second["run_id"]
+    assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (2, 1)
+    assert len(versions(model_name)) == 2
+
+
+def test_rollback_without_previous_champion_fails_clearly(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    argv = ["--rollback", "--model-name", model_name]
+    assert_fails(argv, capsys, xcom_file, model_name, "previous_champion", "roll back")
+    assert alias(model_name, "champion") == 1
+
+
+def test_rollback_of_an_unknown_model_fails_clearly(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--rollback", "--model-name", model_name]
+    assert_fails(argv, capsys, xcom_file, model_name, "previous_champion")
+
+
+def test_deploy_without_run_id_fails(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_fails(["--model-name", model_name], capsys, xcom_file, "--run-id")
+
+
+def test_unknown_run_id_fails_and_registers_nothing(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = "fedcba9876543210fedcba9876543210"
+    argv = ["--run-id", run_id, "--model-name", model_name]
+    assert_fails(argv, capsys, xcom_file, run_id, store.workspace.tracking_uri)
+    assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
+
+
+def test_missing_model_name_is_a_usage_error(
+    xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_fails(["--run-id", "abc"], capsys, xcom_file, "--model-name", rc=2)
+
+
+def test_champion_loads_without_pickle_and_predicts(store: TwoRuns, model_name: str) -> None:
+    deploy(store.first["run_id"], model_name)
+    deploy(store.second["run_id"], model_name)
+    assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"
+    raw = features_of(store.workspace.raw_test())
+    champion = load_model(f"models:/{model_name}@champion").predict(raw)
+    candidate = load_model(store.second["model_path"]).predict(raw)
+    np.testing.assert_array_equal(champion.to_numpy(), candidate.to_numpy())
+    assert set(champion["prediction"]) <= {"yes", "no"}
+
+
+def test_run_without_a_model_fails_and_registers_nothing(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = mlflow_client()
+    experiment_id = client.get_experiment_by_name(CANDIDATES_EXPERIMENT).experiment_id
+    run = client.create_run(experiment_id)
+    client.set_terminated(run.info.run_id, "FAILED")
+    argv = ["--run-id", run.info.run_id, "--model-name", model_name]
+    assert_fails(argv, capsys, xcom_file, run.info.run_id, "no model")
+    assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
+
+
+def test_model_name_with_an_apostrophe(store: TwoRuns, capsys: pytest.CaptureFixture[str]) -> None:
+    name = "team's model"
+    mlflow_client().create_registered_model(name)  # MLflow accepts the name
+    capsys.readouterr()
+    rc = main(["--run-id", store.first["run_id"], "--model-name", name])
+    assert rc == 0, capsys.readouterr().err[-300:]
+    assert read_result("deploy")["version"] == 1
+    assert alias(name, "champion") == 1

@@ -1,0 +1,243 @@
+"""``evaluator.cli.main``: score the candidate and the champion on the raw test rows, decide, and
+record the decision on the candidate's run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from demo.sample_data import TARGET
+from evaluator.cli import main
+from evaluator.gate import decide
+from tests.trainer.workspace import (
+    CANDIDATES_EXPERIMENT,
+    TwoRuns,
+    deploy,
+    evaluate,
+    features_of,
+    load_model,
+    mlflow_client,
+    preprocess,
+    train,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def independent_test_metrics(store: TwoRuns, model_uri: str) -> tuple[float, float]:
+    """Accuracy and F1 ("yes" positive) of a model on raw/test.parquet, computed here."""
+    raw = store.workspace.raw_test()
+    predicted = load_model(model_uri).predict(features_of(raw))["prediction"]
+    truth = raw[TARGET]
+    accuracy = float((predicted.to_numpy() == truth.to_numpy()).mean())
+    return accuracy, float(f1_score(truth, predicted, pos_label="yes", zero_division=0))
+
+
+def evaluator_argv(run_id: str, data: Path | str, model_name: str) -> list[str]:
+    return ["--run-id", run_id, "--data-path", str(data), "--model-name", model_name]
+
+
+def assert_fails(
+    argv: list[str], capsys: pytest.CaptureFixture[str], xcom: Path, *needles: str, rc: int = 1
+) -> str:
+    capsys.readouterr()  # drop what earlier steps of this test printed
+    assert main(argv) == rc
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("evaluate failed: ")
+    for needle in needles:
+        assert needle in lines[0]
+    assert not xcom.exists()
+    return lines[0]
+
+
+def test_first_model_without_champion(store: TwoRuns, model_name: str) -> None:
+    run = store.first
+    result = evaluate(run["run_id"], store.workspace.data, model_name)
+    assert result["should_deploy"] is True
+    assert result["reason"] == "first_model"
+    assert result["baseline_accuracy"] is None
+    assert result["improvement"] is None
+    assert result["champion_version"] is None
+    assert result["run_id"] == run["run_id"]
+    assert result["model_path"] == run["model_path"]
+    assert result["model_name"] == model_name
+    assert result["test_rows"] == len(store.workspace.raw_test())
+    accuracy, f1 = independent_test_metrics(store, run["model_path"])
+    assert result["new_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert result["new_f1_score"] == pytest.approx(f1, abs=1e-12)
+
+
+def test_test_metrics_and_decision_are_recorded_on_the_run(store: TwoRuns, model_name: str) -> None:
+    run_id = store.second["run_id"]
+    result = evaluate(run_id, store.workspace.data, model_name)
+    data = mlflow_client().get_run(run_id).data
+    assert data.metrics["test_accuracy"] == result["new_accuracy"]
+    assert data.metrics["test_f1_score"] == result["new_f1_score"]
+    assert data.metrics["test_loss"] >= 0
+    assert data.tags["evaluation.reason"] == "first_model"
+    assert data.tags["evaluation.should_deploy"] == "True"
+    # The validation metrics of training are kept, not overwritten by the test metrics.
+    assert data.metrics["accuracy"] == store.second["accuracy"]
+
+
+def test_second_run_is_compared_with_the_deployed_champion(store: TwoRuns, model_name: str) -> None:
+    first = evaluate(store.first["run_id"], store.workspace.data, model_name)
+    assert deploy(store.first["run_id"], model_name)["version"] == 1
+    second = evaluate(store.second["run_id"], store.workspace.data, model_name)
+    assert second["champion_version"] == 1
+    assert second["baseline_accuracy"] == first["new_accuracy"]
+    assert second["improvement"] == pytest.approx(second["new_accuracy"] - first["new_accuracy"])
+    expected = decide(second["new_accuracy"], first["new_accuracy"], 0.0, 0.0)
+    assert (second["should_deploy"], second["reason"]) == (expected.should_deploy, expected.reason)
+    accuracy, _ = independent_test_metrics(store, store.second["model_path"])
+    assert second["new_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+
+
+def test_the_champion_against_itself_is_a_tie_and_not_better(
+    store: TwoRuns, model_name: str
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    result = evaluate(store.first["run_id"], store.workspace.data, model_name)
+    assert result["baseline_accuracy"] == result["new_accuracy"]
+    assert result["improvement"] == 0.0
+    assert (result["should_deploy"], result["reason"]) == (False, "not_better")
+    assert result["champion_version"] == 1
+
+
+def test_min_improvement_out_of_reach_is_not_better(store: TwoRuns, model_name: str) -> None:
+    deploy(store.first["run_id"], model_name)
+    result = evaluate(
+        store.second["run_id"], store.workspace.data, model_name, "--min-improvement", "1.0"
+    )
+    assert (result["should_deploy"], result["reason"]) == (False, "not_better")
+    assert result["baseline_accuracy"] is not None
+
+
+def test_min_accuracy_floor(store: TwoRuns, model_name: str) -> None:
+    result = evaluate(
+        store.first["run_id"], store.workspace.data, model_name, "--min-accuracy", "0.999"
+    )
+    assert (result["should_deploy"], result["reason"]) == (False, "below_floor")
+    assert result["new_accuracy"] < 0.999
+    assert mlflow_client().get_run(store.first["run_id"]).data.tags["evaluation.reason"] == (
+        "below_floor"
+    )
+
+
+def test_min_accuracy_floor_with_a_champion(store: TwoRuns, model_name: str) -> None:
+    deploy(store.first["run_id"], model_name)
+    result = evaluate(
+        store.second["run_id"], store.workspace.data, model_name, "--min-accuracy", "0.999"
+    )
+    assert (result["should_deploy"], result["reason"]) == (False, "below_floor")
+    assert result["champion_version"] == 1
+    assert result["improvement"] == pytest.approx(
+        result["new_accuracy"] - result["baseline_accuracy"]
+    )
+
+
+def test_champion_with_other_labels_is_incompatible(
+    store: TwoRuns, model_name: str, tmp_path: Path
+) -> None:
+    frame = store.workspace.frame.assign(**{TARGET: (store.workspace.frame[TARGET] == "yes")})
+    other = train(preprocess(frame.astype({TARGET: "int64"}), tmp_path), CANDIDATES_EXPERIMENT)
+    deploy(other["run_id"], model_name)
+    result = evaluate(store.first["run_id"], store.workspace.data, model_name)
+    assert (result["should_deploy"], result["reason"]) == (False, "baseline_incompatible")
+    assert result["champion_version"] == 1
+    assert result["baseline_accuracy"] is None
+    assert result["improvement"] is None
+
+
+def test_champion_needing_a_column_the_data_lacks_is_incompatible(
+    store: TwoRuns, model_name: str, tmp_path: Path
+) -> None:
+    frame = store.workspace.frame.assign(extra=1.5)
+    other = train(preprocess(frame, tmp_path), CANDIDATES_EXPERIMENT)
+    deploy(other["run_id"], model_name)
+    result = evaluate(store.first["run_id"], store.workspace.data, model_name)
+    assert (result["should_deploy"], result["reason"]) == (False, "baseline_incompatible")
+    assert result["champion_version"] == 1
+
+
+@pytest.fixture
+def champion_with_text_ages(store: TwoRuns, model_name: str, tmp_path: Path) -> str:
+    """Deploy a champion that saw `age` as text: a categorical column whose input schema is
+    string. The current data has integer ages, which MLflow refuses to convert to string."""
+    frame = store.workspace.frame.astype({"age": "string"})
+    other = train(preprocess(frame, tmp_path), CANDIDATES_EXPERIMENT)
+    deploy(other["run_id"], model_name)
+    return model_name
+
+
+def test_champion_with_a_differently_typed_column_is_incompatible(
+    store: TwoRuns,
+    champion_with_text_ages: str,
+    read_xcom: Callable[[], dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = evaluator_argv(store.first["run_id"], str(store.workspace.data), champion_with_text_ages)
+    rc = main(argv)
+    assert rc == 0, capsys.readouterr().err[:300]
+    result = read_xcom()
+    assert (result["should_deploy"], result["reason"]) == (False, "baseline_incompatible")
+    assert result["champion_version"] == 1
+
+
+def test_unknown_run_id_names_the_run_and_the_tracking_uri(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = "0123456789abcdef0123456789abcdef"
+    argv = evaluator_argv(run_id, str(store.workspace.data), model_name)
+    assert_fails(argv, capsys, xcom_file, run_id, store.workspace.tracking_uri)
+
+
+def test_run_without_a_model(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = mlflow_client()
+    experiment_id = client.get_experiment_by_name(CANDIDATES_EXPERIMENT).experiment_id
+    run = client.create_run(experiment_id)
+    client.set_terminated(run.info.run_id, "FAILED")
+    argv = evaluator_argv(run.info.run_id, str(store.workspace.data), model_name)
+    assert_fails(argv, capsys, xcom_file, run.info.run_id, "no model")
+
+
+def test_incomplete_data_path(
+    store: TwoRuns,
+    model_name: str,
+    tmp_path: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = evaluator_argv(store.first["run_id"], str(tmp_path / "none"), model_name)
+    assert_fails(argv, capsys, xcom_file, str(tmp_path / "none"), "manifest.json")
+
+
+def test_empty_test_rows(
+    store: TwoRuns,
+    model_name: str,
+    tmp_path: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(store.workspace.data, data)
+    raw_test = data / "raw" / "test.parquet"
+    pd.read_parquet(raw_test).iloc[:0].to_parquet(raw_test, index=False)
+    argv = evaluator_argv(store.first["run_id"], str(data), model_name)
+    assert_fails(argv, capsys, xcom_file, "raw/test.parquet", "no rows")
+
+
+def test_missing_model_name_is_a_usage_error(
+    xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_fails(["--run-id", "r", "--data-path", "d"], capsys, xcom_file, "--model-name", rc=2)

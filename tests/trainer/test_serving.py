@@ -1,0 +1,93 @@
+"""The served model without MLflow: artifacts in, raw rows to labels and probabilities out."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from preprocess.transform import CategoricalColumn, NumericColumn, TableTransform
+from trainer import serving
+from trainer.network import NetworkConfig, TabularMLP
+from trainer.packaging import input_schema
+
+
+def make_model(tmp_path: Path, classes: tuple) -> serving.TabularClassifier:
+    transform = TableTransform(
+        target="label",
+        classes=classes,
+        numeric=(NumericColumn("x", 1.0, 2.0, True), NumericColumn("n", 0.0, 1.0, False)),
+        categorical=(CategoricalColumn("colour", ("red", "green", "blue")),),
+    )
+    torch.manual_seed(0)
+    features = len(transform.numeric_feature_names)
+    net = TabularMLP(NetworkConfig(features, (4,), len(classes), width=8, depth=1, dropout=0.0))
+    save_file(net.state_dict(), str(tmp_path / "weights.safetensors"))
+    (tmp_path / "network.json").write_text(json.dumps(net.config.to_dict()))
+    (tmp_path / "transform.json").write_text(json.dumps(transform.to_dict()))
+    artifacts = {
+        serving.WEIGHTS: str(tmp_path / "weights.safetensors"),
+        serving.NETWORK: str(tmp_path / "network.json"),
+        serving.TRANSFORM: str(tmp_path / "transform.json"),
+    }
+    model = serving.TabularClassifier()
+    model.load_context(SimpleNamespace(artifacts=artifacts))
+    return model
+
+
+ROWS = pd.DataFrame({"x": [0.5, None, 3.0], "n": [1, 2, 3], "colour": ["red", None, "blue"]})
+
+
+@pytest.mark.parametrize("classes", [("no", "yes"), (0, 1, 2), ("a", "b", "c", "d")])
+def test_predict_returns_original_labels_and_a_probability_per_class(
+    tmp_path: Path, classes: tuple
+) -> None:
+    out = make_model(tmp_path, classes).predict(None, ROWS)
+    assert list(out.columns) == ["prediction", *(f"proba_{c}" for c in classes)]
+    proba = out.iloc[:, 1:].to_numpy("float64")
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    assert out["prediction"].tolist() == [classes[i] for i in proba.argmax(1)]
+
+
+def test_unknown_category_is_encoded_like_a_missing_one(tmp_path: Path) -> None:
+    model = make_model(tmp_path, ("no", "yes"))
+    rows = pd.DataFrame({"x": [1.0, 1.0], "n": [0, 0], "colour": [None, "purple"]})
+    out = model.predict(None, rows)
+    np.testing.assert_array_equal(out.iloc[0, 1:].to_numpy(), out.iloc[1, 1:].to_numpy())
+
+
+def test_missing_input_column_is_an_error(tmp_path: Path) -> None:
+    model = make_model(tmp_path, ("no", "yes"))
+    with pytest.raises(ValueError, match="colour"):
+        model.predict(None, ROWS.drop(columns=["colour"]))
+
+
+def test_unknown_category_raises_no_deprecation_warning(tmp_path: Path) -> None:
+    # pd.Categorical(values, categories=vocabulary) with values outside the vocabulary is
+    # deprecated in pandas 3 (Pandas4Warning) and will raise in pandas 4.
+    model = make_model(tmp_path, ("no", "yes"))
+    rows = pd.DataFrame({"x": [1.0], "n": [0], "colour": ["purple"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        model.predict(None, rows)
+
+
+def test_input_schema_takes_any_numeric_type_and_strings_all_optional(tmp_path: Path) -> None:
+    model = make_model(tmp_path, ("no", "yes"))
+    schema = input_schema(model.transform)
+    specs = {s.name: s for s in schema.inputs}
+    assert list(specs) == ["x", "n", "colour"]
+    assert not any(s.required for s in specs.values())
+    from mlflow.types import DataType
+    from mlflow.types.schema import AnyType
+
+    assert specs["colour"].type == DataType.string
+    assert isinstance(specs["x"].type, AnyType)
+    assert isinstance(specs["n"].type, AnyType)
