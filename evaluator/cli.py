@@ -87,9 +87,12 @@ def record_on_run(run_id: str, candidate: ClassificationMetrics, decision: Decis
 def evaluate(args: argparse.Namespace) -> EvaluateResult:
     data_path = args.data_path.rstrip("/")
     transform = dataset.load_transform(data_path)
-    test = io.read_table(dataset.raw_uri(data_path, "test"))
+    test_uri = dataset.raw_uri(data_path, "test")
+    test = io.read_table(test_uri)
     if test.empty:
-        raise StepError(f"{dataset.raw_uri(data_path, 'test')} has no rows")
+        raise StepError(f"{test_uri} has no rows")
+    if transform.target not in test.columns:
+        raise StepError(f"{test_uri}: target column {transform.target!r} not found")
     labels, features = test[transform.target], test.drop(columns=[transform.target])
     model_uri = run_model_uri(args.run_id)
     candidate = score(predict(model_uri, features), labels, transform)
