@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from contract.results import StepResult
 from contract.xcom import write_result, xcom_path
@@ -17,7 +17,6 @@ from contract.xcom import write_result, xcom_path
 log = logging.getLogger(__name__)
 
 TERMINATION_LOG = "/dev/termination-log"
-Args = TypeVar("Args")
 
 
 class StepError(Exception):
