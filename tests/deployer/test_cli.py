@@ -12,6 +12,7 @@ import pytest
 
 from contract.xcom import read_result
 from deployer.cli import main
+from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     CANDIDATES_EXPERIMENT,
     TwoRuns,
@@ -43,15 +44,7 @@ def versions(model_name: str) -> dict[int, str]:
 def assert_fails(
     argv: list[str], capsys: pytest.CaptureFixture[str], xcom: Path, *needles: str, rc: int = 1
 ) -> str:
-    capsys.readouterr()  # drop what earlier steps of this test printed
-    assert main(argv) == rc
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("deploy failed: ")
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    assert not xcom.exists()
-    return lines[0]
+    return assert_step_fails(main, "deploy", argv, capsys, xcom, *needles, rc=rc)
 
 
 def test_first_deploy_creates_version_1_as_champion(store: TwoRuns, model_name: str) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from evaluator.cli import main as evaluate
+from tests.step_failures import assert_step_fails
 from trainer.cli import main as train
 
 
@@ -29,14 +30,6 @@ def truncated(path: Path) -> None:
 DAMAGE = [zero_bytes, random_bytes, truncated]
 
 
-def assert_refused(code: int, capsys: pytest.CaptureFixture[str], xcom: Path, *names: str) -> None:
-    assert code == 1
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert all(name in lines[0] for name in names), lines[0]
-    assert not xcom.exists()
-
-
 @pytest.mark.parametrize("damage", DAMAGE)
 def test_trainer_refuses_a_damaged_train_split(
     preprocessed: Path,
@@ -45,9 +38,8 @@ def test_trainer_refuses_a_damaged_train_split(
     xcom_file: Path,
 ) -> None:
     damage(preprocessed / "train.parquet")
-    capsys.readouterr()
-    code = train(["--data-path", str(preprocessed), "--experiment-name", "x", "--epochs", "1"])
-    assert_refused(code, capsys, xcom_file, "train.parquet")
+    args = ["--data-path", str(preprocessed), "--experiment-name", "x", "--epochs", "1"]
+    assert_step_fails(train, "train", args, capsys, xcom_file, "train.parquet")
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
@@ -58,9 +50,8 @@ def test_evaluator_refuses_damaged_test_rows(
     xcom_file: Path,
 ) -> None:
     damage(preprocessed / "raw" / "test.parquet")
-    capsys.readouterr()
     args = ["--run-id", "0" * 32, "--data-path", str(preprocessed), "--model-name", "m"]
-    assert_refused(evaluate(args), capsys, xcom_file, "test.parquet")
+    assert_step_fails(evaluate, "evaluate", args, capsys, xcom_file, "test.parquet")
 
 
 def test_evaluator_refuses_test_rows_without_the_target(
@@ -68,13 +59,12 @@ def test_evaluator_refuses_test_rows_without_the_target(
 ) -> None:
     path = preprocessed / "raw" / "test.parquet"
     pd.read_parquet(path).drop(columns=["default"]).to_parquet(path)
-    capsys.readouterr()
     args = ["--run-id", "0" * 32, "--data-path", str(preprocessed), "--model-name", "m"]
-    assert_refused(evaluate(args), capsys, xcom_file, "test.parquet", "'default'")
+    assert_step_fails(evaluate, "evaluate", args, capsys, xcom_file, "test.parquet", "'default'")
 
 
 def test_evaluator_refuses_a_missing_data_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], xcom_file: Path
 ) -> None:
     args = ["--run-id", "0" * 32, "--data-path", str(tmp_path / "nope"), "--model-name", "m"]
-    assert_refused(evaluate(args), capsys, xcom_file, "nope")
+    assert_step_fails(evaluate, "evaluate", args, capsys, xcom_file, "nope")

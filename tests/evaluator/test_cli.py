@@ -14,6 +14,7 @@ from sklearn.metrics import f1_score
 from demo.sample_data import TARGET
 from evaluator.cli import main
 from evaluator.gate import decide
+from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     CANDIDATES_EXPERIMENT,
     TwoRuns,
@@ -45,15 +46,7 @@ def evaluator_argv(run_id: str, data: Path | str, model_name: str) -> list[str]:
 def assert_fails(
     argv: list[str], capsys: pytest.CaptureFixture[str], xcom: Path, *needles: str, rc: int = 1
 ) -> str:
-    capsys.readouterr()  # drop what earlier steps of this test printed
-    assert main(argv) == rc
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("evaluate failed: ")
-    for needle in needles:
-        assert needle in lines[0]
-    assert not xcom.exists()
-    return lines[0]
+    return assert_step_fails(main, "evaluate", argv, capsys, xcom, *needles, rc=rc)
 
 
 def test_first_model_without_champion(store: TwoRuns, model_name: str) -> None:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from preprocess.dataset import TARGET_COLUMN
+from tests.step_failures import assert_step_fails
 from trainer.cli import main
 
 FAST = ["--epochs", "1", "--batch-size", "256", "--width", "16", "--depth", "1"]
@@ -34,17 +35,7 @@ def stale_xcom(xcom_file: Path) -> Path:
 def assert_fails(
     argv: list[str], capsys: pytest.CaptureFixture[str], xcom: Path, *needles: str, rc: int = 1
 ) -> str:
-    capsys.readouterr()  # drop what earlier steps of this test printed
-    assert main(argv) == rc
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, f"stderr is not one line: {err!r}"
-    line = lines[0]
-    assert line.startswith("train failed: ")
-    for needle in needles:
-        assert needle in line, f"{needle!r} not in {line!r}"
-    assert not xcom.exists()
-    return line
+    return assert_step_fails(main, "train", argv, capsys, xcom, *needles, rc=rc)
 
 
 def assert_no_unfinished_runs(isolated_env: Path) -> None:
