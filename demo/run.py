@@ -1,200 +1,158 @@
-"""``python -m demo``: the main job on the embedded default (local files, sqlite MLflow).
+"""``python -m demo``: the main job on the embedded default: the ``tabular_training`` DAG, end to
+end, with real Airflow (``dag.test()`` on a sqlite metadata DB) and no cluster.
 
-Generates the sample dataset, then runs each step's entry point as its own process, exactly as a
-pod would (flags in, ``return.json`` out): validate → preprocess → a sweep of trainer configs →
-pick the best on validation → evaluate → deploy, and prints a summary."""
+It writes the sample dataset for today's run, a config that is the cluster config with the
+local launcher and local folders, then runs the DAG: every pod step is rendered by the
+Kubernetes provider and run from that spec as a local process; MLflow is the embedded sqlite
+store under ``--home``. Exits non-zero when the DAG run fails.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from contract.selection import select_best
-from contract.xcom import ResultError, read_result
+import yaml
+
 from demo.sample_data import TARGET, generate
 
-SWEEP: list[dict[str, str]] = [
-    {"lr": "0.001", "batch-size": "512", "optimizer": "adamw", "width": "256", "depth": "3"},
-    {"lr": "0.003", "batch-size": "1024", "optimizer": "adamw", "width": "256", "depth": "2"},
-    {"lr": "0.001", "batch-size": "1024", "optimizer": "adam", "width": "128", "depth": "3"},
-    {"lr": "0.05", "batch-size": "1024", "optimizer": "sgd", "width": "256", "depth": "3"},
-]
+REPO = Path(__file__).resolve().parent.parent
+DAGS_FOLDER = REPO / "dags"
+DAG_ID = "tabular_training"
+DEMO_SEARCH_SPACE = {
+    "lr": [0.001, 0.003],
+    "optimizer": ["adamw"],
+    "width": [128, 256],
+    "depth": [3],
+    "batch_size": [1024],
+}
 
 
-class Pipeline:
-    """Runs steps as subprocesses under a run-scoped folder ``<home>/runs/<run_id>/<step>/``."""
-
-    def __init__(self, home: Path, run_id: str) -> None:
-        self.home = home
-        self.run_root = home / "runs" / run_id
-        self.env = {**os.environ, "PIPELINE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-
-    def folder(self, step: str) -> Path:
-        return self.run_root / step
-
-    def run(self, step: str, module: str, args: list[str], task: str | None = None) -> Any:
-        """Run one step; its result, or None when it failed (its output is shown)."""
-        task = task or step
-        xcom = self.folder(task) / "xcom" / "return.json"
-        env = {**self.env, "XCOM_RETURN_PATH": str(xcom)}
-        print(f"\n==> {task}: python -m {module} {' '.join(args)}", flush=True)
-        log = self.folder(task) / "log.txt"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w") as fh:
-            proc = subprocess.run(
-                [sys.executable, "-m", module, *args],
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        if proc.returncode != 0:
-            print(log.read_text()[-3000:], file=sys.stderr)
-            print(f"    {task} failed (exit {proc.returncode}); log: {log}")
-            return None
-        result = read_result(step, xcom)
-        print(f"    ok; log: {log}")
-        return result
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    p.add_argument("--home", default=".demo", help="local root: data, runs, MLflow, Airflow DB")
+    p.add_argument("--rows", type=int, default=60_000, help="sample dataset size")
+    p.add_argument("--epochs", type=int, default=8, help="epochs per sweep trial")
+    p.add_argument("--model-name", default="demo-classifier", help="registered model")
+    p.add_argument("--min-accuracy", type=float, default=0.7, help="test accuracy to deploy")
+    p.add_argument(
+        "--conf", default="{}", help="JSON of DAG params that override the demo's (run conf)"
+    )
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    parser.add_argument("--home", default=".demo", help="local root (PIPELINE_HOME)")
-    parser.add_argument("--rows", type=int, default=60_000, help="sample dataset size")
-    parser.add_argument("--epochs", type=int, default=8, help="epochs per sweep trial")
-    parser.add_argument("--model-name", default="demo-classifier", help="registered model")
-    args = parser.parse_args(argv)
-    home = Path(args.home).resolve()
-    date = dt.date.today().isoformat()
-    pipeline = Pipeline(home, dt.datetime.now().strftime("%Y%m%dT%H%M%S"))
-
-    source = home / "data" / "sample.parquet"
-    source.parent.mkdir(parents=True, exist_ok=True)
-    generate(args.rows).to_parquet(source, index=False)
-    print(f"sample dataset: {args.rows} rows -> {source}")
-
-    validated = pipeline.run(
-        "validate",
-        "preprocess.validate",
-        [
-            "--source",
-            str(source),
-            "--target",
-            TARGET,
-            "--date",
-            date,
-            "--output",
-            str(pipeline.folder("validate")),
-        ],
-    )
-    if validated is None:
-        return 1
-    data = str(pipeline.folder("preprocess"))
-    if (
-        pipeline.run(
-            "preprocess",
-            "preprocess",
-            ["--input", str(source), "--output", data, "--target", TARGET],
-        )
-        is None
-    ):
-        return 1
-    trials = [
-        pipeline.run(
-            "train",
-            "trainer",
-            [
-                "--data-path",
-                data,
-                "--experiment-name",
-                f"{args.model_name}-{date}",
-                "--epochs",
-                str(args.epochs),
-                "--seed",
-                "0",
-                *[item for key, value in config.items() for item in (f"--{key}", value)],
-            ],
-            task=f"train-{i}",
-        )
-        for i, config in enumerate(SWEEP)
-    ]
+    args = build_parser().parse_args(argv)
     try:
-        best = select_best(trials)
-    except ResultError as exc:
-        print(f"sweep failed: {exc}", file=sys.stderr)
-        return 1
-    decision = pipeline.run(
-        "evaluate",
-        "evaluator",
-        [
-            "--run-id",
-            best["run_id"],
-            "--data-path",
-            data,
-            "--model-name",
-            args.model_name,
-            "--min-accuracy",
-            "0.7",
-        ],
-    )
-    if decision is None:
-        return 1
-    deployed = None
-    if decision["should_deploy"]:
-        deployed = pipeline.run(
-            "deploy", "deployer", ["--run-id", best["run_id"], "--model-name", args.model_name]
-        )
-        if deployed is None:
-            return 1
-    print_summary(trials, best, decision, deployed, home)
-    return 0
+        overrides = json.loads(args.conf)
+    except json.JSONDecodeError as exc:
+        print(f"--conf: not valid JSON ({exc})", file=sys.stderr)
+        return 2
+    home = Path(args.home).resolve()
+    logical_date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    source = home / "data" / "{{ ds }}" / "sample.parquet"
+    rendered = Path(str(source).replace("{{ ds }}", logical_date.date().isoformat()))
+    rendered.parent.mkdir(parents=True, exist_ok=True)
+    generate(args.rows).to_parquet(rendered, index=False)
+    print(f"sample dataset: {args.rows} rows -> {rendered}")
+    config = write_local_config(home, str(source), args.model_name)
+    configure_airflow(home, config)
+    conf = {
+        "search_space": {**DEMO_SEARCH_SPACE, "epochs": [args.epochs]},
+        "min_accuracy": args.min_accuracy,
+        **overrides,
+    }
+    return run_dag(logical_date, conf)
 
 
-def print_summary(
-    trials: list[Any],
-    best: dict[str, Any],
-    decision: dict[str, Any],
-    deployed: dict[str, Any] | None,
-    home: Path,
-) -> None:
-    print("\nSweep (metrics on the validation split):")
-    print(
-        f"  {'#':<2} {'optimizer':<9} {'lr':>7} {'batch':>6} {'width':>5} {'depth':>5} "
-        f"{'accuracy':>9} {'f1':>7} {'loss':>7} {'samples/s':>10}  run"
+def write_local_config(home: Path, source: str, model_name: str) -> Path:
+    """The repository's cluster config with the local launcher, local folders and no Secrets
+    (MLflow is the embedded store under ``home``)."""
+    config = yaml.safe_load((DAGS_FOLDER / "tabular_training.yaml").read_text())
+    config.update(
+        launcher="local",
+        model_name=model_name,
+        env={"PIPELINE_HOME": str(home)},
+        secrets=[],
+        retries=1,
+        retry_delay_seconds=1,
     )
-    for i, trial in enumerate(trials):
-        config = SWEEP[i]
-        head = (
-            f"  {i:<2} {config['optimizer']:<9} {config['lr']:>7} {config['batch-size']:>6} "
-            f"{config['width']:>5} {config['depth']:>5} "
-        )
-        if trial is None:
-            print(head + "failed")
-            continue
-        mark = "  <- best" if trial["run_id"] == best["run_id"] else ""
-        print(
-            head + f"{trial['accuracy']:>9.4f} {trial['f1_score']:>7.4f} {trial['loss']:>7.4f} "
-            f"{trial['samples_per_sec']:>10.0f}  {trial['run_id'][:8]}{mark}"
-        )
-    baseline = decision["baseline_accuracy"]
-    print(
-        f"\nEvaluation on the test split: candidate accuracy {decision['new_accuracy']:.4f}, "
-        f"champion {'none' if baseline is None else f'{baseline:.4f}'} -> "
-        f"{'deploy' if decision['should_deploy'] else 'keep champion'} ({decision['reason']})"
+    config["data"].update(
+        source=source,
+        target=TARGET,
+        root=str(home / "runs"),
+        volume_claim=None,
+        poke_interval_seconds=5,
+        wait_timeout_seconds=60,
     )
-    if deployed:
-        print(
-            f"Deployed: {deployed['model_name']} v{deployed['version']} is now "
-            f"@{deployed['alias']} (previous: {deployed['previous_version']})"
-        )
+    path = home / "tabular_training.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def configure_airflow(home: Path, config: Path) -> None:
+    """Airflow settings for an in-process run; they must be set before Airflow is imported."""
+    if "airflow" in sys.modules:
+        raise RuntimeError("configure_airflow must run before Airflow is imported")
+    airflow_home = home / "airflow"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW_CONN_FS_DEFAULT": json.dumps({"conn_type": "fs"}),
+            "TABULAR_TRAINING_CONFIG": str(config),
+            "PIPELINE_HOME": str(home),
+        }
+    )
+
+
+def run_dag(logical_date: dt.datetime, conf: dict[str, Any]) -> int:
+    """Migrate the metadata DB, parse the DAG folder, run one DAG run, print its summary."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+    from airflow.utils import db
+
+    db.initdb()
+    bag = BundleDagBag(
+        dag_folder=str(DAGS_FOLDER), bundle_path=str(DAGS_FOLDER), bundle_name="dags-folder"
+    )
+    if bag.import_errors:
+        for path, error in bag.import_errors.items():
+            print(f"{path}: {error}", file=sys.stderr)
+        return 1
+    dag_run = bag.dags[DAG_ID].test(logical_date=logical_date, run_conf=conf)
+    print_outcome(dag_run)
+    return 0 if dag_run.state == "success" else 1
+
+
+def print_outcome(dag_run: Any) -> None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    print(f"\nDAG run {dag_run.run_id}: {dag_run.state}")
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
+        index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
+        print(f"  {ti.task_id + index:<40} {ti.state}")
+    query = XComModel.get_many(
+        run_id=dag_run.run_id, dag_ids=DAG_ID, task_ids="notify", key="return_value"
+    )
+    with create_session() as session:
+        row = session.scalars(query).first()
+        summary = None if row is None else XComModel.deserialize_value(row)["summary"]
+    if summary:
+        print("\n" + summary)
+    home = Path(os.environ["PIPELINE_HOME"])
     print(
         "\nOpen the MLflow UI with:\n"
         f"  .venv/bin/mlflow ui --backend-store-uri sqlite:///{home}/mlflow/mlflow.db "
-        f"--port 5000\n  then browse http://127.0.0.1:5000"
+        "--port 5000\n  then browse http://127.0.0.1:5000"
     )

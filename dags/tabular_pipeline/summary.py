@@ -1,0 +1,54 @@
+"""The readable summary of a pipeline run: data, sweep table, evaluation and deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = ("optimizer", "lr", "batch_size", "width", "depth")
+
+
+def render_summary(
+    data: dict[str, Any],
+    trials: list[dict[str, Any]],
+    best_run_id: str,
+    decision: dict[str, Any],
+    deployed: dict[str, Any] | None,
+) -> str:
+    """``trials`` holds ``{"config": {...}, "result": train result or None}`` per sweep member;
+    ``data`` holds the validate and preprocess results."""
+    validated, prepared = data["validate"], data["preprocess"]
+    counts = prepared["row_counts"]
+    lines = [
+        f"Data: {validated['row_count']} rows x {validated['column_count']} columns from "
+        f"{validated['source']} ({validated['anomaly_counts']['warning']} warnings); "
+        f"split {counts['train']}/{counts['val']}/{counts['test']}, "
+        f"{prepared['feature_count']} features",
+        "",
+        "Sweep (metrics on the validation split):",
+        "  #  " + " ".join(f"{c:>10}" for c in COLUMNS) + f" {'accuracy':>9} {'loss':>7}"
+        f" {'samples/s':>10}  run",
+    ]
+    for i, trial in enumerate(trials):
+        head = f"  {i:<2} " + " ".join(f"{trial['config'].get(c, '-')!s:>10}" for c in COLUMNS)
+        result = trial["result"]
+        if result is None:
+            lines.append(head + "  failed")
+            continue
+        mark = "  <- best" if result["run_id"] == best_run_id else ""
+        lines.append(
+            head + f" {result['accuracy']:>9.4f} {result['loss']:>7.4f}"
+            f" {result['samples_per_sec']:>10.0f}  {result['run_id'][:12]}{mark}"
+        )
+    baseline = decision["baseline_accuracy"]
+    lines += [
+        "",
+        f"Evaluation on the test split: candidate {decision['new_accuracy']:.4f}, champion "
+        f"{'none' if baseline is None else f'{baseline:.4f}'} -> "
+        f"{'deploy' if decision['should_deploy'] else 'keep the champion'} ({decision['reason']})",
+    ]
+    if deployed:
+        lines.append(
+            f"Deployed: {deployed['model_name']} version {deployed['version']} is now "
+            f"@{deployed['alias']} (previous: {deployed['previous_version']})"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""The hyperparameter set of a run, from the DAG params: a grid over lists of values, or random
+draws from lists and ranges. Pure and seeded, so a rerun of the same run trains the same trials.
+
+Search space (DAG param ``search_space``), one entry per trainer flag, written with
+underscores (``batch_size`` for ``--batch-size``):
+
+* grid: every value is a list, e.g. ``{"lr": [0.001, 0.003], "optimizer": ["adam", "adamw"]}``;
+* random: a list (uniform choice) or a range ``{"log_uniform": [1e-4, 1e-2]}``,
+  ``{"uniform": [0.0, 0.3]}``, ``{"int_uniform": [2, 4]}``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from typing import Any
+
+# Trainer flags a sweep may set, with the type of their values.
+TRAINER_FLAGS: dict[str, type] = {
+    "lr": float,
+    "batch_size": int,
+    "optimizer": str,
+    "epochs": int,
+    "patience": int,
+    "width": int,
+    "depth": int,
+    "dropout": float,
+    "weight_decay": float,
+}
+RANGES = ("uniform", "log_uniform", "int_uniform")
+SEARCHES = ("grid", "random")
+
+
+class SweepError(ValueError):
+    """The search space or the sweep params are not usable (the message names the entry)."""
+
+
+def hyperparameter_set(
+    search: str, space: dict[str, Any], n_trials: int, seed: int, max_trials: int
+) -> list[dict[str, Any]]:
+    """The trials (flag name → value) of a sweep, in a deterministic order."""
+    if search not in SEARCHES:
+        raise SweepError(f"search must be one of {', '.join(SEARCHES)}; got {search!r}")
+    if not space:
+        raise SweepError("search_space is empty")
+    for name in space:
+        if name not in TRAINER_FLAGS:
+            raise SweepError(
+                f"search_space.{name}: not a trainer flag; known: {', '.join(TRAINER_FLAGS)}"
+            )
+    names = sorted(space)
+    if search == "grid":
+        values = [_choices(name, space[name], search) for name in names]
+        trials = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+    else:
+        if n_trials < 1:
+            raise SweepError(f"n_trials must be at least 1; got {n_trials}")
+        rng = random.Random(seed)
+        trials = [{name: _draw(name, space[name], rng) for name in names} for _ in range(n_trials)]
+    if len(trials) > max_trials:
+        raise SweepError(f"the sweep has {len(trials)} trials; max_trials allows {max_trials}")
+    return trials
+
+
+def trainer_arguments(
+    trial: dict[str, Any], data_path: str, experiment: str, seed: int
+) -> list[str]:
+    """The trainer's command-line arguments for one trial."""
+    args = ["--data-path", data_path, "--experiment-name", experiment, "--seed", str(seed)]
+    for name, value in trial.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    return args
+
+
+def _choices(name: str, spec: Any, search: str) -> list[Any]:
+    if not isinstance(spec, list) or not spec:
+        raise SweepError(
+            f"search_space.{name}: a {search} search needs a non-empty list of values; got {spec!r}"
+        )
+    return [_typed(name, v) for v in spec]
+
+
+def _typed(name: str, value: Any) -> Any:
+    kind = TRAINER_FLAGS[name]
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise SweepError(f"search_space.{name}: expected {kind.__name__} values; got {value!r}")
+    return value
+
+
+def _draw(name: str, spec: Any, rng: random.Random) -> Any:
+    if isinstance(spec, list):
+        return rng.choice(_choices(name, spec, "random"))
+    if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in RANGES):
+        raise SweepError(
+            f"search_space.{name}: expected a list or one of {', '.join(RANGES)}; got {spec!r}"
+        )
+    kind, bounds = next(iter(spec.items()))
+    if not (isinstance(bounds, list) and len(bounds) == 2) or not bounds[0] <= bounds[1]:
+        raise SweepError(f"search_space.{name}.{kind}: expected [low, high]; got {bounds!r}")
+    low, high = bounds
+    if kind == "int_uniform":
+        return _typed(name, rng.randint(int(low), int(high)))
+    if kind == "log_uniform":
+        if low <= 0:
+            raise SweepError(f"search_space.{name}.log_uniform: bounds must be positive")
+        value = math.exp(rng.uniform(math.log(low), math.log(high)))
+    else:
+        value = rng.uniform(low, high)
+    return _typed(name, float(f"{value:.3g}"))

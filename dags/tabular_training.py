@@ -1,0 +1,264 @@
+"""
+### tabular_training
+
+Trains a tabular classifier every day and promotes it through the MLflow model registry when it
+beats the current champion on the same test rows.
+
+1. **wait_for_data**: the run's raw data (S3 sensor in deferrable mode, or a file sensor).
+2. **data_preparation**: validate → preprocess (pods), then both results are checked.
+3. **hyperparameter_set**: the sweep from the params (grid or random), rendered for this run.
+4. **hyperparameter_tuning.train**: one GPU trainer pod per trial (dynamic task mapping).
+5. **select_best**: the best trial on validation data; failed trials are tolerated up to
+   `min_success_fraction`.
+6. **evaluate** (pod) → **decide** → **deploy** (pod) or **skip_deploy** → **notify**.
+
+Each step writes under `<data.root>/<dag_id>/<run_id>/<step>/`. Infrastructure (image,
+namespace, resources, GPUs, secrets) comes from the config file `tabular_training.yaml` or
+`$TABULAR_TRAINING_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, get_current_context, task
+from tabular_pipeline.config import PipelineConfig, load_config
+from tabular_pipeline.pods import StepPodOperator, run_path, step_pod_kwargs
+
+log = logging.getLogger(__name__)
+
+CONFIG = load_config()
+TRAIN_TASK = "hyperparameter_tuning.train"
+DEPLOY_TASK = "deploy"
+SKIP_TASK = "skip_deploy"
+
+PARAMS = {
+    "search": Param("grid", enum=["grid", "random"], description="grid or random search"),
+    "search_space": Param(
+        {
+            "lr": [0.001, 0.003],
+            "optimizer": ["adamw"],
+            "width": [128, 256],
+            "depth": [3],
+            "batch_size": [1024],
+            "epochs": [20],
+        },
+        type="object",
+        description="trainer flag → list of values (grid), or list / {log_uniform|uniform|"
+        "int_uniform: [low, high]} (random)",
+    ),
+    "n_trials": Param(8, type="integer", minimum=1, description="trials of a random search"),
+    "max_trials": Param(32, type="integer", minimum=1, description="refuse larger sweeps"),
+    "seed": Param(0, type="integer", description="seed of the sampler and of every trial"),
+    "min_success_fraction": Param(
+        0.5, type="number", minimum=0, maximum=1, description="trials that must succeed"
+    ),
+    "min_accuracy": Param(
+        0.0, type="number", minimum=0, maximum=1, description="test accuracy floor to deploy"
+    ),
+    "min_improvement": Param(
+        0.0, type="number", description="required test accuracy gain over the champion"
+    ),
+}
+
+
+def data_sensor(config: PipelineConfig) -> Any:
+    """Waits for the run's source: deferrable S3KeySensor for s3://, else a file sensor."""
+    common = {
+        "task_id": "wait_for_data",
+        "poke_interval": config.data.poke_interval_seconds,
+        "timeout": config.data.wait_timeout_seconds,
+    }
+    if config.data.source.startswith("s3://"):
+        # Imported only when used: the Amazon provider is heavy to import at parse time.
+        from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+
+        return S3KeySensor(
+            bucket_key=config.data.source,
+            aws_conn_id=config.data.aws_conn_id,
+            deferrable=True,
+            **common,
+        )
+    from airflow.providers.standard.sensors.filesystem import FileSensor
+
+    return FileSensor(
+        filepath=config.data.source, fs_conn_id=config.data.fs_conn_id, mode="reschedule", **common
+    )
+
+
+@task
+def data_ready(validated: Any, prepared: Any) -> dict[str, Any]:
+    """Both data results, checked against the contract: a missing one fails here, loudly."""
+    from tabular_pipeline.results import require_result
+
+    return {
+        "validate": require_result("validate", validated, "data_preparation.validate"),
+        "preprocess": require_result("preprocess", prepared, "data_preparation.preprocess"),
+    }
+
+
+@task
+def hyperparameter_set(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sweep: each trial's config and its trainer pod's arguments, rendered here for this
+    run (values handed to ``expand`` are not templated)."""
+    from tabular_pipeline.sweep import hyperparameter_set as trials_of
+    from tabular_pipeline.sweep import trainer_arguments
+
+    context = get_current_context()
+    params = context["params"]
+    trials = trials_of(
+        params["search"],
+        params["search_space"],
+        params["n_trials"],
+        params["seed"],
+        params["max_trials"],
+    )
+    data_path = data["preprocess"]["output_uri"]
+    experiment = f"{CONFIG.model_name}-{context['ds']}"
+    log.info("%d trials for experiment %s", len(trials), experiment)
+    return [
+        {"config": t, "arguments": trainer_arguments(t, data_path, experiment, params["seed"])}
+        for t in trials
+    ]
+
+
+def pod_arguments(trial: dict[str, Any]) -> list[str]:
+    return trial["arguments"]  # type: ignore[no-any-return]
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=True)
+def select_best(sweep: list[dict[str, Any]]) -> dict[str, Any]:
+    """The winner on validation data; each trial's result pulled by its map index."""
+    from tabular_pipeline import selection
+
+    context = get_current_context()
+    indexes = range(len(sweep))
+    results = [context["ti"].xcom_pull(task_ids=TRAIN_TASK, map_indexes=i) for i in indexes]
+    trials = selection.checked_trials(results, [f"{TRAIN_TASK}[{i}]" for i in indexes])
+    best = selection.select_best(trials, context["params"]["min_success_fraction"])
+    log.info("best trial: run %s, validation accuracy %.4f", best["run_id"], best["accuracy"])
+    return {
+        "run_id": best["run_id"],
+        "best": best,
+        "trials": [
+            {"config": trial["config"], "result": result}
+            for trial, result in zip(sweep, trials, strict=True)
+        ],
+    }
+
+
+@task.branch
+def decide(evaluation: Any) -> str:
+    """Deploy only when the evaluator says so."""
+    from tabular_pipeline.results import require_result
+
+    decision = require_result("evaluate", evaluation, "evaluate")
+    log.info("evaluation: %s (should_deploy=%s)", decision["reason"], decision["should_deploy"])
+    return DEPLOY_TASK if decision["should_deploy"] else SKIP_TASK
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def notify(data: dict[str, Any], sweep: dict[str, Any], evaluation: Any) -> dict[str, Any]:
+    """Logs the run summary (after deploy or skip) and returns its key facts."""
+    from tabular_pipeline.results import require_result
+    from tabular_pipeline.summary import render_summary
+
+    decision = require_result("evaluate", evaluation, "evaluate")
+    deployed = None
+    if decision["should_deploy"]:
+        pushed = get_current_context()["ti"].xcom_pull(task_ids=DEPLOY_TASK)
+        deployed = require_result("deploy", pushed, DEPLOY_TASK)
+    text = render_summary(data, sweep["trials"], sweep["run_id"], decision, deployed)
+    log.info("run summary\n%s", text)
+    return {
+        "summary": text,
+        "run_id": decision["run_id"],
+        "reason": decision["reason"],
+        "deployed_version": deployed["version"] if deployed else None,
+    }
+
+
+with DAG(
+    dag_id="tabular_training",
+    schedule="@daily",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    # One run at a time: promotions of the champion happen in order.
+    max_active_runs=1,
+    params=PARAMS,
+    tags=["ml", "training", "gpu"],
+    doc_md=__doc__,
+    default_args={"owner": "ml-platform"},
+) as dag:
+    wait_for_data = data_sensor(CONFIG)
+
+    with TaskGroup("data_preparation") as data_preparation:
+        validate = StepPodOperator(
+            task_id="validate",
+            arguments=[
+                "--source",
+                CONFIG.data.source,
+                "--target",
+                CONFIG.data.target,
+                "--date",
+                "{{ ds }}",
+                "--output",
+                run_path(CONFIG, "validate"),
+            ],
+            **step_pod_kwargs(CONFIG, "validate"),
+        )
+        preprocess = StepPodOperator(
+            task_id="preprocess",
+            arguments=[
+                "--input",
+                CONFIG.data.source,
+                "--output",
+                run_path(CONFIG, "preprocess"),
+                "--target",
+                CONFIG.data.target,
+            ],
+            **step_pod_kwargs(CONFIG, "preprocess"),
+        )
+        validate >> preprocess
+        data = data_ready(validate.output, preprocess.output)
+
+    sweep_set = hyperparameter_set(data)
+    with TaskGroup("hyperparameter_tuning") as hyperparameter_tuning:
+        train = StepPodOperator.partial(
+            task_id="train",
+            max_active_tis_per_dagrun=CONFIG.max_parallel_trials,
+            **step_pod_kwargs(CONFIG, "train"),
+        ).expand(arguments=sweep_set.map(pod_arguments))
+
+    best = select_best(sweep_set)
+    train >> best
+    evaluate = StepPodOperator(
+        task_id="evaluate",
+        arguments=[
+            "--run-id",
+            best["run_id"],
+            "--data-path",
+            run_path(CONFIG, "preprocess"),
+            "--model-name",
+            CONFIG.model_name,
+            "--min-accuracy",
+            "{{ params.min_accuracy }}",
+            "--min-improvement",
+            "{{ params.min_improvement }}",
+        ],
+        **step_pod_kwargs(CONFIG, "evaluate"),
+    )
+    deploy = StepPodOperator(
+        task_id=DEPLOY_TASK,
+        arguments=["--run-id", best["run_id"], "--model-name", CONFIG.model_name],
+        **step_pod_kwargs(CONFIG, "deploy"),
+    )
+    skip_deploy = EmptyOperator(task_id=SKIP_TASK)
+    decision = decide(evaluate.output)
+    decision >> [deploy, skip_deploy]
+    summary = notify(data, best, evaluate.output)
+    [deploy, skip_deploy] >> summary
+    wait_for_data >> data_preparation
