@@ -1,4 +1,6 @@
-"""Regenerate ``contract/schemas/*.json`` from the result models: ``python -m contract.publish``."""
+"""Regenerate ``contract/schemas/*.json`` from the result models, and the copy the DAG ships in
+``dags/tabular_pipeline/schemas/`` (the DAG bundle does not install this package):
+``python -m contract.publish``."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from contract.results import RESULT_MODELS
 from contract.schemas import generate_schema, schema_filename
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+DAG_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "dags" / "tabular_pipeline" / "schemas"
 
 
 def render(step: str) -> str:
@@ -17,11 +20,12 @@ def render(step: str) -> str:
 
 
 def main() -> int:
-    SCHEMA_DIR.mkdir(exist_ok=True)
-    for step in RESULT_MODELS:
-        path = SCHEMA_DIR / schema_filename(step)
-        path.write_text(render(step))
-        print(f"wrote {path}")
+    for folder in (SCHEMA_DIR, DAG_SCHEMA_DIR):
+        folder.mkdir(exist_ok=True)
+        for step in RESULT_MODELS:
+            path = folder / schema_filename(step)
+            path.write_text(render(step))
+            print(f"wrote {path}")
     return 0
 
 

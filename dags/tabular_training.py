@@ -67,7 +67,7 @@ PARAMS = {
 
 def data_sensor(config: PipelineConfig) -> Any:
     """Waits for the run's source: deferrable S3KeySensor for s3://, else a file sensor."""
-    common = {
+    common: dict[str, Any] = {
         "task_id": "wait_for_data",
         "poke_interval": config.data.poke_interval_seconds,
         "timeout": config.data.wait_timeout_seconds,
@@ -101,7 +101,7 @@ def data_ready(validated: Any, prepared: Any) -> dict[str, Any]:
 
 
 @task
-def hyperparameter_set(data: dict[str, Any]) -> list[dict[str, Any]]:
+def hyperparameter_set(data: Any) -> list[dict[str, Any]]:
     """The sweep: each trial's config and its trainer pod's arguments, rendered here for this
     run (values handed to ``expand`` are not templated)."""
     from tabular_pipeline.sweep import hyperparameter_set as trials_of
@@ -130,7 +130,7 @@ def pod_arguments(trial: dict[str, Any]) -> list[str]:
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=True)
-def select_best(sweep: list[dict[str, Any]]) -> dict[str, Any]:
+def select_best(sweep: Any) -> dict[str, Any]:
     """The winner on validation data; each trial's result pulled by its map index."""
     from tabular_pipeline import selection
 
@@ -161,7 +161,7 @@ def decide(evaluation: Any) -> str:
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-def notify(data: dict[str, Any], sweep: dict[str, Any], evaluation: Any) -> dict[str, Any]:
+def notify(data: Any, sweep: Any, evaluation: Any) -> dict[str, Any]:
     """Logs the run summary (after deploy or skip) and returns its key facts."""
     from tabular_pipeline.results import require_result
     from tabular_pipeline.summary import render_summary
@@ -233,7 +233,7 @@ with DAG(
             **step_pod_kwargs(CONFIG, "train"),
         ).expand(arguments=sweep_set.map(pod_arguments))
 
-    best = select_best(sweep_set)
+    best: Any = select_best(sweep_set)  # an XComArg; best["run_id"] pulls that key
     train >> best
     evaluate = StepPodOperator(
         task_id="evaluate",

@@ -122,9 +122,7 @@ def run_dag(logical_date: dt.datetime, conf: dict[str, Any]) -> int:
     from airflow.utils import db
 
     db.initdb()
-    bag = BundleDagBag(
-        dag_folder=str(DAGS_FOLDER), bundle_path=str(DAGS_FOLDER), bundle_name="dags-folder"
-    )
+    bag = BundleDagBag(dag_folder=DAGS_FOLDER, bundle_path=DAGS_FOLDER, bundle_name="dags-folder")
     if bag.import_errors:
         for path, error in bag.import_errors.items():
             print(f"{path}: {error}", file=sys.stderr)

@@ -15,9 +15,8 @@ import signal
 import subprocess
 import sys
 import time
-from logging import Logger
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from airflow.exceptions import AirflowException
 from kubernetes.client import ApiClient
@@ -38,10 +37,14 @@ def pod_workdir(local_root: str, context: Any) -> Path:
     return Path(local_root) / ti.dag_id / ti.run_id / "pods" / task / f"try-{ti.try_number}"
 
 
+class Log(Protocol):
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
+
 class LocalPod:
     """One try of one pod, as a local process. ``run()`` returns the XCom value (or None)."""
 
-    def __init__(self, pod: k8s.V1Pod, workdir: Path, log: Logger) -> None:
+    def __init__(self, pod: k8s.V1Pod, workdir: Path, log: Log) -> None:
         self.pod = pod
         self.workdir = workdir
         self.log = log

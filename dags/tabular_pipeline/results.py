@@ -42,7 +42,7 @@ def require_result(step: str, value: Any, source: str) -> dict[str, Any]:
         ) from None
     if not _finite(value):
         raise ResultError(f"{source} result holds NaN or infinity")
-    return dict(value)
+    return value  # type: ignore[no-any-return]
 
 
 def _finite(value: Any) -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-COLUMNS = ("optimizer", "lr", "batch_size", "width", "depth")
-
 
 def render_summary(
     data: dict[str, Any],
@@ -18,6 +16,7 @@ def render_summary(
     ``data`` holds the validate and preprocess results."""
     validated, prepared = data["validate"], data["preprocess"]
     counts = prepared["row_counts"]
+    columns = sorted({name for trial in trials for name in trial["config"]})
     lines = [
         f"Data: {validated['row_count']} rows x {validated['column_count']} columns from "
         f"{validated['source']} ({validated['anomaly_counts']['warning']} warnings); "
@@ -25,11 +24,11 @@ def render_summary(
         f"{prepared['feature_count']} features",
         "",
         "Sweep (metrics on the validation split):",
-        "  #  " + " ".join(f"{c:>10}" for c in COLUMNS) + f" {'accuracy':>9} {'loss':>7}"
+        "  #  " + " ".join(f"{c:>12}" for c in columns) + f" {'accuracy':>9} {'loss':>7}"
         f" {'samples/s':>10}  run",
     ]
     for i, trial in enumerate(trials):
-        head = f"  {i:<2} " + " ".join(f"{trial['config'].get(c, '-')!s:>10}" for c in COLUMNS)
+        head = f"  {i:<2} " + " ".join(f"{trial['config'].get(c, '-')!s:>12}" for c in columns)
         result = trial["result"]
         if result is None:
             lines.append(head + "  failed")

@@ -14,6 +14,8 @@ from contract.results import RESULT_MODELS
 from contract.schemas import SCHEMA_VERSION, load_schema, schema_filename
 
 SCHEMA_DIR = Path(publish.__file__).parent / "schemas"
+# Both published copies: the package's and the one the DAG bundle ships.
+SCHEMA_DIRS = [SCHEMA_DIR, publish.DAG_SCHEMA_DIR]
 STEPS = sorted(RESULT_MODELS)
 
 # Keys the DAG and the downstream steps read from each result.
@@ -40,15 +42,17 @@ SEED_KEYS: dict[str, set[str]] = {
 }
 
 
-def test_exactly_one_published_schema_per_step() -> None:
-    published = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
+@pytest.mark.parametrize("folder", SCHEMA_DIRS)
+def test_exactly_one_published_schema_per_step(folder: Path) -> None:
+    published = sorted(p.name for p in folder.glob("*.json"))
     assert published == sorted(schema_filename(step) for step in STEPS)
     assert set(SEED_KEYS) == set(STEPS)
 
 
+@pytest.mark.parametrize("folder", SCHEMA_DIRS)
 @pytest.mark.parametrize("step", STEPS)
-def test_published_schema_equals_generated(step: str) -> None:
-    path = SCHEMA_DIR / schema_filename(step)
+def test_published_schema_equals_generated(step: str, folder: Path) -> None:
+    path = folder / schema_filename(step)
     assert path.read_text(encoding="utf-8") == publish.render(step), (
         f"{path} differs from the result model; regenerate with `python -m contract.publish`"
     )
@@ -87,9 +91,11 @@ def test_publish_main_writes_what_is_published(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(publish, "SCHEMA_DIR", tmp_path / "schemas")
+    monkeypatch.setattr(publish, "DAG_SCHEMA_DIR", tmp_path / "dag-schemas")
     assert publish.main() == 0
-    written = sorted(p.name for p in (tmp_path / "schemas").iterdir())
-    assert written == sorted(schema_filename(step) for step in STEPS)
-    for step in STEPS:
-        fresh = (tmp_path / "schemas" / schema_filename(step)).read_bytes()
-        assert fresh == (SCHEMA_DIR / schema_filename(step)).read_bytes()
+    for folder in ("schemas", "dag-schemas"):
+        written = sorted(p.name for p in (tmp_path / folder).iterdir())
+        assert written == sorted(schema_filename(step) for step in STEPS)
+        for step in STEPS:
+            fresh = (tmp_path / folder / schema_filename(step)).read_bytes()
+            assert fresh == (SCHEMA_DIR / schema_filename(step)).read_bytes()
