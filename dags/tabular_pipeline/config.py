@@ -109,6 +109,8 @@ def load_config(path: Path | None = None) -> PipelineConfig:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the pipeline config ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -154,8 +156,19 @@ class _Reader:
         return str(value)
 
     def strings(self, key: str, default: Any = ...) -> dict[str, str]:
+        """A mapping of names to scalar values (numbers become strings, e.g. ``cpu: 2``)."""
         value = self.get(key, dict, default)
+        for k, v in value.items():
+            if not isinstance(v, str | int | float) or isinstance(v, bool):
+                raise self.fail(f"{key}.{k}", f"expected a string or number, got {v!r}")
         return {str(k): str(v) for k, v in value.items()}
+
+    def string_list(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, list, default)
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.fail(f"{key}[{i}]", f"expected a string, got {item!r}")
+        return tuple(value)
 
     def pipeline(self) -> PipelineConfig:
         env = self.strings("env", {})
@@ -168,7 +181,7 @@ class _Reader:
             image_pull_policy=self.choice(
                 "image_pull_policy", ("IfNotPresent", "Always", "Never"), "IfNotPresent"
             ),
-            image_pull_secrets=tuple(self.get("image_pull_secrets", list, [])),
+            image_pull_secrets=self.string_list("image_pull_secrets", []),
             namespace=self.get("namespace", str),
             service_account=self.get("service_account", str, None),
             kubernetes_conn_id=self.get("kubernetes_conn_id", str, "kubernetes_default"),
@@ -205,10 +218,10 @@ class _Reader:
 
     def gpu(self) -> GpuConfig:
         products = {
-            str(model): tuple(str(v) for v in values)
-            for model, values in self.get("gpu.products", dict).items()
+            str(model): self.string_list(f"gpu.products.{model}")
+            for model in self.get("gpu.products", dict)
         }
-        models = tuple(str(m) for m in self.get("gpu.models", list))
+        models = self.string_list("gpu.models")
         for model in models:
             if model not in products:
                 raise self.fail("gpu.models", f"{model!r} is not a key of gpu.products")
@@ -228,8 +241,13 @@ class _Reader:
         items = self.get("secrets", list, [])
         out = []
         for i, item in enumerate(items):
-            if not isinstance(item, dict) or set(item) != {"env", "secret", "key"}:
-                raise self.fail(f"secrets[{i}]", "expected a mapping with env, secret and key")
+            if (
+                not isinstance(item, dict)
+                or set(item) != {"env", "secret", "key"}
+                or not all(isinstance(v, str) and v for v in item.values())
+            ):
+                problem = "expected a mapping with env, secret and key names"
+                raise self.fail(f"secrets[{i}]", problem)
             out.append(SecretEnv(str(item["env"]), str(item["secret"]), str(item["key"])))
         return tuple(out)
 

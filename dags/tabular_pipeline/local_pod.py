@@ -9,6 +9,7 @@ for one. A PVC cannot be mounted here: local runs keep their data under a local 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -79,14 +80,15 @@ class LocalPod:
         """Stop the process as the kubelet would: SIGTERM, the grace period, then SIGKILL."""
         if self.process is None or self.process.poll() is not None:
             return
-        grace = self.pod.spec.termination_grace_period_seconds or 30
-        os.killpg(self.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self.process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        grace = self.pod.spec.termination_grace_period_seconds
+        deadline = time.monotonic() + (30 if grace is None else grace)
+        with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
+            os.killpg(self.process.pid, signal.SIGTERM)
+            while self.process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def _run_process(self) -> int:
         command = _local_command([*(self.container.command or []), *(self.container.args or [])])

@@ -38,7 +38,8 @@ def select_best(
     if not 0.0 <= min_success_fraction <= 1.0:
         raise ValueError(f"min_success_fraction must be within [0, 1]; got {min_success_fraction}")
     succeeded = [t for t in trials if t is not None]
-    needed = max(1, math.ceil(len(trials) * min_success_fraction))
+    # Rounded first, so that float noise (25 * 0.28 = 7.000000000000001) asks for no extra trial.
+    needed = max(1, math.ceil(round(len(trials) * min_success_fraction, 9)))
     if len(succeeded) < needed:
         raise ResultError(
             f"only {len(succeeded)} of {len(trials)} sweep trials succeeded; {needed} needed"

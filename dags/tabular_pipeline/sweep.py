@@ -99,15 +99,25 @@ def _draw(name: str, spec: Any, rng: random.Random) -> Any:
             f"search_space.{name}: expected a list or one of {', '.join(RANGES)}; got {spec!r}"
         )
     kind, bounds = next(iter(spec.items()))
-    if not (isinstance(bounds, list) and len(bounds) == 2) or not bounds[0] <= bounds[1]:
-        raise SweepError(f"search_space.{name}.{kind}: expected [low, high]; got {bounds!r}")
+    numbers = isinstance(bounds, list) and len(bounds) == 2 and all(_number(b) for b in bounds)
+    if not numbers or not bounds[0] <= bounds[1]:
+        raise SweepError(
+            f"search_space.{name}.{kind}: expected [low, high] numbers; got {bounds!r}"
+        )
     low, high = bounds
     if kind == "int_uniform":
-        return _typed(name, rng.randint(int(low), int(high)))
+        if not all(isinstance(b, int) for b in bounds):
+            raise SweepError(f"search_space.{name}.int_uniform: bounds must be integers")
+        return _typed(name, rng.randint(low, high))
     if kind == "log_uniform":
         if low <= 0:
             raise SweepError(f"search_space.{name}.log_uniform: bounds must be positive")
         value = math.exp(rng.uniform(math.log(low), math.log(high)))
     else:
         value = rng.uniform(low, high)
-    return _typed(name, float(f"{value:.3g}"))
+    # Three significant digits read well in the summary; rounding must not leave the range.
+    return _typed(name, min(max(float(f"{value:.3g}"), low), high))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
