@@ -26,7 +26,7 @@ from typing import Any
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, get_current_context, task
 from tabular_pipeline.config import PipelineConfig, load_config
-from tabular_pipeline.pods import StepPodOperator, run_path, step_pod_kwargs
+from tabular_pipeline.pods import StepPodOperator, run_path, step_pod_kwargs, trainer_device
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,13 @@ def hyperparameter_set(data: Any) -> list[dict[str, Any]]:
     experiment = f"{CONFIG.model_name}-{context['ds']}"
     log.info("%d trials for experiment %s", len(trials), experiment)
     return [
-        {"config": t, "arguments": trainer_arguments(t, data_path, experiment, params["seed"])}
+        {
+            "config": t,
+            "arguments": [
+                *trainer_arguments(t, data_path, experiment, params["seed"]),
+                *("--device", trainer_device(CONFIG)),
+            ],
+        }
         for t in trials
     ]
 

@@ -143,10 +143,10 @@ class _Reader:
             raise self.fail(key, f"expected {names}, got {node!r}")
         return node
 
-    def non_negative(self, key: str, default: Any = ...) -> int:
+    def integer(self, key: str, default: Any = ..., minimum: int = 0) -> int:
         value = self.get(key, int, default)
-        if value < 0:
-            raise self.fail(key, f"must be >= 0, got {value}")
+        if value < minimum:
+            raise self.fail(key, f"must be >= {minimum}, got {value}")
         return int(value)
 
     def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
@@ -185,7 +185,7 @@ class _Reader:
             namespace=self.get("namespace", str),
             service_account=self.get("service_account", str, None),
             kubernetes_conn_id=self.get("kubernetes_conn_id", str, "kubernetes_default"),
-            run_as_user=self.non_negative("run_as_user", 10001),
+            run_as_user=self.integer("run_as_user", 10001, minimum=1),
             model_name=self.get("model_name", str),
             data=self.data(),
             gpu=self.gpu(),
@@ -193,17 +193,26 @@ class _Reader:
             secrets=self.secrets(),
             resources=self.resources(),
             execution_timeout_minutes={
-                step: self.non_negative(f"execution_timeout_minutes.{step}") for step in STEPS
+                step: self.integer(f"execution_timeout_minutes.{step}", minimum=1) for step in STEPS
             },
-            startup_timeout_seconds=self.non_negative("startup_timeout_seconds", 1800),
-            trainer_grace_period_seconds=self.non_negative("trainer_grace_period_seconds", 300),
-            retries=self.non_negative("retries", 2),
-            retry_delay_seconds=self.non_negative("retry_delay_seconds", 300),
-            max_parallel_trials=self.non_negative("max_parallel_trials", 4),
+            startup_timeout_seconds=self.integer("startup_timeout_seconds", 1800, minimum=1),
+            trainer_grace_period_seconds=self.integer("trainer_grace_period_seconds", 300),
+            retries=self.integer("retries", 2),
+            retry_delay_seconds=self.integer("retry_delay_seconds", 300),
+            max_parallel_trials=self.integer("max_parallel_trials", 4, minimum=1),
             labels=self.strings("labels", {}),
         )
 
     def data(self) -> DataConfig:
+        data = self._data()
+        if data.volume_claim and not data.root.startswith(data.mount_path.rstrip("/") + "/"):
+            raise self.fail(
+                "data.root",
+                f"must be under data.mount_path {data.mount_path} when data.volume_claim is set",
+            )
+        return data
+
+    def _data(self) -> DataConfig:
         return DataConfig(
             source=self.get("data.source", str),
             target=self.get("data.target", str),
@@ -212,8 +221,8 @@ class _Reader:
             mount_path=self.get("data.mount_path", str, "/data"),
             aws_conn_id=self.get("data.aws_conn_id", str, "aws_default"),
             fs_conn_id=self.get("data.fs_conn_id", str, "fs_default"),
-            poke_interval_seconds=self.non_negative("data.poke_interval_seconds", 300),
-            wait_timeout_seconds=self.non_negative("data.wait_timeout_seconds", 6 * 3600),
+            poke_interval_seconds=self.integer("data.poke_interval_seconds", 300),
+            wait_timeout_seconds=self.integer("data.wait_timeout_seconds", 6 * 3600),
         )
 
     def gpu(self) -> GpuConfig:
@@ -228,7 +237,7 @@ class _Reader:
         if not models:
             raise self.fail("gpu.models", "name at least one GPU model")
         return GpuConfig(
-            count=self.non_negative("gpu.count", 1),
+            count=self.integer("gpu.count", 1, minimum=1),
             models=models,
             node_label=self.get("gpu.node_label", str, "nvidia.com/gpu.product"),
             products=products,

@@ -59,6 +59,12 @@ class StepPodOperator(KubernetesPodOperator):
             self._local_process.stop()
 
 
+def trainer_device(config: PipelineConfig) -> str:
+    """``cuda`` in the cluster, so a GPU pod with a broken CUDA setup fails instead of training
+    on the CPU for hours; ``auto`` locally, where the machine may have no GPU."""
+    return "cuda" if config.launcher == "kubernetes" else "auto"
+
+
 def run_path(config: PipelineConfig, step: str) -> str:
     """The run-scoped folder of a step's output: ``<root>/<dag_id>/<run_id>/<step>`` (templated),
     so reruns and backfills never write into another run's folder."""
@@ -84,9 +90,9 @@ def step_pod_kwargs(config: PipelineConfig, step: str) -> dict[str, Any]:
         "env_vars": _env(config),
         "container_resources": _resources(config, step),
         "labels": {
+            **config.labels,
             "app.kubernetes.io/name": "tabular-gpu-pipeline",
             "app.kubernetes.io/component": step,
-            **config.labels,
         },
         "security_context": _pod_security_context(config),
         "container_security_context": _container_security_context(),
