@@ -23,7 +23,13 @@ import datetime as dt
 import logging
 from typing import Any
 
+# Every airflow.* module imported at the top level here is pre-imported once by the DAG
+# processor before it forks a parse, so no parse pays for it again: keep these here, even the
+# ones only tabular_pipeline uses.
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator  # noqa: F401
 from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, get_current_context, task
 from tabular_pipeline.config import PipelineConfig, load_config
 from tabular_pipeline.pods import StepPodOperator, run_path, step_pod_kwargs, trainer_device
@@ -73,17 +79,12 @@ def data_sensor(config: PipelineConfig) -> Any:
         "timeout": config.data.wait_timeout_seconds,
     }
     if config.data.source.startswith("s3://"):
-        # Imported only when used: the Amazon provider is heavy to import at parse time.
-        from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-
         return S3KeySensor(
             bucket_key=config.data.source,
             aws_conn_id=config.data.aws_conn_id,
             deferrable=True,
             **common,
         )
-    from airflow.providers.standard.sensors.filesystem import FileSensor
-
     return FileSensor(
         filepath=config.data.source, fs_conn_id=config.data.fs_conn_id, mode="reschedule", **common
     )

@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml
 
+# libyaml's loader when present: several times faster, and this runs on every DAG parse.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 CONFIG_ENV = "TABULAR_TRAINING_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "tabular_training.yaml"
 STEPS = ("validate", "preprocess", "train", "evaluate", "deploy")
@@ -106,7 +109,7 @@ def load_config(path: Path | None = None) -> PipelineConfig:
     """Read and check the config file (``config_path()`` when ``path`` is None)."""
     path = path or config_path()
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=SafeLoader)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the pipeline config ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:
