@@ -8,9 +8,9 @@ the training stack or anything else. Each sample is a fresh interpreter that tim
 1. **imports**, the baseline. ``baseline`` mode: everything the DAG file needs from Airflow and
    its providers: ``airflow.sdk``, the cncf-kubernetes ``KubernetesPodOperator`` module,
    ``kubernetes.client.models``, the standard provider's ``EmptyOperator`` and TaskFlow
-   decorators (``@task``, ``@task.branch``) and the config's data sensor (``FileSensor``, or the
-   Amazon provider's ``S3KeySensor``). ``processor`` mode: only what the DAG processor imports in
-   its manager before it forks a parse, the ``airflow.*`` modules imported at the top level of
+   decorators (``@task``, ``@task.branch``) and both data sensors (``FileSensor`` and the
+   Amazon provider's ``S3KeySensor``; the DAG file imports both). ``processor`` mode: only what
+   the DAG processor imports in its manager before it forks a parse, the ``airflow.*`` modules imported at the top level of
    the DAG file (``airflow.utils.file.iter_airflow_imports``, ``[dag_processor]
    parsing_pre_import_modules``); everything else is paid by every parse.
 2. **airflow warm-up**: Airflow's own first-use costs, the same for any DAG using these features:
@@ -59,18 +59,16 @@ GOAL_MS = 100.0
 RESULT_MARKER = "DAG-PARSE-BENCH "
 PHASES = ("imports", "airflow_warm_up", "dag_parse", "serialize")
 
-COMMON_BASELINE = (
+BASELINE_MODULES = (
     "airflow.sdk",
     "airflow.providers.cncf.kubernetes.operators.pod",
     "kubernetes.client.models",
     "airflow.providers.standard.operators.empty",
     "airflow.providers.standard.decorators.python",  # @task
     "airflow.providers.standard.decorators.branch_python",  # @task.branch
+    "airflow.providers.standard.sensors.filesystem",
+    "airflow.providers.amazon.aws.sensors.s3",
 )
-SENSOR_MODULES = {
-    "local": "airflow.providers.standard.sensors.filesystem",
-    "s3": "airflow.providers.amazon.aws.sensors.s3",
-}
 # Airflow's first-use costs, paid once per process by any DAG with these features (a cron
 # schedule, params, a TaskFlow task and branch, an operator), so they stay out of the DAG's cost.
 MINIMAL_DAG = """\
@@ -181,7 +179,7 @@ class Case:
     def baseline(self) -> list[str] | None:
         """The modules to import first; None: the DAG processor's pre-imports (in the child)."""
         if self.mode == "baseline":
-            return [*COMMON_BASELINE, SENSOR_MODULES[self.config]]
+            return list(BASELINE_MODULES)
         return None
 
 
