@@ -10,9 +10,9 @@ the training stack or anything else. Each sample is a fresh interpreter that tim
    ``kubernetes.client.models``, the standard provider's ``EmptyOperator`` and TaskFlow
    decorators (``@task``, ``@task.branch``) and both data sensors (``FileSensor`` and the
    Amazon provider's ``S3KeySensor``; the DAG file imports both). ``processor`` mode: only what
-   the DAG processor imports in its manager before it forks a parse, the ``airflow.*`` modules imported at the top level of
-   the DAG file (``airflow.utils.file.iter_airflow_imports``, ``[dag_processor]
-   parsing_pre_import_modules``); everything else is paid by every parse.
+   the DAG processor imports in its manager before it forks a parse, the ``airflow.*`` modules
+   imported at the top level of the DAG file (``airflow.utils.file.iter_airflow_imports``,
+   ``[dag_processor] parsing_pre_import_modules``); everything else is paid by every parse.
 2. **airflow warm-up**: Airflow's own first-use costs, the same for any DAG using these features:
    importing the DAG bag and the serializer, then parsing and serializing a minimal DAG with a
    cron schedule, a param, a TaskFlow task and branch, and an operator.
