@@ -168,7 +168,7 @@ def decide(evaluation: Any) -> str:
 
 
 @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-def notify(data: Any, sweep: Any, evaluation: Any) -> dict[str, Any]:
+def notify(data: Any, selected: Any, evaluation: Any) -> dict[str, Any]:
     """Logs the run summary (after deploy or skip) and returns its key facts."""
     from tabular_pipeline.results import require_result
     from tabular_pipeline.summary import render_summary
@@ -178,7 +178,7 @@ def notify(data: Any, sweep: Any, evaluation: Any) -> dict[str, Any]:
     if decision["should_deploy"]:
         pushed = get_current_context()["ti"].xcom_pull(task_ids=DEPLOY_TASK)
         deployed = require_result("deploy", pushed, DEPLOY_TASK)
-    text = render_summary(data, sweep["trials"], sweep["run_id"], decision, deployed)
+    text = render_summary(data, selected["trials"], selected["run_id"], decision, deployed)
     log.info("run summary\n%s", text)
     return {
         "summary": text,
