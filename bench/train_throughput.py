@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from trainer.loop import LoopConfig, TensorSplit, make_optimizer, train_epoch
+from trainer.loop import LoopConfig, TensorSplit, make_optimization, train_epoch
 from trainer.network import NetworkConfig, TabularMLP
 
 NUMERIC, CARDINALITIES, CLASSES = 40, (12, 30, 8, 100, 5, 20, 50, 7, 15, 9), 2
@@ -68,12 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = synthetic(args.rows, device)
     net = TabularMLP(NetworkConfig(NUMERIC, CARDINALITIES, CLASSES, args.width, args.depth, 0.0))
     net.to(device)
-    config = LoopConfig(1e-3, args.batch_size, "adamw", 1, 0.0, 1, 0)
-    optimizer = make_optimizer(net, config)
+    # The trainer's default training control: cosine schedule with warmup, gradient clipping.
+    config = LoopConfig(
+        1e-3, args.batch_size, "adamw", 1, 0.0, 1, 0, "cosine", warmup_epochs=0.1, grad_clip=1.0
+    )
+    optimization = make_optimization(net, data, config)
+    optimizer = optimization.optimizer
     generator = torch.Generator(device=device).manual_seed(0)
 
     def ours() -> int:
-        train_epoch(net, optimizer, data, config, generator)
+        train_epoch(net, optimization, data, config, generator)
         return data.rows
 
     loader = DataLoader(

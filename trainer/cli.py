@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -18,7 +19,16 @@ from contract.results import TrainResult
 from contract.step import StepArgumentParser, StepError, run_step
 from contract.tracking import configure_mlflow, ensure_experiment
 from preprocess import dataset, io
-from trainer.loop import OPTIMIZERS, DivergedError, LoopConfig, LoopOutcome, TensorSplit, fit
+from trainer.loop import (
+    CLASS_WEIGHTS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    DivergedError,
+    LoopConfig,
+    LoopOutcome,
+    TensorSplit,
+    fit,
+)
 from trainer.network import NetworkConfig, TabularMLP, as_tensors
 from trainer.packaging import log_served_model
 
@@ -33,6 +43,7 @@ class TrainConfig:
     width: int
     depth: int
     dropout: float
+    deterministic: bool
     loop: LoopConfig
 
 
@@ -49,7 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=3, help="hidden layers")
     p.add_argument("--dropout", type=float, default=0.1, help="dropout rate")
     p.add_argument("--weight-decay", type=float, default=1e-5, help="weight decay")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cosine", help="after the warmup")
+    p.add_argument(
+        "--warmup-epochs", type=float, default=1.0, help="linear learning-rate warmup (epochs)"
+    )
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm; 0: off")
+    p.add_argument(
+        "--class-weights",
+        choices=CLASS_WEIGHTS,
+        default="none",
+        help="balanced: every class weighs the same in the loss (imbalanced labels)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic algorithms only (same result on every run; slower on CUDA)",
+    )
     p.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda"),
@@ -67,14 +94,23 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             )
     if not 0 <= args.dropout < 1:
         raise StepError(f"--dropout must be in [0, 1), got {args.dropout}")
+    for flag in ("weight_decay", "warmup_epochs", "grad_clip"):
+        if getattr(args, flag) < 0:
+            raise StepError(
+                f"--{flag.replace('_', '-')} must not be negative, got {getattr(args, flag)}"
+            )
     loop = LoopConfig(
-        args.lr,
-        args.batch_size,
-        args.optimizer,
-        args.epochs,
-        args.weight_decay,
-        args.patience,
-        args.seed,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        lr_schedule=args.lr_schedule,
+        warmup_epochs=args.warmup_epochs,
+        grad_clip=args.grad_clip,
+        class_weights=args.class_weights,
     )
     return TrainConfig(
         args.data_path.rstrip("/"),
@@ -83,8 +119,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         args.width,
         args.depth,
         args.dropout,
+        args.deterministic,
         loop,
     )
+
+
+def make_deterministic() -> None:
+    """Deterministic kernels only (warning where none exists); cuBLAS needs its workspace
+    setting before CUDA starts."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -110,11 +155,14 @@ def hyperparameters(config: TrainConfig) -> dict[str, str | int | float]:
         "width": config.width,
         "depth": config.depth,
         "dropout": config.dropout,
+        "deterministic": config.deterministic,
         **asdict(config.loop),
     }
 
 
 def train(config: TrainConfig) -> TrainResult:
+    if config.deterministic:
+        make_deterministic()
     device = resolve_device(config.device)
     transform = dataset.load_transform(config.data_path)
     train_split = load_tensors(config.data_path, "train", transform, device)

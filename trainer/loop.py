@@ -1,5 +1,7 @@
 """The training loop: data resident on the device, batches by indexing a shuffled permutation,
-loss accumulated on the device and read once per epoch, best epoch (by validation loss) restored."""
+loss accumulated on the device and read once per epoch, best epoch (by validation loss) restored.
+Per-step learning-rate schedule (linear warmup, then constant or cosine decay), optional
+gradient clipping and class weights for imbalanced labels."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from trainer.network import TabularMLP, predict_proba
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 class DivergedError(RuntimeError):
@@ -44,6 +48,20 @@ class LoopConfig:
     weight_decay: float
     patience: int
     seed: int
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0 turns clipping off
+    class_weights: str = "none"
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """What one training step needs besides the data: optimizer, per-step LR schedule, loss
+    weights per class (None: unweighted)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    class_weights: torch.Tensor | None
 
 
 @dataclass
@@ -83,6 +101,43 @@ def make_optimizer(net: nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {OPTIMIZERS}")
 
 
+def lr_factor(step: int, config: LoopConfig, steps_per_epoch: int) -> float:
+    """The learning-rate multiplier at optimizer step ``step`` (0-based): linear warmup over
+    ``warmup_epochs``, then constant, or cosine decay to zero at the last step."""
+    total = config.epochs * steps_per_epoch
+    warmup = min(total, round(config.warmup_epochs * steps_per_epoch))
+    if step < warmup:
+        return (step + 1) / warmup
+    if config.lr_schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def balanced_class_weights(target: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``rows / (classes * rows of the class)``: every class weighs the same in the loss."""
+    counts = torch.bincount(target, minlength=n_classes).float()
+    return counts.sum() / (n_classes * counts.clamp(min=1.0))
+
+
+def make_optimization(net: TabularMLP, train: TensorSplit, config: LoopConfig) -> Optimization:
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr schedule {config.lr_schedule!r}; choose from {LR_SCHEDULES}")
+    optimizer = make_optimizer(net, config)
+    steps_per_epoch = math.ceil(train.rows / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, config, steps_per_epoch)
+    )
+    weights = None
+    if config.class_weights == "balanced":
+        weights = balanced_class_weights(train.target, net.config.n_classes)
+    elif config.class_weights != "none":
+        raise ValueError(
+            f"unknown class weights {config.class_weights!r}; choose from {CLASS_WEIGHTS}"
+        )
+    return Optimization(optimizer, scheduler, weights)
+
+
 def evaluate(net: TabularMLP, split: TensorSplit) -> ClassificationMetrics:
     probabilities = predict_proba(net, split.numeric, split.categorical)
     return classification_metrics(probabilities.cpu().numpy(), split.target.cpu().numpy())
@@ -90,7 +145,7 @@ def evaluate(net: TabularMLP, split: TensorSplit) -> ClassificationMetrics:
 
 def train_epoch(
     net: TabularMLP,
-    optimizer: torch.optim.Optimizer,
+    optimization: Optimization,
     train: TensorSplit,
     config: LoopConfig,
     generator: torch.Generator,
@@ -105,10 +160,15 @@ def train_epoch(
         idx = order[start : start + config.batch_size]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = net(train.numeric[idx], train.categorical[idx])
-        loss = nn.functional.cross_entropy(logits.float(), train.target[idx])
-        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(
+            logits.float(), train.target[idx], weight=optimization.class_weights
+        )
+        optimization.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip, foreach=True)
+        optimization.optimizer.step()
+        optimization.scheduler.step()
         loss_sum += loss.detach() * idx.shape[0]
     return float(loss_sum.item()) / train.rows  # the one host sync of the epoch
 
@@ -117,12 +177,12 @@ def fit(net: TabularMLP, train: TensorSplit, val: TensorSplit, config: LoopConfi
     """Train ``net`` in place; on return it holds the weights of the best validation epoch."""
     device = train.target.device
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    optimizer = make_optimizer(net, config)
+    optimization = make_optimization(net, train, config)
     outcome = LoopOutcome()
     best_state = copy.deepcopy(net.state_dict())
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
-        train_loss = train_epoch(net, optimizer, train, config, generator)
+        train_loss = train_epoch(net, optimization, train, config, generator)
         seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
             raise DivergedError(f"training loss is {train_loss} at epoch {epoch}; lower --lr")

@@ -27,6 +27,10 @@ TRAINER_FLAGS: dict[str, type] = {
     "depth": int,
     "dropout": float,
     "weight_decay": float,
+    "lr_schedule": str,
+    "warmup_epochs": float,
+    "grad_clip": float,
+    "class_weights": str,
 }
 RANGES = ("uniform", "log_uniform", "int_uniform")
 SEARCHES = ("grid", "random")

@@ -330,6 +330,10 @@ def test_every_sweep_flag_is_a_trainer_flag_of_the_same_type() -> None:
         "depth": {"int_uniform": [1, 6]},
         "dropout": {"uniform": [0.0, 0.5]},
         "weight_decay": {"log_uniform": [1e-7, 1e-3]},
+        "lr_schedule": ["constant", "cosine"],
+        "warmup_epochs": {"uniform": [0.0, 2.0]},
+        "grad_clip": [0.0, 1.0],
+        "class_weights": ["none", "balanced"],
     }
     assert set(space) == set(TRAINER_FLAGS)
     parser = build_parser()

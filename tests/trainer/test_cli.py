@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import f1_score, log_loss
 
 from contract.xcom import read_result
@@ -53,6 +54,8 @@ def test_result_is_a_valid_train_result(trained: TrainedRun) -> None:
     assert result["hyperparameters"] == {
         "lr": 3e-3, "batch_size": 256, "optimizer": "adamw", "epochs": 2, "weight_decay": 1e-5,
         "patience": 5, "seed": 5, "width": 64, "depth": 2, "dropout": 0.1,
+        "lr_schedule": "cosine", "warmup_epochs": 1.0, "grad_clip": 1.0, "class_weights": "none",
+        "deterministic": False,
     }  # fmt: skip
     assert 0 < result["accuracy"] <= 1
     assert result["loss"] > 0
@@ -87,7 +90,9 @@ def test_run_has_its_hyperparameters_logged(store: TrainedRun) -> None:
     expected = {
         "lr": "0.003", "batch_size": "256", "optimizer": "adamw", "epochs": "2",
         "patience": "5", "seed": "5", "width": "64", "depth": "2", "dropout": "0.1",
-        "weight_decay": "1e-05", "device": "cpu", "data_path": str(store.workspace.data),
+        "weight_decay": "1e-05", "lr_schedule": "cosine", "warmup_epochs": "1.0",
+        "grad_clip": "1.0", "class_weights": "none", "deterministic": "False",
+        "device": "cpu", "data_path": str(store.workspace.data),
         "train_rows": str(manifest["row_counts"]["train"]),
     }  # fmt: skip
     assert {k: params.get(k) for k in expected} == expected
@@ -210,3 +215,17 @@ def test_diverging_run_fails_cleanly_and_is_marked_failed(
         experiment_ids=[runs[0].info.experiment_id], output_format="list"
     )
     assert models == []
+
+
+def test_deterministic_mode_turns_on_deterministic_algorithms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trainer.cli import make_deterministic
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        make_deterministic()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)

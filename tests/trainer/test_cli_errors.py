@@ -155,6 +155,9 @@ def test_cuda_requested_without_a_device(
         (["--width", "-4"], "--width"),
         (["--patience", "0"], "--patience"),
         (["--dropout", "1"], "--dropout"),
+        (["--weight-decay", "-0.0001"], "--weight-decay"),
+        (["--warmup-epochs", "-1"], "--warmup-epochs"),
+        (["--grad-clip", "-0.5"], "--grad-clip"),
     ],
 )
 def test_invalid_flag_values(
@@ -174,6 +177,8 @@ def test_invalid_flag_values(
         (["--data-path", "d", "--experiment-name", "x", "--optimizer", "rmsprop"], "--optimizer"),
         (["--data-path", "d", "--experiment-name", "x", "--lr", "fast"], "--lr"),
         (["--data-path", "d", "--experiment-name", "x", "--device", "tpu"], "--device"),
+        (["--data-path", "d", "--experiment-name", "x", "--lr-schedule", "step"], "--lr-schedule"),
+        (["--data-path", "d", "--experiment-name", "x", "--class-weights", "x"], "--class-weights"),
     ],
 )
 def test_usage_errors_exit_2(

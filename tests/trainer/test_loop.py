@@ -4,12 +4,25 @@ determinism and divergence."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 
 import pytest
 import torch
 
-from trainer.loop import DivergedError, LoopConfig, TensorSplit, evaluate, fit, make_optimizer
-from trainer.network import NetworkConfig, TabularMLP
+from trainer.loop import (
+    DivergedError,
+    LoopConfig,
+    TensorSplit,
+    balanced_class_weights,
+    evaluate,
+    fit,
+    lr_factor,
+    make_optimization,
+    make_optimizer,
+    train_epoch,
+)
+from trainer.network import NetworkConfig, TabularMLP, predict_proba
 
 CONFIG = LoopConfig(
     lr=3e-2, batch_size=100, optimizer="adam", epochs=8, weight_decay=0.0, patience=100, seed=0
@@ -111,3 +124,87 @@ def test_make_optimizer(name: str) -> None:
 def test_make_optimizer_rejects_unknown() -> None:
     with pytest.raises(ValueError, match="rmsprop"):
         make_optimizer(new_net(), dataclasses.replace(CONFIG, optimizer="rmsprop"))
+
+
+def test_lr_factor_warms_up_linearly_then_decays_by_cosine_to_zero() -> None:
+    config = dataclasses.replace(CONFIG, epochs=4, lr_schedule="cosine", warmup_epochs=1.0)
+    factors = [lr_factor(step, config, steps_per_epoch=10) for step in range(40)]
+    assert factors[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])
+    assert factors[10] == pytest.approx(1.0)
+    assert all(a > b for a, b in itertools.pairwise(factors[10:]))
+    assert factors[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 29 / 30)))
+    assert lr_factor(40, config, 10) == pytest.approx(0.0)
+
+
+def test_constant_schedule_and_a_warmup_longer_than_the_run() -> None:
+    constant = dataclasses.replace(CONFIG, epochs=2, lr_schedule="constant", warmup_epochs=0.5)
+    assert [lr_factor(s, constant, 4) for s in range(8)] == pytest.approx(
+        [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    )
+    long = dataclasses.replace(CONFIG, epochs=1, lr_schedule="cosine", warmup_epochs=5.0)
+    assert [lr_factor(s, long, 4) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+
+
+def test_the_schedule_drives_the_optimizer_step_by_step() -> None:
+    train = separable(400, seed=1)
+    config = dataclasses.replace(CONFIG, epochs=3, lr_schedule="cosine", warmup_epochs=1.0)
+    net = new_net()
+    optimization = make_optimization(net, train, config)
+    steps = math.ceil(train.rows / config.batch_size)
+    assert optimization.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr / steps)
+    train_epoch(net, optimization, train, config, torch.Generator().manual_seed(0))
+    expected = config.lr * lr_factor(steps, config, steps)
+    assert optimization.optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same() -> None:
+    weights = balanced_class_weights(torch.tensor([0, 0, 0, 1]), n_classes=3)
+    assert weights.tolist() == pytest.approx([4 / 9, 4 / 3, 4 / 3])  # an absent class counts as 1
+    counts = torch.tensor([3.0, 1.0])
+    assert float((weights[:2] * counts).sum()) == pytest.approx(4 / 9 * 3 + 4 / 3)
+
+
+def test_class_weights_shift_predictions_towards_the_minority_class() -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2000, 2, generator=gen)
+    noisy = x[:, 0] + 1.5 * torch.randn(2000, generator=gen)
+    y = (noisy > 1.6).long()  # about 15 % positives, heavily overlapping
+    data = TensorSplit(x, torch.zeros(2000, 1, dtype=torch.long), y)
+    predicted_positive = {}
+    for mode in ("none", "balanced"):
+        net = TabularMLP(NetworkConfig(2, (1,), 2, width=16, depth=1, dropout=0.0))
+        torch.manual_seed(0)
+        fit(net, data, data, dataclasses.replace(CONFIG, epochs=4, class_weights=mode))
+        predicted_positive[mode] = int(predict_proba(net, x, data.categorical).argmax(1).sum())
+    assert predicted_positive["balanced"] > 2 * max(predicted_positive["none"], 1)
+
+
+def test_gradient_clipping_bounds_each_sgd_step() -> None:
+    train = separable(400, seed=1)
+    changes = {}
+    for clip in (0.0, 1e-8):
+        net = new_net()
+        before = [p.detach().clone() for p in net.parameters()]
+        config = dataclasses.replace(CONFIG, optimizer="sgd", lr=0.5, epochs=1, grad_clip=clip)
+        optimization = make_optimization(net, train, config)
+        train_epoch(net, optimization, train, config, torch.Generator().manual_seed(0))
+        changes[clip] = max(
+            float((p.detach() - b).abs().max())
+            for p, b in zip(net.parameters(), before, strict=True)
+        )
+    assert changes[0.0] > 1e-3
+    assert changes[1e-8] < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr_schedule", "step", "unknown lr schedule 'step'"),
+        ("class_weights", "auto", "unknown class weights 'auto'"),
+    ],
+)
+def test_unknown_schedule_or_class_weights_is_refused(field: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_optimization(
+            new_net(), separable(10, seed=0), dataclasses.replace(CONFIG, **{field: value})
+        )
