@@ -180,6 +180,7 @@ def fit(net: TabularMLP, train: TensorSplit, val: TensorSplit, config: LoopConfi
     optimization = make_optimization(net, train, config)
     outcome = LoopOutcome()
     best_state = copy.deepcopy(net.state_dict())
+    loop_started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         train_loss = train_epoch(net, optimization, train, config, generator)
@@ -193,14 +194,17 @@ def fit(net: TabularMLP, train: TensorSplit, val: TensorSplit, config: LoopConfi
         if outcome.best_epoch == 0 or record.val.loss < outcome.best.val.loss:
             outcome.best_epoch = epoch
             best_state = copy.deepcopy(net.state_dict())
+        # At most this long: early stopping can end the run sooner.
+        eta = (time.perf_counter() - loop_started) / epoch * (config.epochs - epoch)
         log.info(
-            "epoch %d/%d train_loss=%.4f val_loss=%.4f val_accuracy=%.4f samples/s=%.0f",
+            "epoch %d/%d train_loss=%.4f val_loss=%.4f val_accuracy=%.4f samples/s=%.0f eta=%.0fs",
             epoch,
             config.epochs,
             train_loss,
             record.val.loss,
             record.val.accuracy,
             record.samples_per_sec,
+            eta,
         )
         if epoch - outcome.best_epoch >= config.patience:
             log.info("early stop: no val_loss improvement for %d epochs", config.patience)

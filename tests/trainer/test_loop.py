@@ -208,3 +208,17 @@ def test_unknown_schedule_or_class_weights_is_refused(field: str, value: str, me
         make_optimization(
             new_net(), separable(10, seed=0), dataclasses.replace(CONFIG, **{field: value})
         )
+
+
+def test_each_epoch_logs_a_line_with_loss_metric_throughput_and_eta(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    train, val = separable(200, seed=1), separable(100, seed=2)
+    with caplog.at_level("INFO", logger="trainer.loop"):
+        fit(new_net(), train, val, dataclasses.replace(CONFIG, epochs=3))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    for line in lines:
+        fields = dict(item.split("=") for item in line.split()[2:])
+        assert set(fields) == {"train_loss", "val_loss", "val_accuracy", "samples/s", "eta"}
+    assert lines[-1].endswith("eta=0s")
