@@ -39,20 +39,6 @@ DAG_FILE = "tabular_training.py"
 HEAVY_MODULES = ("torch", "mlflow", "pandas", "numpy", "sklearn", "scipy", "pyarrow")
 RESULT_MARKER = "DAGBAG-RESULT "
 
-TASK_IDS = {
-    "wait_for_data",
-    "data_preparation.validate",
-    "data_preparation.preprocess",
-    "data_preparation.data_ready",
-    "hyperparameter_set",
-    "hyperparameter_tuning.train",
-    "select_best",
-    "evaluate",
-    "decide",
-    "deploy",
-    "skip_deploy",
-    "notify",
-}
 # Every task's direct upstream tasks: the whole graph, edge by edge. XComArg inputs add edges
 # of their own (e.g. select_best's run_id into deploy, data_ready's result into notify).
 UPSTREAM = {
@@ -69,6 +55,7 @@ UPSTREAM = {
     "skip_deploy": {"decide"},
     "notify": {"data_preparation.data_ready", "select_best", "evaluate", "deploy", "skip_deploy"},
 }
+TASK_IDS = set(UPSTREAM)
 MAIN_PATH = (
     "wait_for_data",
     "data_preparation.validate",
