@@ -133,10 +133,14 @@ def make_deterministic() -> None:
 
 
 def resolve_device(requested: str) -> torch.device:
+    """The training device; on CUDA, fp32 matmuls may use TF32 (A100/H100 tensor cores)."""
     if requested == "cuda" and not torch.cuda.is_available():
         raise StepError("--device cuda: no CUDA device is available on this machine")
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     return torch.device(requested)
 
 

@@ -222,3 +222,23 @@ def test_each_epoch_logs_a_line_with_loss_metric_throughput_and_eta(
         fields = dict(item.split("=") for item in line.split()[2:])
         assert set(fields) == {"train_loss", "val_loss", "val_accuracy", "samples/s", "eta"}
     assert lines[-1].endswith("eta=0s")
+
+
+def test_adam_is_fused_only_on_cuda() -> None:
+    for name in ("adam", "adamw"):
+        optimizer = make_optimizer(new_net(), dataclasses.replace(CONFIG, optimizer=name))
+        assert not optimizer.defaults["fused"], name
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_adam_is_fused_on_cuda_and_trains() -> None:
+    train, val = separable(400, seed=1), separable(300, seed=2)
+    moved = [
+        TensorSplit(s.numeric.cuda(), s.categorical.cuda(), s.target.cuda()) for s in (train, val)
+    ]
+    net = new_net().cuda()
+    for name in ("adam", "adamw"):
+        assert make_optimizer(net, dataclasses.replace(CONFIG, optimizer=name)).defaults["fused"]
+    fit(net, moved[0], moved[1], CONFIG)
+    assert evaluate(net, moved[1]).accuracy >= 0.95
