@@ -254,13 +254,21 @@ def test_a_pod_without_base_container_is_refused(workdir: Path, log: RecordingLo
 # --- environment and secrets --------------------------------------------------------------------
 
 
+def write_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, key: str, value: str
+) -> Path:
+    """One key of a Secret in the local secrets folder (a mounted Secret's layout)."""
+    folder = tmp_path / "secrets"
+    (folder / secret).mkdir(parents=True, exist_ok=True)
+    (folder / secret / key).write_text(value)
+    monkeypatch.setenv(SECRETS_DIR_ENV, str(folder))
+    return folder
+
+
 def test_environment_plain_values_secrets_and_paths(
     workdir: Path, log: RecordingLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secrets = tmp_path / "secrets"
-    (secrets / "mlflow").mkdir(parents=True)
-    (secrets / "mlflow" / "password").write_text("s3cret\n")
-    monkeypatch.setenv(SECRETS_DIR_ENV, str(secrets))
+    write_secret(tmp_path, monkeypatch, "mlflow", "password", "s3cret\n")
     monkeypatch.setenv("KEEP_ME", "from-the-host")
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
     monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "tabular_training")
@@ -294,10 +302,7 @@ def test_a_pod_cannot_override_the_result_paths(workdir: Path, log: RecordingLog
 def test_a_missing_secret_key_is_a_clear_error(
     workdir: Path, log: RecordingLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    secrets = tmp_path / "secrets"
-    (secrets / "aws-credentials").mkdir(parents=True)
-    (secrets / "aws-credentials" / "access-key-id").write_text("AKIA")
-    monkeypatch.setenv(SECRETS_DIR_ENV, str(secrets))
+    write_secret(tmp_path, monkeypatch, "aws-credentials", "access-key-id", "AKIA")
     marker = tmp_path / "ran"
     env = [
         secret_env("AWS_ACCESS_KEY_ID", "aws-credentials", "access-key-id"),

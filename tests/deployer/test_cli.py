@@ -14,9 +14,9 @@ from contract.xcom import read_result
 from deployer.cli import main
 from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
-    CANDIDATES_EXPERIMENT,
     TwoRuns,
     deploy,
+    failed_run_without_model,
     features_of,
     load_model,
     mlflow_client,
@@ -170,13 +170,9 @@ def test_champion_loads_without_pickle_and_predicts(store: TwoRuns, model_name: 
 def test_run_without_a_model_fails_and_registers_nothing(
     store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    client = mlflow_client()
-    experiment_id = client.get_experiment_by_name(CANDIDATES_EXPERIMENT).experiment_id
-    run = client.create_run(experiment_id)
-    client.set_terminated(run.info.run_id, "FAILED")
-    argv = ["--run-id", run.info.run_id, "--model-name", model_name]
-    assert_fails(argv, capsys, xcom_file, run.info.run_id, "no model")
-    assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
+    run_id = failed_run_without_model()
+    argv = ["--run-id", run_id, "--model-name", model_name]
+    assert_fails(argv, capsys, xcom_file, run_id, "no model")
 
 
 def test_model_name_with_an_apostrophe(store: TwoRuns, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,6 +20,7 @@ from tests.trainer.workspace import (
     TwoRuns,
     deploy,
     evaluate,
+    failed_run_without_model,
     features_of,
     load_model,
     mlflow_client,
@@ -194,12 +195,9 @@ def test_unknown_run_id_names_the_run_and_the_tracking_uri(
 def test_run_without_a_model(
     store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    client = mlflow_client()
-    experiment_id = client.get_experiment_by_name(CANDIDATES_EXPERIMENT).experiment_id
-    run = client.create_run(experiment_id)
-    client.set_terminated(run.info.run_id, "FAILED")
-    argv = evaluator_argv(run.info.run_id, str(store.workspace.data), model_name)
-    assert_fails(argv, capsys, xcom_file, run.info.run_id, "no model")
+    run_id = failed_run_without_model()
+    argv = evaluator_argv(run_id, str(store.workspace.data), model_name)
+    assert_fails(argv, capsys, xcom_file, run_id, "no model")
 
 
 def test_incomplete_data_path(

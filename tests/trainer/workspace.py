@@ -158,6 +158,15 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFram
     return TwoRuns(workspace, first, second)
 
 
+def failed_run_without_model() -> str:
+    """A FAILED run in the candidates experiment that logged no model."""
+    client = mlflow_client()
+    experiment_id = client.get_experiment_by_name(CANDIDATES_EXPERIMENT).experiment_id
+    run = client.create_run(experiment_id)
+    client.set_terminated(run.info.run_id, "FAILED")
+    return str(run.info.run_id)
+
+
 @pytest.fixture
 def store(two_runs: TwoRuns, monkeypatch: pytest.MonkeyPatch) -> TwoRuns:
     """This test's MLflow calls (and steps) use the two runs' store; its XCom stays its own."""
