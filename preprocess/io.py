@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import posixpath
@@ -107,6 +108,30 @@ def read_json(uri: str) -> Any:
             return json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StepError(f"{uri} is not valid JSON: {exc}") from exc
+
+
+def data_files(uri: str) -> list[str]:
+    """The files holding the data at ``uri``: the file itself, or every file under a folder (a
+    partitioned dataset), sorted, as paths of its filesystem."""
+    fs, path = _filesystem(uri)
+    if not fs.exists(path):
+        raise StepError(f"{uri} does not exist")
+    if fs.isdir(path):
+        return sorted(f for f in fs.find(path) if not posixpath.basename(f).startswith((".", "_")))
+    return [path]
+
+
+def fingerprint(uri: str, chunk_size: int = 1 << 20) -> str:
+    """``sha256:<hex>`` of the bytes at ``uri`` (a folder: each data file's relative path and
+    bytes, in sorted order). Same data, same fingerprint, wherever it is stored."""
+    fs, path = _filesystem(uri)
+    digest = hashlib.sha256()
+    for file in data_files(uri):
+        digest.update(posixpath.relpath(file, path).encode() + b"\0")
+        with fs.open(file, "rb") as fh:
+            while chunk := fh.read(chunk_size):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
 
 
 def remove(uri: str) -> None:

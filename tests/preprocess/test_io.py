@@ -131,3 +131,27 @@ def test_remove(tmp_path: Path) -> None:
     io.remove(str(path))
     assert not path.exists()
     io.remove(str(path))  # removing again is fine
+
+
+def test_fingerprint_depends_on_content_not_location(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        (folder / "day=1").mkdir(parents=True)
+        (folder / "day=1" / "part.parquet").write_bytes(b"rows of day 1")
+        (folder / "_SUCCESS").write_bytes(b"")
+    assert io.fingerprint(str(first)) == io.fingerprint(str(second))
+    assert io.fingerprint(str(first)).startswith("sha256:")
+    (second / "day=1" / "part.parquet").write_bytes(b"rows of day 2")
+    assert io.fingerprint(str(first)) != io.fingerprint(str(second))
+
+
+def test_fingerprint_covers_file_names_in_a_folder(tmp_path: Path) -> None:
+    for name, part in (("a", "x.parquet"), ("b", "y.parquet")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / part).write_bytes(b"same bytes")
+    assert io.fingerprint(str(tmp_path / "a")) != io.fingerprint(str(tmp_path / "b"))
+
+
+def test_fingerprint_of_a_missing_path_names_it(tmp_path: Path) -> None:
+    with pytest.raises(StepError, match=r"nowhere\.parquet does not exist"):
+        io.fingerprint(str(tmp_path / "nowhere.parquet"))
