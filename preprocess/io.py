@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import posixpath
+import uuid
 from typing import Any
 
 import fsspec
@@ -139,3 +140,19 @@ def remove(uri: str) -> None:
     fs, path = _filesystem(uri)
     if fs.exists(path):
         fs.rm(path)
+
+
+def write_bytes_atomic(data: bytes, uri: str) -> None:
+    """Write ``data`` at ``uri`` so that a reader sees the previous file or the whole new one,
+    never a part: the bytes go to a hidden sibling in one call, which is then renamed (local) or
+    copied in one request (object stores) over the target."""
+    fs, path = _filesystem(uri)
+    parent = posixpath.dirname(path)
+    fs.makedirs(parent, exist_ok=True)
+    temp = posixpath.join(parent, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        fs.pipe_file(temp, data)
+        fs.mv(temp, path)
+    finally:
+        if fs.exists(temp):
+            fs.rm(temp)
