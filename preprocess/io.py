@@ -156,3 +156,9 @@ def write_bytes_atomic(data: bytes, uri: str) -> None:
     finally:
         if fs.exists(temp):
             fs.rm(temp)
+
+
+def exists(uri: str) -> bool:
+    """Whether a file or folder exists at ``uri``."""
+    fs, path = _filesystem(uri)
+    return bool(fs.exists(path))
