@@ -1,35 +1,214 @@
-"""The model: categorical embeddings concatenated with numeric features, then an MLP."""
+"""The model: categorical embeddings concatenated with the numeric features (raw, or each one
+embedded), then an MLP.
+
+Numeric feature embeddings follow Gorishniy et al., "On Embeddings for Numerical Features in
+Tabular Deep Learning" (2022): ``periodic`` is their PLR (trainable frequencies, cos/sin, then a
+linear layer and ReLU per feature); ``ple`` is their piecewise-linear encoding over per-feature
+bin edges taken from training-split quantiles, then a linear layer and ReLU per feature. Both are
+vectorised over features: one batched matmul, no Python loop per feature."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
+NUMERIC_EMBEDDINGS = ("none", "periodic", "ple")
+
 
 @dataclass(frozen=True)
 class NetworkConfig:
+    """Everything needed to rebuild the network before loading its weights (JSON-serialisable).
+
+    ``ple_edges`` holds, per numeric feature, the strictly increasing bin edges of the
+    piecewise-linear encoding (only with ``numeric_embedding="ple"``)."""
+
     numeric_features: int
     cardinalities: tuple[int, ...]  # codes per categorical column, including the unknown code 0
     n_classes: int
     width: int = 256
     depth: int = 3
     dropout: float = 0.1
+    numeric_embedding: str = "none"
+    numeric_embedding_dim: int = 16
+    periodic_sigma: float = 0.1
+    periodic_frequencies: int = 48
+    ple_edges: tuple[tuple[float, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.numeric_embedding not in NUMERIC_EMBEDDINGS:
+            raise ValueError(
+                f"numeric_embedding {self.numeric_embedding!r} is not one of {NUMERIC_EMBEDDINGS}"
+            )
+        for name in ("numeric_embedding_dim", "periodic_frequencies"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (math.isfinite(self.periodic_sigma) and self.periodic_sigma > 0):
+            raise ValueError(f"periodic_sigma must be positive, got {self.periodic_sigma}")
+        if self.numeric_embedding == "ple":
+            check_ple_edges(self.ple_edges, self.numeric_features)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "cardinalities": list(self.cardinalities)}
+        return {
+            **asdict(self),
+            "cardinalities": list(self.cardinalities),
+            "ple_edges": [list(edges) for edges in self.ple_edges],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkConfig:
-        return cls(**{**data, "cardinalities": tuple(data["cardinalities"])})
+        """Inverse of ``to_dict``; a config written before numeric embeddings existed loads
+        with none."""
+        edges = tuple(tuple(float(e) for e in feature) for feature in data.get("ple_edges", ()))
+        return cls(**{**data, "cardinalities": tuple(data["cardinalities"]), "ple_edges": edges})
+
+
+@dataclass(frozen=True)
+class EmbeddingOptions:
+    """The numeric-embedding choices of a training run (the trainer's flags of the same names)."""
+
+    numeric_embedding: str = "none"
+    embedding_dim: int = 16
+    periodic_sigma: float = 0.1
+    ple_bins: int = 16
+
+    def network_fields(self, train_numeric: torch.Tensor) -> dict[str, Any]:
+        """``NetworkConfig`` keyword arguments for these options; the PLE bin edges come from
+        the training split's encoded numeric tensor [rows, F]."""
+        ple = self.numeric_embedding == "ple"
+        return {
+            "numeric_embedding": self.numeric_embedding,
+            "numeric_embedding_dim": self.embedding_dim,
+            "periodic_sigma": self.periodic_sigma,
+            "ple_edges": ple_bin_edges(train_numeric, self.ple_bins) if ple else (),
+        }
+
+
+def check_ple_edges(edges: tuple[tuple[float, ...], ...], numeric_features: int) -> None:
+    """Raise ValueError unless there is one non-empty, finite, strictly increasing edge list per
+    numeric feature."""
+    if len(edges) != numeric_features:
+        raise ValueError(f"ple_edges has {len(edges)} entries for {numeric_features} features")
+    for i, feature in enumerate(edges):
+        values = np.asarray(feature, dtype="float64")
+        if values.size == 0 or not np.isfinite(values).all() or np.any(np.diff(values) <= 0):
+            raise ValueError(
+                f"ple_edges[{i}] must be non-empty, finite and strictly increasing: {feature}"
+            )
+
+
+def ple_bin_edges(numeric: torch.Tensor, bins: int) -> tuple[tuple[float, ...], ...]:
+    """Per-feature bin edges for the piecewise-linear encoding: the ``bins + 1`` quantiles of
+    each column of the (training) tensor [rows, F], rounded to float32 (the dtype they are used
+    in) and deduplicated, so a column with few distinct values gets fewer bins and a constant
+    column a single edge."""
+    if bins < 1:
+        raise ValueError(f"bins must be positive, got {bins}")
+    values = numeric.detach().cpu().numpy()
+    if values.shape[0] == 0:
+        raise ValueError("bin edges need at least one row")
+    quantiles = np.quantile(values.astype("float64"), np.linspace(0.0, 1.0, bins + 1), axis=0)
+    quantiles = quantiles.astype("float32")
+    return tuple(
+        tuple(float(e) for e in np.unique(quantiles[:, j])) for j in range(values.shape[1])
+    )
 
 
 def embedding_dim(cardinality: int) -> int:
     """A common rule of thumb: grows slowly with the vocabulary, capped at 32."""
     return int(min(32, max(2, round(1.6 * cardinality**0.56))))
+
+
+class PerFeatureLinear(nn.Module):
+    """A separate linear layer for each feature, applied to all at once:
+    [batch, F, d_in] → [batch, F, d_out], initialised like ``nn.Linear``."""
+
+    def __init__(self, features: int, d_in: int, d_out: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)
+        self.weight = nn.Parameter(torch.empty(features, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(features, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Batched over features: [F, batch, d_in] @ [F, d_in, d_out] (one bmm, bf16 under autocast).
+        return torch.bmm(x.transpose(0, 1), self.weight).transpose(0, 1) + self.bias
+
+
+class PeriodicEmbedding(nn.Module):
+    """PLR: x → ReLU(Linear_f([cos(2π c_f x), sin(2π c_f x)])) per feature f, with ``frequencies``
+    trainable c_f initialised N(0, sigma) truncated at 3 sigma. [batch, F] → [batch, F * dim]."""
+
+    def __init__(self, features: int, frequencies: int, dim: int, sigma: float) -> None:
+        super().__init__()
+        self.frequencies = nn.Parameter(
+            nn.init.trunc_normal_(
+                torch.empty(features, frequencies), 0.0, sigma, -3 * sigma, 3 * sigma
+            )
+        )
+        self.linear = PerFeatureLinear(features, 2 * frequencies, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Angles in float32 even under autocast: cos/sin of large bf16 angles lose their phase.
+        angles = 2 * math.pi * self.frequencies * x.float()[..., None]
+        encoded = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+        return torch.relu(self.linear(encoded)).flatten(1)
+
+
+class PiecewiseLinearEmbedding(nn.Module):
+    """PLE then ReLU(Linear_f) per feature: [batch, F] → [batch, F * dim].
+
+    Bin t of feature f with edges e_0 < ... < e_n encodes (x - e_t) / (e_{t+1} - e_t) clamped to
+    [0, 1]; the first bin is open below and the last open above, so values outside the training
+    range still move the encoding. Features with fewer bins are padded with bins clamped to 0; a
+    constant column (one edge e_0) encodes x - e_0."""
+
+    left: torch.Tensor  # [F, bins] left edge of each bin
+    width: torch.Tensor  # [F, bins] its width (1 for padding bins)
+    low: torch.Tensor  # [F, bins] clamp bounds: -inf for the first bin, 0 otherwise
+    high: torch.Tensor  # [F, bins] +inf for the last real bin, 1 otherwise, 0 for padding
+
+    def __init__(self, edges: tuple[tuple[float, ...], ...], dim: int) -> None:
+        super().__init__()
+        bins = max([len(e) - 1 for e in edges] + [1])
+        shape = (len(edges), bins)
+        left, width = torch.zeros(shape), torch.ones(shape)
+        low, high = torch.zeros(shape), torch.zeros(shape)  # padding bins: always 0
+        for f, feature in enumerate(edges):  # once, at construction
+            points = torch.tensor(feature, dtype=torch.float64)
+            n = max(1, len(feature) - 1)  # a constant column: one bin of width 1 at its value
+            left[f, :n], high[f, :n] = points[:n], 1.0
+            if len(feature) > 1:  # widths in float64: distinct float32 edges never give 0
+                width[f, :n] = points.diff()
+            low[f, 0], high[f, n - 1] = -math.inf, math.inf
+        for name, tensor in (("left", left), ("width", width), ("low", low), ("high", high)):
+            # Rebuilt from the config on load, so they stay out of the saved weights.
+            self.register_buffer(name, tensor, persistent=False)
+        self.linear = PerFeatureLinear(len(edges), bins, dim)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The piecewise-linear encoding [batch, F, bins] of float [batch, F]."""
+        scaled = (x.float()[..., None] - self.left) / self.width
+        return torch.clamp(scaled, min=self.low, max=self.high)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.linear(self.encode(x))).flatten(1)
+
+
+def numeric_embedding(config: NetworkConfig) -> tuple[nn.Module, int]:
+    """The numeric part of the network and the width it outputs."""
+    features, dim = config.numeric_features, config.numeric_embedding_dim
+    if config.numeric_embedding == "periodic":
+        module: nn.Module = PeriodicEmbedding(
+            features, config.periodic_frequencies, dim, config.periodic_sigma
+        )
+        return module, features * dim
+    if config.numeric_embedding == "ple":
+        return PiecewiseLinearEmbedding(config.ple_edges, dim), features * dim
+    return nn.Identity(), features
 
 
 class TabularMLP(nn.Module):
@@ -39,7 +218,10 @@ class TabularMLP(nn.Module):
         self.embeddings = nn.ModuleList(
             nn.Embedding(card, embedding_dim(card)) for card in config.cardinalities
         )
-        width_in = config.numeric_features + sum(embedding_dim(c) for c in config.cardinalities)
+        # Built after the categorical embeddings and before the MLP, so that with no numeric
+        # embedding a seed initialises exactly the same weights as before it existed.
+        self.numeric_embedding, numeric_width = numeric_embedding(config)
+        width_in = numeric_width + sum(embedding_dim(c) for c in config.cardinalities)
         layers: list[nn.Module] = []
         for _ in range(config.depth):
             layers += [nn.Linear(width_in, config.width), nn.ReLU(), nn.Dropout(config.dropout)]
@@ -49,8 +231,16 @@ class TabularMLP(nn.Module):
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         """Logits [batch, n_classes] from float [batch, F] and int64 codes [batch, C]."""
-        parts = [numeric] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
+        parts = [self.numeric_embedding(numeric)]
+        parts += [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
         return self.mlp(torch.cat(parts, dim=1))  # type: ignore[no-any-return]
+
+
+def compiled(net: TabularMLP) -> TabularMLP:
+    """``torch.compile`` of ``net`` for training. The wrapper shares ``net``'s parameters, so
+    training it trains ``net``; save and serve ``net`` itself (the wrapper's state_dict keys
+    carry an ``_orig_mod.`` prefix). Its attributes (``config``) are those of ``net``."""
+    return cast(TabularMLP, torch.compile(net))
 
 
 def predict_proba(
