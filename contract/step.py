@@ -22,6 +22,8 @@ TERMINATION_LOG = "/dev/termination-log"
 class StepError(Exception):
     """A failure with a message a person can act on (names the file, column or flag)."""
 
+    exit_code = 1  # the process's exit status when this error ends the step
+
 
 class UsageError(StepError):
     """Bad command-line flags."""
@@ -70,10 +72,12 @@ def report_failure(step: str, message: str) -> None:
 def run_step(
     step: str,
     parser: argparse.ArgumentParser,
-    body: Callable[[argparse.Namespace], StepResult],
+    body: Callable[[argparse.Namespace], StepResult | None],
     argv: Sequence[str] | None,
 ) -> int:
-    """Run one step and return its exit code (0 only when a valid result was written)."""
+    """Run one step and return its exit code (0 only when a valid result was written, or when
+    ``body`` returns None: a helper process, such as a data-parallel rank other than 0, whose
+    result rank 0 writes)."""
     # A result left by an earlier attempt must never be mistaken for this one's.
     xcom_path().unlink(missing_ok=True)
     try:
@@ -86,10 +90,13 @@ def run_step(
         return 2
     try:
         result = body(args)
+        if result is None:
+            log.info("%s: this process has no result to write", step)
+            return 0
         path = write_result(result)
     except StepError as exc:
         report_failure(step, str(exc))
-        return 1
+        return exc.exit_code
     except Exception as exc:
         log.exception("%s crashed", step)
         report_failure(step, f"{type(exc).__name__}: {exc}")

@@ -1,31 +1,46 @@
-"""The training loop: data resident on the device, batches by indexing a shuffled permutation,
-loss accumulated on the device and read once per epoch, best epoch (by validation loss) restored.
-Per-step learning-rate schedule (linear warmup, then constant or cosine decay), optional
-gradient clipping and class weights for imbalanced labels."""
+"""The training loop: data resident on the device (or streamed to it in chunks), batches by
+indexing a shuffled permutation, loss accumulated on the device and read once per epoch, best
+epoch (by validation loss) restored. Per-step learning-rate schedule (linear warmup, then
+constant or cosine decay), optional gradient clipping and class weights for imbalanced labels.
+
+The loop never touches files: it hands checkpoint snapshots (tensors and plain types) to a hook
+and resumes from one, so that an interrupted and resumed run ends exactly like an uninterrupted
+one (same weights, same metrics; bitwise on the CPU), at an epoch boundary or mid-epoch."""
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from trainer.distributed import SINGLE_PROCESS, ProcessGroup
+from trainer.interrupts import Interrupts
 from trainer.metrics import ClassificationMetrics, classification_metrics
 from trainer.network import TabularMLP, predict_proba
+from trainer.progress import epoch_bar
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced")
+STATE_FORMAT = 1
 
 
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on request (SIGTERM) after writing a checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +86,21 @@ class EpochRecord:
     val: ClassificationMetrics
     samples_per_sec: float
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpochRecord:
+        return cls(**{**data, "val": ClassificationMetrics(**data["val"])})
+
 
 @dataclass
 class LoopOutcome:
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = 0
-    train_samples: int = 0
+    train_samples: int = 0  # over every process
     train_seconds: float = 0.0
+    stopped_early: bool = False
 
     @property
     def samples_per_sec(self) -> float:
@@ -86,6 +109,53 @@ class LoopOutcome:
     @property
     def best(self) -> EpochRecord:
         return self.history[self.best_epoch - 1]
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "history": [r.to_dict() for r in self.history]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoopOutcome:
+        history = [EpochRecord.from_dict(r) for r in data["history"]]
+        return cls(**{**data, "history": history})
+
+
+@dataclass
+class LoopHooks:
+    """How the loop meets the world outside it; every part is optional.
+
+    ``checkpoint`` receives snapshots (see ``Run.snapshot``) every ``checkpoint_every_epochs``
+    epochs (0: never) and whenever ``interrupts`` asks; ``resume`` is such a snapshot to go on
+    from. ``on_epoch`` sees each finished epoch. ``stream``: the training tensors stay in host
+    memory and go to ``device`` in copies of ``stream_chunk_steps`` batches. ``forward``: the
+    module the training steps call instead of the net (e.g. its ``torch.compile`` wrapper; it
+    must share the net's parameters). ``group``: the data-parallel processes. ``progress``:
+    show a bar over the steps."""
+
+    interrupts: Interrupts = field(default_factory=Interrupts)
+    checkpoint: Callable[[dict[str, Any]], None] | None = None
+    checkpoint_every_epochs: int = 0
+    resume: dict[str, Any] | None = None
+    on_epoch: Callable[[EpochRecord], None] | None = None
+    stream: bool = False
+    device: torch.device | None = None
+    stream_chunk_steps: int = 64
+    forward: nn.Module | None = None
+    group: ProcessGroup = SINGLE_PROCESS
+    progress: bool = False
+
+
+@dataclass
+class EpochCursor:
+    """An epoch in progress: this process's permutation, the next step and the loss so far."""
+
+    order: torch.Tensor
+    next_step: int
+    loss_sum: torch.Tensor
+    seconds: float = 0.0  # training time spent in this epoch before the last interruption
 
 
 def make_optimizer(net: nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
@@ -124,17 +194,27 @@ def balanced_class_weights(target: torch.Tensor, n_classes: int) -> torch.Tensor
     return counts.sum() / (n_classes * counts.clamp(min=1.0))
 
 
-def make_optimization(net: TabularMLP, train: TensorSplit, config: LoopConfig) -> Optimization:
+def make_optimization(
+    net: TabularMLP,
+    train: TensorSplit,
+    config: LoopConfig,
+    rows_per_epoch: int | None = None,
+    device: torch.device | None = None,
+) -> Optimization:
+    """Optimizer, schedule and class weights; ``rows_per_epoch`` is what this process trains
+    on per epoch (default: all of ``train``), ``device`` where the weights go (default: the
+    data's)."""
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr schedule {config.lr_schedule!r}; choose from {LR_SCHEDULES}")
     optimizer = make_optimizer(net, config)
-    steps_per_epoch = math.ceil(train.rows / config.batch_size)
+    steps_per_epoch = math.ceil((rows_per_epoch or train.rows) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, config, steps_per_epoch)
     )
     weights = None
     if config.class_weights == "balanced":
         weights = balanced_class_weights(train.target, net.config.n_classes)
+        weights = weights.to(device or train.target.device)
     elif config.class_weights != "none":
         raise ValueError(
             f"unknown class weights {config.class_weights!r}; choose from {CLASS_WEIGHTS}"
@@ -142,9 +222,102 @@ def make_optimization(net: TabularMLP, train: TensorSplit, config: LoopConfig) -
     return Optimization(optimizer, scheduler, weights)
 
 
-def evaluate(net: TabularMLP, split: TensorSplit) -> ClassificationMetrics:
-    probabilities = predict_proba(net, split.numeric, split.categorical)
+def evaluate(
+    net: TabularMLP, split: TensorSplit, chunk_rows: int = 1 << 20
+) -> ClassificationMetrics:
+    """Validation metrics; a split kept in host memory goes to the net's device in chunks."""
+    device = next(net.parameters()).device
+    if split.target.device == device:
+        probabilities = predict_proba(net, split.numeric, split.categorical)
+    else:
+        probabilities = torch.cat(
+            [
+                predict_proba(
+                    net,
+                    split.numeric[i : i + chunk_rows].to(device, non_blocking=True),
+                    split.categorical[i : i + chunk_rows].to(device, non_blocking=True),
+                )
+                for i in range(0, split.rows, chunk_rows)
+            ]
+        )
     return classification_metrics(probabilities.cpu().numpy(), split.target.cpu().numpy())
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def device_batches(
+    train: TensorSplit, order: torch.Tensor, first_step: int, batch_size: int
+) -> Iterator[Batch]:
+    """Batches of device-resident data: one gather per step by the permutation."""
+    for start in range(first_step * batch_size, order.shape[0], batch_size):
+        idx = order[start : start + batch_size]
+        yield train.numeric[idx], train.categorical[idx], train.target[idx]
+
+
+def streamed_batches(
+    train: TensorSplit,
+    order: torch.Tensor,
+    first_step: int,
+    batch_size: int,
+    device: torch.device,
+    chunk_steps: int,
+) -> Iterator[Batch]:
+    """Batches of data kept in (pinned) host memory: the rows of ``chunk_steps`` batches are
+    gathered on the host and copied in one non-blocking transfer, then sliced into batches."""
+    host_order = order.cpu()  # one host sync per epoch
+    chunk = batch_size * chunk_steps
+    start = first_step * batch_size
+    for chunk_start in range(start, host_order.shape[0], chunk):
+        idx = host_order[chunk_start : chunk_start + chunk]
+        parts = [train.numeric[idx], train.categorical[idx], train.target[idx]]
+        if device.type == "cuda":
+            parts = [p.pin_memory() for p in parts]
+        numeric, categorical, target = (p.to(device, non_blocking=True) for p in parts)
+        for i in range(0, idx.shape[0], batch_size):
+            yield (
+                numeric[i : i + batch_size],
+                categorical[i : i + batch_size],
+                target[i : i + batch_size],
+            )
+
+
+def train_steps(
+    model: nn.Module,
+    optimization: Optimization,
+    batches: Iterator[Batch],
+    cursor: EpochCursor,
+    config: LoopConfig,
+    interrupts: Interrupts | None = None,
+    bar: Any = None,
+) -> bool:
+    """Optimizer steps from ``cursor.next_step`` to the end of the epoch (the cursor follows).
+    Returns False when ``interrupts`` asked to act before a step, True at the epoch's end."""
+    device = cursor.loss_sum.device
+    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    model.train()
+    step = cursor.next_step
+    for numeric, categorical, target in batches:
+        if interrupts is not None and interrupts.poll(step):  # a flag read; no host sync
+            cursor.next_step = step
+            return False
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(numeric, categorical)
+        loss = nn.functional.cross_entropy(
+            logits.float(), target, weight=optimization.class_weights
+        )
+        optimization.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
+        optimization.optimizer.step()
+        optimization.scheduler.step()
+        cursor.loss_sum += loss.detach() * target.shape[0]
+        step += 1
+        if bar is not None:
+            bar.update()
+    cursor.next_step = step
+    return True
 
 
 def train_epoch(
@@ -154,64 +327,227 @@ def train_epoch(
     config: LoopConfig,
     generator: torch.Generator,
 ) -> float:
-    """One pass over shuffled training data; returns the mean training loss."""
+    """One uninterrupted pass over shuffled device-resident data; returns the mean loss."""
     device = train.target.device
-    autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
     order = torch.randperm(train.rows, device=device, generator=generator)
-    loss_sum = torch.zeros((), device=device)
-    net.train()
-    for start in range(0, train.rows, config.batch_size):
-        idx = order[start : start + config.batch_size]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = net(train.numeric[idx], train.categorical[idx])
-        loss = nn.functional.cross_entropy(
-            logits.float(), train.target[idx], weight=optimization.class_weights
+    cursor = EpochCursor(order, 0, torch.zeros((), device=device))
+    train_steps(
+        net, optimization, device_batches(train, order, 0, config.batch_size), cursor, config
+    )
+    return float(cursor.loss_sum.item()) / train.rows  # the one host sync of the epoch
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Run:
+    """One call of ``fit``: everything a checkpoint holds, and the epochs that change it."""
+
+    def __init__(
+        self,
+        net: TabularMLP,
+        train: TensorSplit,
+        val: TensorSplit,
+        config: LoopConfig,
+        hooks: LoopHooks,
+    ) -> None:
+        self.net, self.train, self.val, self.config, self.hooks = net, train, val, config, hooks
+        self.group = hooks.group
+        self.device = hooks.device or train.target.device
+        self.rows = self.group.shard_rows(train.rows)  # this process's rows per epoch
+        self.model = self.group.wrap(hooks.forward or net, self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.optimization = make_optimization(net, train, config, self.rows, self.device)
+        self.outcome = LoopOutcome()
+        self.best_state = copy.deepcopy(net.state_dict())
+        self.cursor: EpochCursor | None = None
+        self.epoch_shuffle_state = self.generator.get_state()
+        if self.group.rank > 0:  # same initial weights (seeded before), other dropout masks
+            torch.manual_seed(config.seed + self.group.rank)
+        if hooks.resume is not None:
+            self.restore(hooks.resume)
+
+    def new_cursor(self) -> EpochCursor:
+        """The next epoch's permutation (shared by every process; each takes its slice)."""
+        self.epoch_shuffle_state = self.generator.get_state()
+        order = torch.randperm(self.train.rows, device=self.device, generator=self.generator)
+        if self.group.distributed:
+            order = order[self.group.rank * self.rows : (self.group.rank + 1) * self.rows]
+        return EpochCursor(order, 0, torch.zeros((), device=self.device))
+
+    def batches(self, cursor: EpochCursor) -> Iterator[Batch]:
+        size = self.config.batch_size
+        if not self.hooks.stream:
+            return device_batches(self.train, cursor.order, cursor.next_step, size)
+        return streamed_batches(
+            self.train,
+            cursor.order,
+            cursor.next_step,
+            size,
+            self.device,
+            self.hooks.stream_chunk_steps,
         )
-        optimization.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip, foreach=True)
-        optimization.optimizer.step()
-        optimization.scheduler.step()
-        loss_sum += loss.detach() * idx.shape[0]
-    return float(loss_sum.item()) / train.rows  # the one host sync of the epoch
 
+    def run_epoch(self, epoch: int) -> tuple[float, float]:
+        """Train (the rest of) one epoch; returns the mean loss over every process's samples
+        and the epoch's training seconds. Acts on interrupts between steps."""
+        cursor = self.cursor = self.cursor or self.new_cursor()
+        steps = math.ceil(self.rows / self.config.batch_size)
+        show = self.hooks.progress and self.group.is_main
+        bar = epoch_bar(show, epoch, self.config.epochs, steps, cursor.next_step)
+        try:
+            while True:
+                started = time.perf_counter()
+                args = (self.optimization, self.batches(cursor), cursor, self.config)
+                if train_steps(self.model, *args, self.hooks.interrupts, bar):
+                    loss = float(self.group.sum(cursor.loss_sum.clone()).item())  # the sync
+                    cursor.seconds += time.perf_counter() - started
+                    break
+                _sync(self.device)
+                cursor.seconds += time.perf_counter() - started
+                self.act_on_interrupts(epoch)
+        finally:
+            if bar is not None:
+                bar.close()
+        self.cursor = None
+        samples = self.rows * self.group.world_size
+        self.outcome.train_samples += samples
+        self.outcome.train_seconds += cursor.seconds
+        return loss / samples, cursor.seconds
 
-def fit(net: TabularMLP, train: TensorSplit, val: TensorSplit, config: LoopConfig) -> LoopOutcome:
-    """Train ``net`` in place; on return it holds the weights of the best validation epoch."""
-    device = train.target.device
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    optimization = make_optimization(net, train, config)
-    outcome = LoopOutcome()
-    best_state = copy.deepcopy(net.state_dict())
-    loop_started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        train_loss = train_epoch(net, optimization, train, config, generator)
-        seconds = time.perf_counter() - started
-        if not math.isfinite(train_loss):
-            raise DivergedError(f"training loss is {train_loss} at epoch {epoch}; lower --lr")
-        outcome.train_samples += train.rows
-        outcome.train_seconds += seconds
-        record = EpochRecord(epoch, train_loss, evaluate(net, val), train.rows / seconds)
+    def act_on_interrupts(self, epoch: int) -> None:
+        """Checkpoint; then stop (``TrainingInterrupted``) when a stop was asked for."""
+        interrupts = self.hooks.interrupts
+        self.save()
+        interrupts.checkpoint_due = False
+        if interrupts.stop_requested:
+            where = f"epoch {epoch}" + (
+                f" step {self.cursor.next_step}" if self.cursor is not None else " end"
+            )
+            saved = "a checkpoint was written" if self.hooks.checkpoint else "no checkpoint"
+            raise TrainingInterrupted(f"training stopped on request at {where}; {saved}")
+
+    def save(self) -> None:
+        """Hand a snapshot to the checkpoint hook (rank 0 only); a diverged state is refused,
+        so the last good checkpoint stays the latest."""
+        if self.hooks.checkpoint is None or not self.group.is_main:
+            return
+        loss_ok = self.cursor is None or bool(torch.isfinite(self.cursor.loss_sum))
+        if not loss_ok or not all(bool(torch.isfinite(p).all()) for p in self.net.parameters()):
+            raise DivergedError(
+                "training loss or weights became NaN or infinite; lower --lr "
+                "(no checkpoint written: the last good one stays the latest)"
+            )
+        self.hooks.checkpoint(self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The training state as tensors and plain types (``torch.load(weights_only=True)``
+        reads it): weights, best weights, optimizer, schedule, RNG states, progress."""
+        cursor = self.cursor
+        progress = {
+            "format": STATE_FORMAT,
+            "outcome": self.outcome.to_dict(),
+            "in_epoch": cursor is not None,
+            "next_step": cursor.next_step if cursor else 0,
+            "epoch_seconds": cursor.seconds if cursor else 0.0,
+        }
+        cuda = self.device.type == "cuda"
+        return {
+            "model": _cpu_copy(self.net.state_dict()),
+            "best_model": _cpu_copy(self.best_state),
+            "optimizer": self.optimization.optimizer.state_dict(),
+            "scheduler": self.optimization.scheduler.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if cuda else [],
+                # Mid-epoch: the state that drew this epoch's permutation, drawn again on resume.
+                "shuffle": self.epoch_shuffle_state if cursor else self.generator.get_state(),
+            },
+            "loss_sum": cursor.loss_sum.detach().cpu() if cursor else torch.zeros(()),
+            "progress": json.dumps(progress),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        progress = json.loads(snapshot["progress"])
+        if progress.get("format") != STATE_FORMAT:
+            raise ValueError(f"checkpoint state format {progress.get('format')} is not supported")
+        self.net.load_state_dict(snapshot["model"])
+        self.best_state = {k: v.to(self.device) for k, v in snapshot["best_model"].items()}
+        self.optimization.optimizer.load_state_dict(snapshot["optimizer"])
+        self.optimization.scheduler.load_state_dict(snapshot["scheduler"])
+        self.outcome = LoopOutcome.from_dict(progress["outcome"])
+        rng = snapshot["rng"]
+        if self.group.is_main:
+            torch.set_rng_state(rng["torch"])
+            if self.device.type == "cuda" and rng["cuda"]:
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        self.generator.set_state(rng["shuffle"])
+        if progress["in_epoch"]:
+            self.cursor = self.new_cursor()
+            self.cursor.next_step = progress["next_step"]
+            self.cursor.loss_sum = snapshot["loss_sum"].to(self.device)
+            self.cursor.seconds = progress["epoch_seconds"]
+
+    def fit(self) -> LoopOutcome:
+        started, first = time.perf_counter(), self.outcome.epochs_done + 1
+        for epoch in range(first, self.config.epochs + 1):
+            if self.outcome.stopped_early:
+                break
+            train_loss, seconds = self.run_epoch(epoch)
+            if not math.isfinite(train_loss):
+                raise DivergedError(f"training loss is {train_loss} at epoch {epoch}; lower --lr")
+            samples = self.rows * self.group.world_size
+            record = EpochRecord(epoch, train_loss, evaluate(self.net, self.val), samples / seconds)
+            # At most this long: early stopping can end the run sooner.
+            eta = (
+                (time.perf_counter() - started) / (epoch - first + 1) * (self.config.epochs - epoch)
+            )
+            self.finish_epoch(record, eta)
+        self.net.load_state_dict(self.best_state)
+        return self.outcome
+
+    def finish_epoch(self, record: EpochRecord, eta: float) -> None:
+        """Book the epoch: best weights, log line, early stop, hook, checkpoint."""
+        outcome = self.outcome
         outcome.history.append(record)
         if outcome.best_epoch == 0 or record.val.loss < outcome.best.val.loss:
-            outcome.best_epoch = epoch
-            best_state = copy.deepcopy(net.state_dict())
-        # At most this long: early stopping can end the run sooner.
-        eta = (time.perf_counter() - loop_started) / epoch * (config.epochs - epoch)
+            outcome.best_epoch = record.epoch
+            self.best_state = copy.deepcopy(self.net.state_dict())
         log.info(
             "epoch %d/%d train_loss=%.4f val_loss=%.4f val_accuracy=%.4f samples/s=%.0f eta=%.0fs",
-            epoch,
-            config.epochs,
-            train_loss,
+            record.epoch,
+            self.config.epochs,
+            record.train_loss,
             record.val.loss,
             record.val.accuracy,
             record.samples_per_sec,
             eta,
         )
-        if epoch - outcome.best_epoch >= config.patience:
-            log.info("early stop: no val_loss improvement for %d epochs", config.patience)
-            break
-    net.load_state_dict(best_state)
-    return outcome
+        if record.epoch - outcome.best_epoch >= self.config.patience:
+            log.info("early stop: no val_loss improvement for %d epochs", self.config.patience)
+            outcome.stopped_early = True
+        if self.hooks.on_epoch is not None:
+            self.hooks.on_epoch(record)
+        every = self.hooks.checkpoint_every_epochs
+        pending = self.hooks.interrupts.settle()  # every process calls it: they agree
+        if pending or (every > 0 and record.epoch % every == 0):
+            self.act_on_interrupts(record.epoch)
+
+
+def fit(
+    net: TabularMLP,
+    train: TensorSplit,
+    val: TensorSplit,
+    config: LoopConfig,
+    hooks: LoopHooks | None = None,
+) -> LoopOutcome:
+    """Train ``net`` in place; on return it holds the weights of the best validation epoch.
+    Raises ``DivergedError`` on a NaN/inf loss, ``TrainingInterrupted`` after a requested
+    stop (with a checkpoint handed to ``hooks.checkpoint`` first)."""
+    return Run(net, train, val, config, hooks or LoopHooks()).fit()

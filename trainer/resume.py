@@ -1,0 +1,97 @@
+"""Where a training run keeps its checkpoints, what it resumes from, and the checks that make a
+resume safe.
+
+A run is identified by its experiment name, data path, data fingerprint and resolved
+hyperparameters. Without ``--checkpoint-dir`` the checkpoints go to
+``$PIPELINE_HOME/checkpoints/<hash of that identity>``, so a retried pod (same flags, same data)
+finds them and resumes, and a run with other flags or data starts afresh. A checkpoint dir that
+holds another run's checkpoint is refused (a clear error naming the dir and what differs).
+After a successful run its checkpoints are deleted: the model is in MLflow, and a later run with
+the same flags is a new run."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from contract.step import StepError
+from contract.tracking import pipeline_home
+from trainer.checkpoint import CheckpointStore, identity_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckpointOptions:
+    dir: str | None  # None: the run-scoped default under $PIPELINE_HOME/checkpoints
+    every_epochs: int = 1  # 0: not by epochs
+    every_minutes: float = 0.0  # 0: not by time
+    keep: int = 2
+
+
+def default_dir(identity: dict[str, Any]) -> str:
+    return str(pipeline_home() / "checkpoints" / identity_hash(identity))
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What a run goes on from: the loop's snapshot and the MLflow run to continue."""
+
+    snapshot: dict[str, Any]
+    mlflow_run_id: str
+
+
+class RunCheckpoints:
+    """The checkpoints of one training run (``identity``: JSON-able description of it)."""
+
+    def __init__(self, options: CheckpointOptions, identity: dict[str, Any]) -> None:
+        self.identity = identity
+        self.key = identity_hash(identity)
+        self.store = CheckpointStore(options.dir or default_dir(identity), options.keep)
+
+    @property
+    def uri(self) -> str:
+        return self.store.uri
+
+    def resume_point(self) -> ResumePoint | None:
+        """The latest checkpoint of this run, or None; refuses another run's checkpoint."""
+        pointer = self.store.pointer()
+        if pointer is None:
+            return None
+        state = self.store.load(pointer)
+        meta = json.loads(state.pop("meta"))
+        if pointer.get("identity") != self.key or meta["identity"] != self.identity:
+            raise StepError(self._mismatch(meta["identity"]))
+        log.info("resuming from %s/%s", self.uri, pointer["file"])
+        return ResumePoint(state, meta["mlflow_run_id"])
+
+    def _mismatch(self, theirs: dict[str, Any]) -> str:
+        ours = self.identity
+        config_a, config_b = theirs.get("config", {}), ours.get("config", {})
+        differ = [k for k in sorted({*theirs, *ours} - {"config"}) if theirs.get(k) != ours.get(k)]
+        differ += [k for k in sorted({*config_a, *config_b}) if config_a.get(k) != config_b.get(k)]
+        return (
+            f"--checkpoint-dir {self.uri} holds a checkpoint of a different run (differs in: "
+            f"{', '.join(differ) or 'format'}); resume with the same flags and data, or pass "
+            "another --checkpoint-dir"
+        )
+
+    def saver(self, mlflow_run_id: str) -> Callable[[dict[str, Any]], None]:
+        """The loop's checkpoint hook: adds what the trainer needs on resume, then commits."""
+        meta = json.dumps({"identity": self.identity, "mlflow_run_id": mlflow_run_id})
+
+        def save(snapshot: dict[str, Any]) -> None:
+            progress = json.loads(snapshot["progress"])
+            outcome = progress["outcome"]
+            epoch = len(outcome["history"]) + int(progress["in_epoch"])
+            tag = f"{epoch:05d}-{progress['next_step']:07d}"
+            name = self.store.save({**snapshot, "meta": meta}, tag, self.key)
+            log.info("checkpoint %s/%s written", self.uri, name)
+
+        return save
+
+    def clear(self) -> None:
+        self.store.clear()
