@@ -34,6 +34,19 @@ class SplitCounts(BaseModel):
     test: NonNegativeInt
 
 
+class DriftSummary(BaseModel):
+    """Drift against the reference data, in brief (report.html and anomalies.json have it all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    reference_uri: str
+    columns_compared: NonNegativeInt
+    max_psi: float = Field(ge=0, description="largest population stability index of a column")
+    max_psi_column: str | None
+    drifted_count: NonNegativeInt = Field(description="columns with PSI over the warning level")
+    drifted_columns: list[str] = Field(max_length=20, description="the most drifted first")
+
+
 class ValidateResult(StepResult):
     """Data validation passed (errors make the step fail; warnings are counted here)."""
 
@@ -44,7 +57,15 @@ class ValidateResult(StepResult):
     column_count: NonNegativeInt
     anomaly_counts: AnomalyCounts
     schema_uri: str = Field(description="the schema the data was checked against (or inferred)")
+    schema_origin: Literal["given", "store", "reference", "data"] = Field(
+        description="--schema, the --schema-store, inferred from --reference or from this data"
+    )
     report_uri: str = Field(description="the anomalies report (JSON)")
+    html_report_uri: str = Field(description="the human-readable report (self-contained HTML)")
+    fingerprint: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="sha256 of the validated data's bytes"
+    )
+    drift: DriftSummary | None = Field(description="None without --reference")
 
 
 class PreprocessResult(StepResult):

@@ -10,6 +10,7 @@ import pytest
 from contract.results import (
     AnomalyCounts,
     DeployResult,
+    DriftSummary,
     EvaluateResult,
     PreprocessResult,
     SplitCounts,
@@ -56,7 +57,18 @@ def example_results() -> dict[str, StepResult]:
             column_count=10,
             anomaly_counts=AnomalyCounts(error=0, warning=2),
             schema_uri="s3://pipeline/validate/2024-01-02/schema.json",
+            schema_origin="store",
             report_uri="s3://pipeline/validate/2024-01-02/anomalies.json",
+            html_report_uri="s3://pipeline/validate/2024-01-02/report.html",
+            fingerprint="sha256:" + "1" * 64,
+            drift=DriftSummary(
+                reference_uri="s3://raw/2024-01-01/data.parquet",
+                columns_compared=10,
+                max_psi=0.12,
+                max_psi_column="income",
+                drifted_count=1,
+                drifted_columns=["income"],
+            ),
         ),
         "preprocess": PreprocessResult(
             output_uri=out,

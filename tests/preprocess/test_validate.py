@@ -13,17 +13,17 @@ import pytest
 
 from contract.xcom import read_result
 from demo.sample_data import TARGET
-from preprocess.validate.checks import (
-    Thresholds,
-    check_against_schema,
-    check_data,
-    infer_schema,
-)
+from preprocess.io import fingerprint
+from preprocess.validate.checks import Thresholds, check_against_schema, check_data
 from preprocess.validate.cli import main
+from preprocess.validate.profile import profile_frame
+from preprocess.validate.schema import infer_schema
 
 
 def validate(source: Path | str, *extra: str, target: str = TARGET) -> int:
-    return main(["--source", str(source), "--target", target, "--date", "2024-01-02", *extra])
+    """Run the step; plots are left out here (test_validate_report.py draws them)."""
+    argv = ["--source", str(source), "--target", target, "--date", "2024-01-02", *extra]
+    return main([*argv, "--max-plots", "0"])
 
 
 def report(folder: Path) -> dict[str, Any]:
@@ -56,7 +56,12 @@ def test_good_data_passes(sample_parquet: Path, tmp_path: Path, xcom_file: Path)
     assert result["column_count"] == 10
     assert result["anomaly_counts"] == {"error": 0, "warning": 0}
     assert result["schema_uri"] == f"{out}/schema.json"
+    assert result["schema_origin"] == "data"
     assert result["report_uri"] == f"{out}/anomalies.json"
+    assert result["html_report_uri"] == f"{out}/report.html"
+    assert result["fingerprint"] == fingerprint(str(sample_parquet))
+    assert result["drift"] is None
+    assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
     schema = json.loads((out / "schema.json").read_text())
     assert schema["target"] == TARGET
     assert schema["classes"] == ["no", "yes"]
@@ -264,25 +269,58 @@ def frame() -> pd.DataFrame:
     })  # fmt: skip
 
 
+def schema_of(frame: pd.DataFrame, target: str = "y") -> Any:
+    return infer_schema(frame, profile_frame(frame), target)
+
+
 def test_infer_schema(frame: pd.DataFrame) -> None:
-    schema = infer_schema(frame, "y")
+    schema = schema_of(frame).to_json()
     assert schema == {
-        "version": 1,
+        "version": 2,
         "target": "y",
         "row_count": 4,
         "columns": {
-            "x": {"type": "numeric", "null_rate": 0.25, "min": 1.0, "max": 4.0},
-            "c": {"type": "categorical", "null_rate": 0.25, "categories": ["a", "b"]},
-            "y": {"type": "numeric", "null_rate": 0.0, "min": 0.0, "max": 1.0},
+            "x": {
+                "type": "numeric",
+                "dtype": "float",
+                "nullable": True,
+                "null_rate": 0.25,
+                "min": 1.0,
+                "max": 4.0,
+                "categories": None,
+            },
+            "c": {
+                "type": "categorical",
+                "dtype": "string",
+                "nullable": True,
+                "null_rate": 0.25,
+                "min": None,
+                "max": None,
+                "categories": ["a", "b"],
+            },
+            "y": {
+                "type": "numeric",
+                "dtype": "integer",
+                "nullable": False,
+                "null_rate": 0.0,
+                "min": 0.0,
+                "max": 1.0,
+                "categories": None,
+            },
         },
         "classes": ["0", "1"],
+        "class_shares": {"0": 0.5, "1": 0.5},
     }
     json.dumps(schema, allow_nan=False)
 
 
+def check(frame: pd.DataFrame, target: str, thresholds: Thresholds) -> Any:
+    return check_data(frame, profile_frame(frame), target, thresholds)
+
+
 def test_check_data_lists_every_problem() -> None:
     bad = pd.DataFrame({"x": [np.inf, 1.0], "empty": [None, None], "y": [1, 1]})
-    found = check_data(bad, "y", Thresholds(min_rows=10))
+    found = check(bad, "y", Thresholds(min_rows=10))
     assert {(a.check, a.column) for a in found} == {
         ("too_few_rows", None),
         ("single_class", "y"),
@@ -293,26 +331,28 @@ def test_check_data_lists_every_problem() -> None:
 
 
 def test_check_data_missing_and_null_target(frame: pd.DataFrame) -> None:
-    found = check_data(frame.drop(columns=["y"]), "y", Thresholds(min_rows=1))
+    found = check(frame.drop(columns=["y"]), "y", Thresholds(min_rows=1))
     assert [(a.check, a.column) for a in found] == [("missing_target", "y")]
     with_null = frame.assign(y=[0, 1, None, 1])
-    found = check_data(with_null, "y", Thresholds(min_rows=1))
+    found = check(with_null, "y", Thresholds(min_rows=1))
     assert [(a.check, a.observed) for a in found] == [("null_target", 1)]
 
 
 def test_check_against_own_schema_is_clean(frame: pd.DataFrame) -> None:
-    assert check_against_schema(frame, infer_schema(frame, "y"), Thresholds()) == []
+    profiles = profile_frame(frame)
+    assert check_against_schema(frame, profiles, schema_of(frame), Thresholds()) == []
 
 
 def test_check_against_schema_sorts_errors_first(frame: pd.DataFrame) -> None:
-    schema = infer_schema(frame, "y")
+    schema = schema_of(frame)
     changed = frame.drop(columns=["x"]).assign(c=[1, 2, 3, 4], z=1, y=[0, 1, 2, 1])
-    found = check_against_schema(changed, schema, Thresholds())
+    found = check_against_schema(changed, profile_frame(changed), schema, Thresholds())
     assert [(a.severity, a.check, a.column) for a in found] == [
         ("error", "type_changed", "c"),
         ("error", "missing_column", "x"),
+        ("error", "out_of_range", "y"),  # one value of four is over the 10% limit
         ("error", "unseen_labels", "y"),
-        ("warning", "out_of_range", "y"),
+        ("warning", "label_shift", "y"),  # class 0: 50% -> 25%
         ("warning", "new_column", "z"),
     ]
     assert all(isinstance(a.to_dict(), dict) for a in found)
