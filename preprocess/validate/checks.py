@@ -63,6 +63,16 @@ def ordered(anomalies: list[Anomaly]) -> list[Anomaly]:
     return sorted(anomalies, key=lambda a: (a.severity, a.column or "", a.check))
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 value``, ``2 values``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def significant(value: float) -> float:
+    """``value`` to 6 significant digits, so reports do not show float noise."""
+    return float(f"{value:.6g}")
+
+
 def _examples(values: Any) -> list[str]:
     return [str(v) for v in list(values)[:EXAMPLES]]
 
@@ -104,7 +114,7 @@ def _target(frame: pd.DataFrame, target: str) -> list[Anomaly]:
     found: list[Anomaly] = []
     nulls = int(labels.isna().sum())
     if nulls:
-        text = f"target {target!r} has {nulls} null labels; every row needs a label"
+        text = f"target {target!r} has {plural(nulls, 'null label')}; every row needs a label"
         found.append(Anomaly(target, "null_target", "error", 0, nulls, text))
     classes = sorted(class_shares(labels))
     if len(classes) < 2:
@@ -119,7 +129,7 @@ def _column(profile: ColumnProfile) -> list[Anomaly]:
         text = f"column {name!r} has no values at all (every row is null)"
         return [Anomaly(name, "all_null", "error", "some values", "all null", text)]
     if profile.inf_count:
-        text = f"column {name!r} has {profile.inf_count} infinite values (inf or -inf)"
+        text = f"column {name!r} has {plural(profile.inf_count, 'infinite value')} (inf or -inf)"
         return [Anomaly(name, "infinite_values", "error", 0, profile.inf_count, text)]
     return _mixed_types(profile)
 
@@ -248,12 +258,14 @@ class ColumnCheck:
             return []
         share = outside / len(values)
         severity: Severity = "error" if share > self.thresholds.invalid_share_error else "warning"
-        observed = [float(values.min()), float(values.max())]
+        observed = [significant(values.min()), significant(values.max())]
         text = (
-            f"column {self.name!r} has {outside} values ({share:.2%}) outside the schema range "
+            f"column {self.name!r} has {plural(outside, 'value')} ({share:.2%}) outside the "
+            f"schema range "
             f"[{low:g}, {high:g}]; observed [{observed[0]:g}, {observed[1]:g}]"
         )
-        return [Anomaly(self.name, "out_of_range", severity, [low, high], observed, text)]
+        expected = [significant(low), significant(high)]
+        return [Anomaly(self.name, "out_of_range", severity, expected, observed, text)]
 
     def categories(self) -> list[Anomaly]:
         counts, known = self.got.counts, self.want.categories
@@ -266,8 +278,8 @@ class ColumnCheck:
         severity: Severity = "error" if share > self.thresholds.invalid_share_error else "warning"
         examples = _examples(unseen.index)
         text = (
-            f"column {self.name!r} has {len(unseen)} unseen categories in {share:.2%} of its "
-            f"values, e.g. {examples}"
+            f"column {self.name!r} has {len(unseen)} unseen categor"
+            f"{'y' if len(unseen) == 1 else 'ies'} in {share:.2%} of its values, e.g. {examples}"
         )
         return [Anomaly(self.name, "unseen_categories", severity, len(known), examples, text)]
 

@@ -13,6 +13,7 @@ from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from preprocess.validate.profile import ColumnProfile
 from preprocess.validate.schema import ColumnSchema
@@ -20,7 +21,7 @@ from preprocess.validate.schema import ColumnSchema
 CURRENT, REFERENCE, UNSEEN = "#2563eb", "#9ca3af", "#dc2626"
 HIST_BINS = 30
 BAR_CATEGORIES = 12
-LABEL_CHARS = 24
+LABEL_CHARS = 22
 # Values are untrusted text: '$' must not switch matplotlib into math mode.
 STYLE: dict[str, Any] = {
     "text.parse_math": False,
@@ -37,73 +38,92 @@ def column_plot(
     if reference is not None and reference.type != current.type:
         reference = None  # a type change is reported; the two cannot share axes
     with rc_context(STYLE):  # type: ignore[arg-type]
-        # Fixed margins: a layout engine costs more than drawing the plot.
-        figure = Figure(figsize=(5.6, 2.5), dpi=96)
-        FigureCanvasAgg(figure)
-        axes = figure.add_subplot()
         if current.values is not None:
-            drawn = _numeric(axes, current, reference, schema)
-            figure.subplots_adjust(left=0.12, right=0.98, bottom=0.2, top=0.96)
+            figure = _numeric(current, reference, schema)
         else:
-            drawn = _categorical(axes, current, reference, schema)
-            figure.subplots_adjust(left=0.27, right=0.98, bottom=0.2, top=0.96)
-        if not drawn:
+            figure = _categorical(current, reference, schema)
+        if figure is None:
             return None
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _numeric(
-    axes: Axes, current: ColumnProfile, reference: ColumnProfile | None, schema: ColumnSchema | None
-) -> bool:
-    """Histograms (share of rows per bin) over the central 99% of both samples' values."""
-    samples = [p.values for p in (current, reference) if p is not None and p.values is not None]
-    pooled = (
-        np.concatenate([s for s in samples if len(s)]) if any(len(s) for s in samples) else None
+def _figure(height: float, left: float) -> tuple[Figure, Axes]:
+    # Fixed margins: a layout engine costs more than drawing the plot.
+    figure = Figure(figsize=(5.6, height), dpi=96)
+    FigureCanvasAgg(figure)
+    figure.subplots_adjust(left=left, right=0.98, bottom=0.5 / height, top=1 - 0.3 / height)
+    return figure, figure.add_subplot()
+
+
+def _legend(axes: Axes, handles: list[Any] | None = None) -> None:
+    """Above the plot, where it never hides data."""
+    axes.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0, 1),
+        ncols=3,
+        frameon=False,
+        borderaxespad=0,
     )
-    if pooled is None:
-        return False
+
+
+def _edges(pooled: np.ndarray, integers: bool) -> np.ndarray:
+    """Equal-width bins over the central 99% of values; one bin per value for small integers."""
     low, high = np.quantile(pooled, [0.005, 0.995])
+    if integers and high - low <= HIST_BINS:
+        return np.arange(np.floor(low) - 0.5, np.ceil(high) + 1.0)
     if low == high:
         low, high = low - 0.5, high + 0.5
-    edges = np.linspace(low, high, HIST_BINS + 1)
-    if reference is not None and reference.values is not None and len(reference.values):
-        _histogram(axes, reference.values, edges, REFERENCE, "reference")
-    if current.values is not None and len(current.values):
-        _histogram(axes, current.values, edges, CURRENT, "current")
-    if schema is not None:
+    return np.linspace(low, high, HIST_BINS + 1)
+
+
+def _numeric(
+    current: ColumnProfile, reference: ColumnProfile | None, schema: ColumnSchema | None
+) -> Figure | None:
+    """Histograms (share of rows per bin) of the current and the reference values."""
+    profiles = {"current": current, "reference": reference}
+    samples = {
+        label: p.values
+        for label, p in profiles.items()
+        if p is not None and p.values is not None and len(p.values)
+    }
+    if not samples:
+        return None
+    edges = _edges(np.concatenate(list(samples.values())), current.dtype == "integer")
+    figure, axes = _figure(2.6, 0.12)
+    for label in ("reference", "current"):
+        if label in samples:
+            _histogram(axes, samples[label], edges, label)
+    if schema is not None and schema.min is not None and schema.max is not None:
         for bound in (schema.min, schema.max):
-            if bound is not None and low <= bound <= high:
+            if edges[0] <= bound <= edges[-1]:
                 axes.axvline(bound, color=UNSEEN, linestyle="--", linewidth=1)
         axes.plot([], [], color=UNSEEN, linestyle="--", linewidth=1, label="schema range")
     axes.set_ylabel("share of rows")
     axes.set_xlabel("value (central 99% of values)")
-    axes.legend(loc="upper right", frameon=False)
-    return True
+    _legend(axes)
+    return figure
 
 
-def _histogram(axes: Axes, values: np.ndarray, edges: np.ndarray, color: str, label: str) -> None:
-    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
-    shares = counts / max(len(values), 1)
-    filled = label == "reference"
-    axes.stairs(
-        shares,
-        edges,
-        fill=filled,
-        color=color,
-        alpha=0.6 if filled else 1.0,
-        linewidth=1.5,
-        label=label,
-    )
+def _histogram(axes: Axes, values: np.ndarray, edges: np.ndarray, label: str) -> None:
+    # Values outside the central 99% are left out rather than piled into the end bins.
+    counts, _ = np.histogram(values, bins=edges)
+    shares = counts / len(values)
+    if label == "reference":
+        axes.stairs(shares, edges, fill=True, color=REFERENCE, alpha=0.6, label=label)
+    else:
+        axes.stairs(shares, edges, color=CURRENT, linewidth=1.5, label=label)
 
 
 def _categorical(
-    axes: Axes, current: ColumnProfile, reference: ColumnProfile | None, schema: ColumnSchema | None
-) -> bool:
-    """Horizontal bars of the most frequent categories; unseen ones in red."""
+    current: ColumnProfile, reference: ColumnProfile | None, schema: ColumnSchema | None
+) -> Figure | None:
+    """Horizontal bars of the most frequent categories, current beside reference; categories
+    the schema does not know in red."""
     if current.counts is None or not len(current.counts):
-        return False
+        return None
     now = current.counts / current.counts.sum()
     before = None
     if reference is not None and reference.counts is not None and len(reference.counts):
@@ -111,21 +131,26 @@ def _categorical(
     shown = list(now.index[:BAR_CATEGORIES])
     if before is not None:
         shown += [c for c in before.index[:BAR_CATEGORIES] if c not in shown]
-    shown = sorted(shown[:BAR_CATEGORIES], key=lambda c: -now.get(c, 0.0))[::-1]
+    shown = sorted(shown[:BAR_CATEGORIES], key=lambda c: now.get(c, 0.0))  # largest on top
     known = set(schema.categories) if schema is not None and schema.categories else None
+    unseen = [known is not None and c not in known for c in shown]
+    figure, axes = _figure(0.9 + 0.2 * len(shown), 0.3)
     positions = np.arange(len(shown))
     height = 0.4 if before is not None else 0.8
-    colors = [UNSEEN if known is not None and c not in known else CURRENT for c in shown]
     offset = height / 2 if before is not None else 0.0
     values = [now.get(c, 0.0) for c in shown]
+    colors = [UNSEEN if red else CURRENT for red in unseen]
     axes.barh(positions + offset, values, height=height, color=colors, label="current")
     if before is not None:
         old = [before.get(c, 0.0) for c in shown]
         axes.barh(positions - offset, old, height=height, color=REFERENCE, label="reference")
     axes.set_yticks(positions, [_short(c) for c in shown])
-    axes.set_xlabel("share of non-null rows" + ("  (red: not in the schema)" if known else ""))
-    axes.legend(loc="lower right", frameon=False)
-    return True
+    axes.set_xlabel("share of non-null rows")
+    handles = [Patch(color=CURRENT, label="current")]
+    handles += [Patch(color=REFERENCE, label="reference")] if before is not None else []
+    handles += [Patch(color=UNSEEN, label="not in the schema")] if any(unseen) else []
+    _legend(axes, handles)
+    return figure
 
 
 def _short(text: str) -> str:

@@ -94,7 +94,12 @@ def _compact(value: Any) -> str:
 
 
 def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.4g}"
+    """Readable at a glance: 50,980.12 rather than 5.098e+04; tiny or huge values in e-notation."""
+    if value is None:
+        return "-"
+    if 1 <= abs(value) < 1e7:
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{value:.4g}"
 
 
 def _facts(profile: ColumnProfile, drift: ColumnDrift | None) -> list[tuple[str, str]]:

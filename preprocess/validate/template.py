@@ -16,14 +16,14 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   h1 { font-size: 22px; margin: 0 0 4px; }
   h2 { font-size: 17px; margin: 28px 0 10px; padding-bottom: 4px;
        border-bottom: 2px solid var(--line); }
-  h3 { font-size: 15px; margin: 0; word-break: break-all; }
+  h3 { font-size: 15px; margin: 0; overflow-wrap: anywhere; }
   .muted { color: var(--muted); }
   .status { display: inline-block; font-weight: 700; font-size: 15px; padding: 4px 14px;
             border-radius: 6px; letter-spacing: .05em; }
   .status.pass { background: var(--ok-bg); color: var(--ok); }
   .status.fail { background: var(--error-bg); color: var(--error); }
   .summary { display: flex; gap: 12px; flex-wrap: wrap; margin: 14px 0; }
-  .tile { border: 1px solid var(--line); border-radius: 8px; padding: 8px 14px; min-width: 110px; }
+  .tile { border: 1px solid var(--line); border-radius: 8px; padding: 6px 12px; min-width: 96px; }
   .tile b { display: block; font-size: 20px; }
   .tile.error b { color: var(--error); } .tile.warning b { color: var(--warning); }
   table { border-collapse: collapse; width: 100%; }
@@ -33,7 +33,11 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   table.facts th { width: 150px; background: none; font-weight: 600; color: var(--muted); }
   td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
   code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px;
-                word-break: break-all; }
+                overflow-wrap: anywhere; }
+  .nowrap { white-space: nowrap; }
+  td.colname { min-width: 9em; }
+  td.value { min-width: 7em; }
+  tr { break-inside: avoid; page-break-inside: avoid; }
   .pill { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
           font-weight: 600; white-space: nowrap; }
   .pill.error { background: var(--error-bg); color: var(--error); }
@@ -49,8 +53,9 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   .card img { width: 100%; height: auto; margin-top: 8px; }
   .card table td, .card table th { padding: 2px 6px; font-size: 12px; }
   .card ul { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }
-  @media print { body { padding: 0; } .columns { grid-template-columns: 1fr 1fr; gap: 8px; }
-                 .card { padding: 8px; } }
+  @page { size: A4; margin: 12mm; }
+  @media print { body { padding: 0; font-size: 12px; } .columns { display: block; }
+                 .card { margin-bottom: 10px; } .card img { width: 82%; } }
 </style>
 </head>
 <body>
@@ -85,10 +90,10 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
       <th>Expected</th><th>Observed</th></tr>
   {% for a in anomalies %}
   <tr><td><span class="pill {{ a.severity }}">{{ a.severity }}</span></td>
-      <td class="mono">{{ a.column if a.column is not none else "(table)" }}</td>
-      <td class="mono">{{ a.check }}</td><td>{{ a.description }}</td>
-      <td class="mono">{{ a.expected | compact }}</td>
-      <td class="mono">{{ a.observed | compact }}</td></tr>
+      <td class="mono colname">{{ a.column if a.column is not none else "(table)" }}</td>
+      <td class="mono nowrap">{{ a.check }}</td><td>{{ a.description }}</td>
+      <td class="mono value">{{ a.expected | compact }}</td>
+      <td class="mono value">{{ a.observed | compact }}</td></tr>
   {% endfor %}
 </table>
 {% else %}<p><span class="pill ok">none</span> every check passed.</p>{% endif %}
@@ -101,7 +106,8 @@ categories, and Jensen-Shannon distance (0 = same, 1 = disjoint). PSI over
 <table>
   <tr><th>Column</th><th>PSI</th><th>JS distance</th><th>Status</th></tr>
   {% for row in drift %}
-  <tr><td class="mono">{{ row.column }}</td><td class="num">{{ "%.4f" | format(row.psi) }}</td>
+  <tr><td class="mono colname">{{ row.column }}</td>
+      <td class="num">{{ "%.4f" | format(row.psi) }}</td>
       <td class="num">{{ "%.4f" | format(row.js) }}</td>
       <td>{% if row.severity %}<span class="pill {{ row.severity }}">{{ row.severity }}</span>
           {% else %}<span class="pill ok">stable</span>{% endif %}</td></tr>
