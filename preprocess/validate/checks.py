@@ -170,8 +170,11 @@ def check_keys(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[Anomaly]:
     count = int(duplicated.sum())
     if count:
         repeats = part[duplicated].drop_duplicates().head(EXAMPLES)
-        examples = [str(tuple(row)) if len(keys) > 1 else str(row[0]) for row in repeats.values]
-        text = f"key ({label}) repeats in {count} rows, e.g. {examples}; keys must be unique"
+        rows = repeats.to_numpy().tolist()  # Python scalars, so examples read 5, not np.int64(5)
+        examples = [str(tuple(row)) if len(keys) > 1 else str(row[0]) for row in rows]
+        text = (
+            f"key ({label}) repeats in {plural(count, 'row')}, e.g. {examples}; keys must be unique"
+        )
         found.append(Anomaly(label, "duplicate_keys", "error", 0, count, text))
     return found
 
