@@ -78,10 +78,14 @@ class PreprocessResult(StepResult):
     test_uri: str
     raw_test_uri: str = Field(description="untransformed test rows, scored by the evaluator")
     transform_uri: str
+    manifest_uri: str = Field(description="written last: the output is complete")
     row_counts: SplitCounts
     feature_count: NonNegativeInt
     target: str
     classes: list[str | int | float | bool] = Field(min_length=2)
+    fingerprint: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="sha256 of the input data's bytes"
+    )
 
 
 class TrainResult(StepResult):

@@ -1,29 +1,21 @@
-"""``python -m preprocess``: split raw data, fit the transform on train, write encoded splits."""
+"""``python -m preprocess``: split raw data deterministically, fit the transform on the train rows
+only, and write the encoded splits, the transform (JSON) and, last, a manifest."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
+from typing import Any
 
 from contract.results import PreprocessResult, SplitCounts
 from contract.step import StepArgumentParser, StepError, run_step
 from preprocess import dataset, io
-from preprocess.split import split_indices
-from preprocess.transform import (
-    EncodedFeatures,
-    Label,
-    TableTransform,
-    as_label,
-    encode_features,
-    encode_target,
-    fit_transform,
-    logical_type,
-)
+from preprocess.fit import FitOptions, TransformFitter
+from preprocess.stream import Scan, SplitSpec, scan, write_splits
+from preprocess.transform import SCALINGS, TRANSFORM_VERSION, Label, logical_type
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +25,10 @@ class PreprocessConfig:
     input: str
     output: str
     target: str
-    seed: int
-    val_fraction: float
-    test_fraction: float
+    split: SplitSpec
+    fit: FitOptions
     sample_rows: int
+    batch_rows: int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,10 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="raw data: parquet file or folder, or CSV")
     p.add_argument("--output", required=True, help="folder for splits, transform and manifest")
     p.add_argument("--target", required=True, help="label column")
-    p.add_argument("--seed", type=int, default=42, help="seed of the split")
+    p.add_argument("--seed", type=int, default=42, help="seed of the split (by row position)")
+    p.add_argument(
+        "--split-key",
+        default=None,
+        help="split by a hash of this column instead (a key lands in the same split every day); "
+        "the column is not used as a feature",
+    )
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of rows for val")
     p.add_argument("--test-fraction", type=float, default=0.15, help="share of rows for test")
+    p.add_argument(
+        "--numeric-scaling",
+        choices=SCALINGS,
+        default="robust",
+        help="robust: median/IQR; quantile: train CDF to [-1, 1]; standard: mean/std",
+    )
+    p.add_argument(
+        "--min-frequency",
+        type=int,
+        default=5,
+        help="categories seen fewer times in train share the 'other' code",
+    )
     p.add_argument("--sample-rows", type=int, default=20, help="raw rows kept as model examples")
+    p.add_argument("--batch-rows", type=int, default=262_144, help="rows read per batch")
     return p
 
 
@@ -55,65 +66,80 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     for flag in ("val_fraction", "test_fraction"):
         if not 0 < getattr(args, flag) < 0.5:
             raise StepError(f"--{flag.replace('_', '-')} must be in (0, 0.5)")
+    for flag, low in (("min_frequency", 1), ("batch_rows", 1), ("sample_rows", 0)):
+        if getattr(args, flag) < low:
+            raise StepError(f"--{flag.replace('_', '-')} must be at least {low}")
+    split = SplitSpec(args.val_fraction, args.test_fraction, args.seed, args.split_key)
+    fit = FitOptions(args.numeric_scaling, args.min_frequency, seed=args.seed)
+    output = args.output.rstrip("/")
     return PreprocessConfig(
-        args.input,
-        args.output.rstrip("/"),
-        args.target,
-        args.seed,
-        args.val_fraction,
-        args.test_fraction,
-        args.sample_rows,
+        args.input, output, args.target, split, fit, args.sample_rows, args.batch_rows
     )
 
 
-def label_classes(frame: pd.DataFrame, target: str, source: str) -> tuple[Label, ...]:
-    """The sorted label set; refuses a missing target, null labels and a single class."""
-    if target not in frame.columns:
+def feature_types(source: io.Source, config: PreprocessConfig) -> dict[str, Any]:
+    """Logical type of every feature column, from the input's schema; refuses a missing target
+    or split key."""
+    names = source.schema.names
+    for flag, column in (("--target", config.target), ("--split-key", config.split.key)):
+        if column is not None and column not in names:
+            raise StepError(
+                f"{config.input}: {flag} column {column!r} not found; columns are {names[:30]}"
+            )
+    empty = source.schema.empty_table().to_pandas()
+    skip = {config.target, config.split.key}
+    return {name: logical_type(empty[name]) for name in names if name not in skip}
+
+
+def check_scan(scan: Scan, config: PreprocessConfig) -> tuple[Label, ...]:
+    """Refuse what cannot be trained on; the sorted classes otherwise."""
+    source, target = config.input, config.target
+    if scan.null_labels:
+        raise StepError(f"{source}: target column {target!r} has {scan.null_labels} nulls")
+    empty = [name for name, count in scan.values.items() if count == 0 and name != target]
+    if empty:
+        raise StepError(f"{source}: column(s) {empty} have no values (all null); drop them")
+    if scan.infinite:
+        raise StepError(f"{source}: column(s) {sorted(scan.infinite)} hold infinite values")
+    if len(scan.labels) < 2:
         raise StepError(
-            f"{source}: target column {target!r} not found; columns are {list(frame.columns)[:30]}"
+            f"{source}: target column {target!r} has a single class {sorted(scan.labels, key=str)}"
         )
-    labels = frame[target]
-    if labels.isna().any():
-        raise StepError(f"{source}: target column {target!r} has {int(labels.isna().sum())} nulls")
-    values = [as_label(v) for v in labels.unique()]
-    if len(values) < 2:
-        raise StepError(f"{source}: target column {target!r} has a single class {values}")
+    if min(scan.split_rows) == 0:
+        raise StepError(
+            f"{source}: {scan.rows} rows are too few for train/val/test splits {scan.counts}"
+        )
+    values = list(scan.labels)
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
     return tuple(sorted(values) if numeric else sorted(values, key=str))
 
 
-def refuse_infinite(frame: pd.DataFrame, target: str, source: str) -> None:
-    """Infinite numbers cannot be scaled; name the columns that hold them."""
-    bad = [
-        str(name)
-        for name in frame.columns
-        if name != target
-        and logical_type(frame[name]) == "numeric"
-        and np.isinf(frame[name].to_numpy("float64", na_value=np.nan)).any()
-    ]
-    if bad:
-        raise StepError(f"{source}: column(s) {bad} hold infinite values")
-
-
 def preprocess(config: PreprocessConfig) -> PreprocessResult:
-    frame = io.read_table(config.input)
-    classes = label_classes(frame, config.target, config.input)
-    refuse_infinite(frame, config.target, config.input)
-    parts = split_indices(len(frame), config.val_fraction, config.test_fraction, config.seed)
-    if min(len(idx) for idx in parts.values()) == 0:
-        raise StepError(f"{config.input}: {len(frame)} rows are too few for train/val/test splits")
-    raw = {name: frame.iloc[idx].reset_index(drop=True) for name, idx in parts.items()}
-    transform = fit_transform(raw["train"], config.target, classes)
-    counts = write_output(config, transform, raw)
+    source = io.open_source(config.input)
+    fitter = TransformFitter(config.target, feature_types(source, config), config.fit)
+    out = config.output
+    # A rerun into the same folder: readers must refuse it until the new manifest is written.
+    io.remove(dataset.manifest_uri(out))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Hashing the input's bytes overlaps the first pass (hashlib releases the GIL).
+        fingerprint = pool.submit(io.fingerprint, config.input)
+        stats = scan(source, config.split, fitter, config.batch_rows)
+        classes = check_scan(stats, config)
+        transform = fitter.transform(classes)
+        counts = write_splits(
+            source, config.split, transform, out, config.batch_rows, config.sample_rows
+        )
+        io.write_json(transform.to_dict(), dataset.transform_uri(out))
+        manifest = build_manifest(config, fingerprint.result(), counts, transform.feature_count)
+    io.write_json(manifest, dataset.manifest_uri(out))
     log.info(
         "preprocessed %s: %s rows, %d features, classes %s -> %s",
         config.input,
         counts,
         transform.feature_count,
         list(classes),
-        config.output,
+        out,
     )
-    out = config.output
     return PreprocessResult(
         output_uri=out,
         train_uri=dataset.split_uri(out, "train"),
@@ -121,33 +147,33 @@ def preprocess(config: PreprocessConfig) -> PreprocessResult:
         test_uri=dataset.split_uri(out, "test"),
         raw_test_uri=dataset.raw_uri(out, "test"),
         transform_uri=dataset.transform_uri(out),
+        manifest_uri=dataset.manifest_uri(out),
         row_counts=SplitCounts(**counts),
         feature_count=transform.feature_count,
         target=config.target,
         classes=list(classes),
+        fingerprint=manifest["fingerprint"],
     )
 
 
-def write_output(
-    config: PreprocessConfig, transform: TableTransform, raw: dict[str, pd.DataFrame]
-) -> dict[str, int]:
-    """Write every file, then the manifest; without the manifest readers refuse the folder."""
-    out = config.output
-    io.remove(io.join_uri(out, dataset.MANIFEST))
-    counts: dict[str, int] = {}
-    for name, rows in raw.items():
-        features: EncodedFeatures = encode_features(transform, rows)
-        split = dataset.EncodedSplit(
-            features.numeric, features.categorical, encode_target(transform, rows[config.target])
-        )
-        io.write_parquet(dataset.encoded_frame(transform, split), dataset.split_uri(out, name))
-        counts[name] = split.rows
-    io.write_parquet(raw["test"], dataset.raw_uri(out, "test"))
-    io.write_parquet(raw["train"].head(config.sample_rows), dataset.raw_uri(out, "sample"))
-    io.write_json(transform.to_dict(), dataset.transform_uri(out))
-    manifest = {"source": config.input, "seed": config.seed, "row_counts": counts}
-    io.write_json(manifest, io.join_uri(out, dataset.MANIFEST))
-    return counts
+def build_manifest(
+    config: PreprocessConfig, fingerprint: str, counts: dict[str, int], feature_count: int
+) -> dict[str, Any]:
+    """What the output was made from and how; written last, so its presence means complete."""
+    return {
+        "source": config.input,
+        "fingerprint": fingerprint,
+        "target": config.target,
+        "seed": config.split.seed,
+        "split_key": config.split.key,
+        "val_fraction": config.split.val_fraction,
+        "test_fraction": config.split.test_fraction,
+        "numeric_scaling": config.fit.scaling,
+        "min_frequency": config.fit.min_frequency,
+        "row_counts": counts,
+        "feature_count": feature_count,
+        "transform_version": TRANSFORM_VERSION,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

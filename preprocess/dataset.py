@@ -5,6 +5,9 @@ its readers (trainer, evaluator)::
     <output>/raw/test.parquet, raw/sample.parquet       untransformed rows (evaluation, examples)
     <output>/transform.json                             the fitted TableTransform
     <output>/manifest.json                              written last: the output is complete
+
+``manifest.json`` also records the input (URI and sha256 fingerprint), the split settings, the
+row counts and the feature count, so later steps can tag models with the data they came from.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from contract.step import StepError
 from preprocess import io
@@ -37,6 +40,10 @@ def transform_uri(output: str) -> str:
     return io.join_uri(output, TRANSFORM)
 
 
+def manifest_uri(output: str) -> str:
+    return io.join_uri(output, MANIFEST)
+
+
 @dataclass(frozen=True)
 class EncodedSplit:
     """One split as contiguous arrays, ready to become tensors."""
@@ -50,19 +57,22 @@ class EncodedSplit:
         return int(self.target.shape[0])
 
 
-def encoded_frame(transform: TableTransform, split: EncodedSplit) -> pd.DataFrame:
-    columns: dict[str, Any] = {}
-    for i, name in enumerate(transform.numeric_feature_names):
-        columns[name] = split.numeric[:, i]
-    for i, col in enumerate(transform.categorical):
-        columns[col.name] = split.categorical[:, i].astype("int32")
-    columns[TARGET_COLUMN] = split.target
-    return pd.DataFrame(columns)
+def encoded_schema(transform: TableTransform) -> pa.Schema:
+    """float32 numeric features, int32 categorical codes, then the int64 target."""
+    fields = [pa.field(name, pa.float32()) for name in transform.numeric_feature_names]
+    fields += [pa.field(col.name, pa.int32()) for col in transform.categorical]
+    return pa.schema([*fields, pa.field(TARGET_COLUMN, pa.int64())])
+
+
+def encoded_table(transform: TableTransform, split: EncodedSplit) -> pa.Table:
+    columns = [split.numeric[:, i] for i in range(split.numeric.shape[1])]
+    columns += [split.categorical[:, i].astype(np.int32) for i in range(split.categorical.shape[1])]
+    return pa.Table.from_arrays([*columns, split.target], schema=encoded_schema(transform))
 
 
 def read_manifest(data_path: str) -> dict[str, Any]:
     """The manifest of a complete preprocess output; a missing one means an unfinished write."""
-    uri = io.join_uri(data_path, MANIFEST)
+    uri = manifest_uri(data_path)
     try:
         return io.read_json(uri)  # type: ignore[no-any-return]
     except StepError as exc:

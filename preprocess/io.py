@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
 import posixpath
+import re
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import fsspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from contract.step import StepError
 
@@ -32,83 +40,266 @@ def _filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         raise StepError(f"{uri}: unsupported URI ({exc})") from exc
 
 
-def read_table(uri: str) -> pd.DataFrame:
-    """Read a parquet file, a folder (or partitioned dataset) of parquet files, or a CSV file."""
-    fs, path = _filesystem(uri)
+@contextmanager
+def storage_errors(uri: str) -> Iterator[None]:
+    """Turn a refused access (HTTP 403, file permissions) or missing credentials into a
+    StepError naming ``uri``."""
     try:
+        yield
+    except PermissionError as exc:
+        raise StepError(f"{uri}: access denied ({exc})") from exc
+    except Exception as exc:
+        # botocore is not imported here (local runs do not need it); match its error by name.
+        if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+            raise StepError(f"{uri}: no usable storage credentials ({exc})") from exc
+        raise
+
+
+@dataclass(frozen=True)
+class Source:
+    """Raw data opened for reading batch by batch: a parquet file or a folder of them (a hive
+    partitioned dataset is read with its partition columns), or a delimited text file."""
+
+    uri: str
+    fs: fsspec.AbstractFileSystem
+    files: tuple[str, ...]  # data files, sorted: the row order of every pass
+    schema: pa.Schema  # the columns as read (their types as the files hold them)
+    base: str  # the folder of a dataset (partition columns are read from paths below it)
+    delimiter: str | None = None  # set for CSV/TSV
+
+    @property
+    def dictionary_columns(self) -> list[str]:
+        return [
+            f.name
+            for f in self.schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        ]
+
+    def batches(self, batch_rows: int, dictionary: bool = False) -> Iterator[pa.RecordBatch]:
+        """The rows in a fixed order, at most ``batch_rows`` per batch. ``dictionary`` reads text
+        columns dictionary-encoded (one lookup per distinct value instead of per row)."""
+        with storage_errors(self.uri):
+            if self.delimiter is not None:
+                yield from self._csv_batches(batch_rows, dictionary)
+            else:
+                yield from self._parquet_batches(batch_rows, dictionary)
+
+    def _parquet_batches(self, batch_rows: int, dictionary: bool) -> Iterator[pa.RecordBatch]:
+        options = ds.ParquetReadOptions(
+            dictionary_columns=self.dictionary_columns if dictionary else []
+        )
+        dataset = ds.dataset(
+            list(self.files),
+            schema=self.schema,
+            format=ds.ParquetFileFormat(read_options=options),
+            filesystem=self.fs,
+            partitioning="hive",
+            partition_base_dir=self.base,
+        )
+        try:
+            # A small read-ahead keeps memory bounded; order is preserved.
+            yield from dataset.to_batches(
+                batch_size=batch_rows, batch_readahead=2, fragment_readahead=1
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise StepError(f"{self.uri} is not a readable parquet dataset: {exc}") from exc
+
+    def _csv_batches(self, batch_rows: int, dictionary: bool) -> Iterator[pa.RecordBatch]:
+        with self.fs.open(self.files[0], "rb", compression="infer") as fh:
+            reader = _open_csv(self.uri, fh, self.delimiter or ",", self.schema)
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except pa.ArrowInvalid as exc:
+                    raise StepError(f"{self.uri}: {csv_error(exc, self.schema)}") from exc
+                for start in range(0, batch.num_rows, batch_rows):
+                    part = batch.slice(start, batch_rows)
+                    yield dictionary_encode(part) if dictionary else part
+
+    def read_all(self) -> pa.Table:
+        return pa.Table.from_batches(list(self.batches(1 << 20)), schema=self.schema)
+
+
+def dictionary_encode(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Text columns dictionary-encoded (they become pandas categoricals)."""
+    arrays = [
+        pc.dictionary_encode(a)
+        if pa.types.is_string(a.type) or pa.types.is_large_string(a.type)
+        else a
+        for a in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def csv_error(exc: pa.ArrowInvalid, schema: pa.Schema) -> str:
+    """pyarrow names a CSV column by its number; name it by its header instead."""
+    message = str(exc)
+    found = re.search(r"column #(\d+)", message)
+    if found and int(found.group(1)) < len(schema):
+        field = schema.field(int(found.group(1)))
+        return (
+            f"column {field.name!r} has mixed types: its first rows read as {field.type} but a "
+            f"later row does not ({message.splitlines()[0]})"
+        )
+    return f"not a readable CSV file: {message}"
+
+
+CSV_BLOCK_BYTES = 16 << 20  # types are inferred from the first block
+
+
+def _open_csv(
+    uri: str, fh: Any, delimiter: str, schema: pa.Schema | None
+) -> pacsv.CSVStreamingReader:
+    convert = pacsv.ConvertOptions(
+        strings_can_be_null=True,
+        column_types=schema,  # later passes must read the types the first one saw
+    )
+    try:
+        return pacsv.open_csv(
+            fh,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=convert,
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise StepError(f"{uri} is not a readable CSV file: {exc}") from exc
+
+
+def open_source(uri: str) -> Source:
+    """Open raw data at ``uri``; refuses a missing path, an empty file, a folder without parquet
+    files, unreadable parquet, files of a dataset that disagree on a column's type, and a CSV
+    that seems to use another delimiter."""
+    fs, path = _filesystem(uri)
+    with storage_errors(uri):
         if not fs.exists(path):
             raise StepError(f"{uri} does not exist")
         if fs.isdir(path):
-            return _read_parquet_folder(uri, fs, path)
+            return _open_parquet_folder(uri, fs, path)
         if fs.size(path) == 0:
             raise StepError(f"{uri} is empty (0 bytes)")
         with fs.open(path, "rb") as fh:
             head = fh.read(4)
         if path.lower().endswith(CSV_SUFFIXES) and head != PARQUET_MAGIC:
-            return _read_csv(uri, fs, path)
-        return _read_parquet_file(uri, fs, path)
-    except PermissionError as exc:
-        raise StepError(f"{uri}: access denied ({exc})") from exc
+            return _open_csv_file(uri, fs, path)
+        schema = _parquet_schema(uri, fs, path)
+        return Source(uri, fs, (path,), schema, posixpath.dirname(path))
 
 
-def _read_parquet_folder(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame:
-    files = [f for f in fs.find(path) if f.endswith(".parquet")]
-    if not files:
-        raise StepError(f"{uri} is a folder with no .parquet files")
-    try:
-        return pq.read_table(path, filesystem=fs).to_pandas()
-    except (pa.ArrowException, OSError) as exc:
-        raise StepError(f"{uri} is not a readable parquet dataset: {exc}") from exc
-
-
-def _read_parquet_file(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame:
+def _parquet_schema(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> pa.Schema:
     try:
         with fs.open(path, "rb") as fh:
-            return pq.read_table(fh).to_pandas()
+            return pq.read_schema(fh)
     except (pa.ArrowException, OSError) as exc:
         raise StepError(f"{uri} is not a readable parquet file: {exc}") from exc
 
 
-def _read_csv(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> pd.DataFrame:
-    sep = "\t" if path.lower().endswith(".tsv") else ","
+def _open_parquet_folder(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> Source:
+    files = sorted(f for f in fs.find(path) if f.endswith(".parquet"))
+    if not files:
+        raise StepError(f"{uri} is a folder with no .parquet files")
+    schemas = [_parquet_schema(join_uri(uri, posixpath.relpath(f, path)), fs, f) for f in files]
+    first = schemas[0]
+    for file, schema in zip(files[1:], schemas[1:], strict=True):
+        for field in schema:
+            if field.name in first.names and first.field(field.name).type != field.type:
+                raise StepError(
+                    f"{uri}: column {field.name!r} has mixed types: {first.field(field.name).type} "
+                    f"in {posixpath.relpath(files[0], path)} but {field.type} in "
+                    f"{posixpath.relpath(file, path)}"
+                )
     try:
-        with fs.open(path, "rb", compression="infer") as fh:
-            frame = pd.read_csv(fh, sep=sep)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise StepError(f"{uri} is not a readable CSV file: {exc}") from exc
-    if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in ";|\t,"):
+        dataset = ds.dataset(files, filesystem=fs, partitioning="hive", partition_base_dir=path)
+        merged = pa.unify_schemas([dataset.schema, *schemas[1:]])
+    except (pa.ArrowException, OSError) as exc:
+        raise StepError(f"{uri} is not a readable parquet dataset: {exc}") from exc
+    return Source(uri, fs, tuple(files), merged, path)
+
+
+def _open_csv_file(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> Source:
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    with fs.open(path, "rb", compression="infer") as fh:
+        try:
+            schema = _open_csv(uri, fh, delimiter, None).schema
+        except UnicodeDecodeError as exc:
+            raise StepError(f"{uri} is not a readable CSV file: {exc}") from exc
+    if len(schema) == 1 and any(d in schema.names[0] for d in ";|\t,"):
         raise StepError(
-            f"{uri}: CSV parsed into a single column {str(frame.columns[0])[:80]!r}; "
-            f"the file seems to use a delimiter other than {sep!r}"
+            f"{uri}: CSV parsed into a single column {schema.names[0][:80]!r}; "
+            f"the file seems to use a delimiter other than {delimiter!r}"
         )
-    return frame
+    return Source(uri, fs, (path,), schema, posixpath.dirname(path), delimiter)
+
+
+def read_table(uri: str) -> pd.DataFrame:
+    """Read a parquet file, a folder (or partitioned dataset) of parquet files, or a CSV file."""
+    return open_source(uri).read_all().to_pandas()
+
+
+@contextmanager
+def open_for_write(uri: str) -> Iterator[BinaryIO]:
+    """A binary file at ``uri`` that appears only if the block ends without an exception: a
+    local file is written beside its target and renamed; an object store upload is completed
+    only then (otherwise aborted, so no partial object is ever visible)."""
+    fs, path = _filesystem(uri)
+    with storage_errors(uri):
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        if isinstance(fs, LocalFileSystem):
+            partial = f"{path}.partial-{os.getpid()}"
+            try:
+                with open(partial, "wb") as fh:
+                    yield fh
+                os.replace(partial, path)
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
+            return
+        fh = fs.open(path, "wb", autocommit=False)
+        try:
+            yield fh
+            fh.close()
+            fh.commit()
+        except BaseException:
+            with suppress(Exception):
+                fh.close()
+                fh.discard()
+            raise
+
+
+@contextmanager
+def parquet_writer(uri: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A parquet file written table by table (bounded memory); it appears at ``uri`` only when
+    the block ends without an exception (see ``open_for_write``)."""
+    with open_for_write(uri) as fh:
+        writer = pq.ParquetWriter(fh, schema, compression="snappy")
+        try:
+            yield writer
+        finally:  # also on failure: an unclosed writer would write to a closed file later
+            writer.close()
 
 
 def write_parquet(frame: pd.DataFrame, uri: str) -> None:
-    fs, path = _filesystem(uri)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
-    with fs.open(path, "wb") as fh:
-        fh.write(buffer.getvalue())
+    with open_for_write(uri) as fh:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), fh)
 
 
 def write_json(payload: Any, uri: str) -> None:
-    fs, path = _filesystem(uri)
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    with fs.open(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False)
+    with open_for_write(uri) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def read_json(uri: str) -> Any:
     fs, path = _filesystem(uri)
-    if not fs.exists(path):
-        raise StepError(f"{uri} does not exist")
-    try:
-        with fs.open(path, "r", encoding="utf-8") as fh:
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StepError(f"{uri} is not valid JSON: {exc}") from exc
+    with storage_errors(uri):
+        if not fs.exists(path):
+            raise StepError(f"{uri} does not exist")
+        try:
+            with fs.open(path, "r", encoding="utf-8") as fh:
+                return json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StepError(f"{uri} is not valid JSON: {exc}") from exc
 
 
 def data_files(uri: str) -> list[str]:
@@ -127,19 +318,21 @@ def fingerprint(uri: str, chunk_size: int = 1 << 20) -> str:
     bytes, in sorted order). Same data, same fingerprint, wherever it is stored."""
     fs, path = _filesystem(uri)
     digest = hashlib.sha256()
-    for file in data_files(uri):
-        digest.update(posixpath.relpath(file, path).encode() + b"\0")
-        with fs.open(file, "rb") as fh:
-            while chunk := fh.read(chunk_size):
-                digest.update(chunk)
+    with storage_errors(uri):
+        for file in data_files(uri):
+            digest.update(posixpath.relpath(file, path).encode() + b"\0")
+            with fs.open(file, "rb") as fh:
+                while chunk := fh.read(chunk_size):
+                    digest.update(chunk)
     return f"sha256:{digest.hexdigest()}"
 
 
 def remove(uri: str) -> None:
     """Delete a file if it exists."""
     fs, path = _filesystem(uri)
-    if fs.exists(path):
-        fs.rm(path)
+    with storage_errors(uri):
+        if fs.exists(path):
+            fs.rm(path)
 
 
 def write_bytes_atomic(data: bytes, uri: str) -> None:

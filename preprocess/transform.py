@@ -1,23 +1,38 @@
-"""The fitted transform: numeric standardisation with missing-value indicators and categorical
-vocabularies, fitted on train only, stored as JSON (no pickle), and applied by the same code in
-preprocessing and in the served model."""
+"""The fitted transform and the one function that applies it, used both by preprocessing and by
+the served model (``trainer.serving``), so a row is encoded the same way in training and serving.
+
+- numeric columns: scaled (``standard``: mean/std, ``robust``: median/IQR, ``quantile``: the
+  train CDF mapped to [-1, 1]); a missing value encodes as 0 and, when train had missing values,
+  sets a ``<name>__missing`` indicator feature;
+- categorical columns: code 0 = missing, code 1 = other (a value unseen in train or seen fewer than
+  ``min_frequency`` times, so the "other" embedding is trained on the rare values), codes 2.. = the
+  vocabulary, most frequent first.
+
+Stored as JSON (no pickle). Version 1 files (standard scaling, code 0 for missing and unseen
+values, vocabulary from code 1) still load and encode exactly as they did.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 Label = str | int | float | bool
 LogicalType = Literal["numeric", "categorical"]
-UNKNOWN_CODE = 0  # categorical code for a missing or out-of-vocabulary value
-TRANSFORM_VERSION = 1
+Scaling = Literal["robust", "quantile", "standard"]
+SCALINGS: tuple[str, ...] = get_args(Scaling)
+MISSING_CODE = 0  # categorical code of a missing value
+OTHER_CODE = 1  # categorical code of an unseen or infrequent value (version 2)
+UNKNOWN_CODE = MISSING_CODE  # version 1: missing and unseen values shared code 0
+TRANSFORM_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class TransformError(ValueError):
-    """Data the transform cannot encode (missing column, unseen label)."""
+    """Data the transform cannot encode (missing column, unseen label) or an invalid transform."""
 
 
 def logical_type(series: pd.Series) -> LogicalType:
@@ -33,21 +48,72 @@ def as_label(value: Any) -> Label:
 
 @dataclass(frozen=True)
 class NumericColumn:
+    """``(x - center) / scale``, or for ``quantile`` the position of x among ``quantiles``."""
+
     name: str
-    mean: float
-    std: float
+    center: float
+    scale: float
     missing_indicator: bool
+    scaling: Scaling = "standard"
+    quantiles: tuple[float, ...] = ()
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """float64 values (NaN = missing) → scaled float64, missing → 0."""
+        missing = np.isnan(values)
+        if self.scaling == "quantile":
+            scaled = 2.0 * quantile_cdf(values, np.asarray(self.quantiles)) - 1.0
+        else:
+            scaled = (values - self.center) / self.scale
+        return np.where(missing, 0.0, scaled)  # type: ignore[no-any-return]
+
+
+def quantile_cdf(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """The train CDF at ``values`` by linear interpolation between evenly spaced quantiles.
+    Repeated quantiles (a value held by many rows) map to the middle of their range: averaging
+    the interpolation from both ends, as scikit-learn's QuantileTransformer does."""
+    references = np.linspace(0.0, 1.0, len(quantiles))
+    forward = np.interp(values, quantiles, references)
+    backward = np.interp(-values, -quantiles[::-1], -references[::-1])
+    return 0.5 * (forward - backward)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
 class CategoricalColumn:
+    """Codes: 0 missing, then (with ``other_code``) 1 for unseen or infrequent values, then the
+    vocabulary. Without ``other_code`` (version 1 files) unseen values share code 0."""
+
     name: str
     vocabulary: tuple[str, ...]
+    other_code: bool = False
+
+    @property
+    def offset(self) -> int:
+        return 2 if self.other_code else 1
 
     @property
     def cardinality(self) -> int:
-        """Number of codes including the unknown code 0."""
-        return len(self.vocabulary) + 1
+        """Number of codes, including the missing (and other) codes."""
+        return len(self.vocabulary) + self.offset
+
+    def encode(self, series: pd.Series) -> np.ndarray:
+        """Values → int64 codes (compared as text, so 1, "1" and 1.0 differ only as text does)."""
+        positions = lookup(pd.Index(self.vocabulary, dtype="string"), series, as_text=True)
+        missing = series.isna().to_numpy()
+        unseen = OTHER_CODE if self.other_code else UNKNOWN_CODE
+        codes = np.where(positions >= 0, positions + self.offset, unseen)
+        return np.where(missing, MISSING_CODE, codes).astype(np.int64)  # type: ignore[no-any-return]
+
+
+def lookup(index: pd.Index, series: pd.Series, as_text: bool) -> np.ndarray:
+    """Position of each value of ``series`` in ``index`` (-1: missing or not there). Dictionary
+    (categorical) columns are looked up once per distinct value, which is what makes large
+    batches fast; ``as_text`` compares values by their pandas string form."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        categories = series.cat.categories
+        found = index.get_indexer(categories.astype("string") if as_text else categories)
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes >= 0, found[codes], -1)  # type: ignore[no-any-return]
+    return index.get_indexer(series.astype("string") if as_text else series)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -81,88 +147,113 @@ class TableTransform:
             "version": TRANSFORM_VERSION,
             "target": self.target,
             "classes": list(self.classes),
-            "numeric": [asdict(c) for c in self.numeric],
+            "numeric": [numeric_to_dict(c) for c in self.numeric],
             "categorical": [
-                {"name": c.name, "vocabulary": list(c.vocabulary)} for c in self.categorical
+                {"name": c.name, "other_code": c.other_code, "vocabulary": list(c.vocabulary)}
+                for c in self.categorical
             ],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TableTransform:
-        if data.get("version") != TRANSFORM_VERSION:
-            raise TransformError(f"unsupported transform version {data.get('version')!r}")
+        """Reads version 2 and version 1 transforms; anything else is a TransformError."""
+        version = data.get("version")
+        if version not in READABLE_VERSIONS:
+            raise TransformError(
+                f"unsupported transform version {version!r} (this code reads versions "
+                f"{list(READABLE_VERSIONS)}); rerun `python -m preprocess` to refit it"
+            )
+        v1 = version == 1
         return cls(
             target=data["target"],
             classes=tuple(data["classes"]),
-            numeric=tuple(NumericColumn(**c) for c in data["numeric"]),
+            numeric=tuple(numeric_from_dict(c, v1) for c in data["numeric"]),
             categorical=tuple(
-                CategoricalColumn(c["name"], tuple(c["vocabulary"])) for c in data["categorical"]
+                CategoricalColumn(c["name"], tuple(c["vocabulary"]), not v1 and c["other_code"])
+                for c in data["categorical"]
             ),
         )
 
 
-def fit_transform(train: pd.DataFrame, target: str, classes: tuple[Label, ...]) -> TableTransform:
-    """Fit the transform on the training rows; ``classes`` fixes the label order."""
-    numeric: list[NumericColumn] = []
-    categorical: list[CategoricalColumn] = []
-    for name in train.columns:
-        if name == target:
-            continue
-        column = train[name]
-        if logical_type(column) == "numeric":
-            values = column.astype("float64")
-            mean = float(values.mean()) if values.notna().any() else 0.0
-            std = float(values.std(ddof=0)) if values.notna().sum() > 1 else 0.0
-            numeric.append(
-                NumericColumn(str(name), mean, std if std > 0 else 1.0, bool(values.isna().any()))
-            )
-        else:
-            counts = column.dropna().astype("string").value_counts()
-            # Most frequent first, ties by value, so the vocabulary is deterministic.
-            ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-            categorical.append(CategoricalColumn(str(name), tuple(str(v) for v, _ in ordered)))
-    return TableTransform(target, classes, tuple(numeric), tuple(categorical))
+def numeric_to_dict(column: NumericColumn) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": column.name,
+        "scaling": column.scaling,
+        "center": column.center,
+        "scale": column.scale,
+        "missing_indicator": column.missing_indicator,
+    }
+    if column.scaling == "quantile":
+        out["quantiles"] = list(column.quantiles)
+    return out
+
+
+def numeric_from_dict(data: dict[str, Any], v1: bool) -> NumericColumn:
+    if v1:  # version 1 stored the standard scaling as mean/std
+        return NumericColumn(data["name"], data["mean"], data["std"], data["missing_indicator"])
+    scaling = data["scaling"]
+    if scaling not in SCALINGS:
+        raise TransformError(f"column {data['name']!r}: unknown scaling {scaling!r}")
+    quantiles = tuple(data.get("quantiles", ()))
+    if scaling == "quantile" and len(quantiles) < 2:
+        raise TransformError(f"column {data['name']!r}: quantile scaling needs quantiles")
+    if not data["scale"] > 0:
+        raise TransformError(f"column {data['name']!r}: scale must be positive")
+    return NumericColumn(
+        data["name"],
+        data["center"],
+        data["scale"],
+        data["missing_indicator"],
+        scaling,
+        quantiles,
+    )
+
+
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """float64 values of a numeric column; text that is not a number counts as missing."""
+    return pd.to_numeric(series, errors="coerce").to_numpy("float64", na_value=np.nan)  # type: ignore[no-any-return]
+
+
+def text_counts(series: pd.Series) -> pd.Series:
+    """How often each non-missing value occurs, by its text form (the form vocabularies hold)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()
+        counts = np.bincount(codes[codes >= 0], minlength=len(series.cat.categories))
+        text = series.cat.categories.astype("string")
+        return pd.Series(counts, index=text).loc[lambda c: c > 0].groupby(level=0).sum()
+    return series.dropna().astype("string").value_counts()
 
 
 def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFeatures:
-    """Encode raw rows: scaled numerics (+ indicators) and categorical codes (0 = unknown)."""
+    """Encode raw rows: scaled numerics (+ indicators) and categorical codes. The served model
+    and ``python -m preprocess`` both call this function."""
     missing = [c for c in transform.input_columns if c not in frame.columns]
     if missing:
         raise TransformError(f"input is missing column(s) {missing}")
     rows = len(frame)
-    numeric_parts: list[np.ndarray] = []
-    indicators: list[np.ndarray] = []
-    for col in transform.numeric:
-        values = pd.to_numeric(frame[col.name], errors="coerce").to_numpy(
-            "float64", na_value=np.nan
-        )
-        is_missing = np.isnan(values)
-        numeric_parts.append(np.where(is_missing, 0.0, (values - col.mean) / col.std))
+    numeric = np.empty((rows, len(transform.numeric_feature_names)), dtype=np.float32)
+    indicator = len(transform.numeric)
+    for i, col in enumerate(transform.numeric):
+        values = numeric_values(frame[col.name])
+        numeric[:, i] = col.encode(values)
         if col.missing_indicator:
-            indicators.append(is_missing.astype("float64"))
-    numeric = np.column_stack(numeric_parts + indicators) if numeric_parts else np.zeros((rows, 0))
-    # get_indexer gives -1 for missing and out-of-vocabulary values; +1 maps them to code 0.
-    codes = [
-        pd.Index(col.vocabulary).get_indexer(frame[col.name].astype("string"))
-        for col in transform.categorical
-    ]
-    categorical = (np.column_stack(codes).astype("int64") + 1) if codes else np.zeros((rows, 0))
-    return EncodedFeatures(
-        numeric=np.ascontiguousarray(numeric, dtype="float32"),
-        categorical=np.ascontiguousarray(categorical, dtype="int64"),
-    )
+            numeric[:, indicator] = np.isnan(values)
+            indicator += 1
+    categorical = np.empty((rows, len(transform.categorical)), dtype=np.int64)
+    for i, cat in enumerate(transform.categorical):
+        categorical[:, i] = cat.encode(frame[cat.name])
+    return EncodedFeatures(numeric=numeric, categorical=categorical)
 
 
 def encode_target(transform: TableTransform, labels: pd.Series) -> np.ndarray:
     """Class indices (int64) in the order of ``transform.classes``; unseen labels are an error."""
-    index = {label: i for i, label in enumerate(transform.classes)}
-    codes = labels.map(lambda v: index.get(as_label(v), -1)).to_numpy("int64")
+    codes = lookup(pd.Index(list(transform.classes), dtype=object), labels, as_text=False)
     if (codes < 0).any():
         unseen = sorted({str(v) for v in labels[codes < 0].unique()})[:10]
         raise TransformError(
             f"target {transform.target!r} has labels not in {list(transform.classes)}: {unseen}"
         )
-    return codes
+    return codes.astype(np.int64)  # type: ignore[no-any-return]
 
 
 def decode_target(transform: TableTransform, codes: np.ndarray) -> list[Label]:

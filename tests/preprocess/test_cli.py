@@ -53,8 +53,9 @@ def test_result_matches_the_schema_and_the_files(preprocessed: Path, xcom_file: 
 
 def test_row_counts_add_up(preprocessed: Path, xcom_file: Path) -> None:
     counts = read_result("preprocess", xcom_file)["row_counts"]
-    assert counts == {"train": 2100, "val": 450, "test": 450}
-    assert sum(counts.values()) == 3000
+    expected = split_indices(3000, 0.15, 0.15, seed=42)
+    assert counts == {name: len(rows) for name, rows in expected.items()}
+    assert counts == {"train": 2088, "val": 459, "test": 453}
     manifest = json.loads((preprocessed / "manifest.json").read_text())
     assert manifest["row_counts"] == counts
     assert manifest["seed"] == 42
@@ -83,9 +84,15 @@ def test_transform_is_fitted_on_train_rows_only(
     parts = split_indices(len(sample_frame), 0.15, 0.15, seed=42)
     train_rows = sample_frame.iloc[parts["train"]]
     by_name = {c.name: c for c in transform.numeric}
-    assert by_name["age"].mean == pytest.approx(train_rows["age"].mean())
-    assert by_name["age"].std == pytest.approx(train_rows["age"].std(ddof=0))
-    assert by_name["age"].mean != pytest.approx(sample_frame["age"].mean(), abs=0, rel=1e-9)
+    income = by_name["income"]  # robust scaling by default
+    assert income.scaling == "robust"
+    assert income.center == pytest.approx(train_rows["income"].median())
+    iqr = train_rows["income"].quantile(0.75) - train_rows["income"].quantile(0.25)
+    assert income.scale == pytest.approx(iqr)
+    assert income.center != pytest.approx(sample_frame["income"].median(), abs=0, rel=1e-9)
+    region = next(c for c in transform.categorical if c.name == "region")
+    counts = train_rows["region"].value_counts()
+    assert list(region.vocabulary) == sorted(counts.index, key=lambda v: (-counts[v], v))
 
 
 def test_encoded_test_split_matches_raw_test_rows(preprocessed: Path) -> None:
@@ -94,9 +101,9 @@ def test_encoded_test_split_matches_raw_test_rows(preprocessed: Path) -> None:
     encoded = pd.read_parquet(preprocessed / "test.parquet")
     assert encoded[dataset.TARGET_COLUMN].tolist() == (raw[TARGET] == "yes").astype(int).tolist()
     age = next(c for c in transform.numeric if c.name == "age")
-    np.testing.assert_allclose(encoded["age"], (raw["age"] - age.mean) / age.std, rtol=1e-5)
+    np.testing.assert_allclose(encoded["age"], (raw["age"] - age.center) / age.scale, rtol=1e-5)
     region = next(c for c in transform.categorical if c.name == "region")
-    expected = [region.vocabulary.index(v) + 1 for v in raw["region"]]
+    expected = [region.vocabulary.index(v) + 2 for v in raw["region"]]
     assert encoded["region"].tolist() == expected
 
 
@@ -156,9 +163,14 @@ def test_folder_of_parquet_files(
         part.to_parquet(folder / f"part-{i}.parquet", index=False)
     assert run(folder, tmp_path / "out") == 0
     result = read_result("preprocess", xcom_file)
-    assert result["row_counts"] == {"train": 2100, "val": 450, "test": 450}
+    assert result["row_counts"] == {"train": 2088, "val": 459, "test": 453}
     transform = dataset.load_transform(str(tmp_path / "out"))
     assert transform == dataset.load_transform(str(preprocessed))
+    for split in dataset.SPLITS:  # the same rows in the same order as from one file
+        expected = pd.read_parquet(preprocessed / f"{split}.parquet")
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "out" / f"{split}.parquet"), expected
+        )
 
 
 def test_custom_fractions_and_sample_rows(
@@ -167,10 +179,9 @@ def test_custom_fractions_and_sample_rows(
     out = tmp_path / "out"
     args = ("--val-fraction", "0.1", "--test-fraction", "0.2", "--sample-rows", "5")
     assert run(sample_parquet, out, *args) == 0
+    parts = split_indices(3000, 0.1, 0.2, seed=42)
     assert read_result("preprocess", xcom_file)["row_counts"] == {
-        "train": 2100,
-        "val": 300,
-        "test": 600,
+        name: len(rows) for name, rows in parts.items()
     }
     assert len(pd.read_parquet(out / "raw" / "sample.parquet")) == 5
 

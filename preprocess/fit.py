@@ -1,0 +1,183 @@
+"""Fitting the transform on the training rows, one batch at a time, in bounded memory.
+
+- standard scaling: count, mean and sum of squared deviations per column, merged across batches
+  with Chan et al.'s pairwise update (no cancellation, unlike a running sum of squares);
+- robust and quantile scaling: the quantiles of a uniform sample of at most ``sample_rows`` train
+  rows. A bottom-k sample (the rows with the smallest hash priority) is used rather than a
+  streaming sketch (KLL, t-digest): it needs no extra dependency, is exact while train fits in
+  it, does not depend on how the input is cut into batches, and its rank error (about
+  ``0.5 / sqrt(sample_rows)``, 0.16 % at 100 000 rows) is far below what scaling needs;
+- categorical vocabularies: value counts per column, merged per batch (memory grows with the
+  number of distinct values, not rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from preprocess.split import position_uniforms
+from preprocess.transform import (
+    CategoricalColumn,
+    Label,
+    LogicalType,
+    NumericColumn,
+    Scaling,
+    TableTransform,
+    logical_type,
+    numeric_values,
+    text_counts,
+)
+
+QUANTILE_POINTS = 101  # stored per column for quantile scaling (every percentile)
+SAMPLE_VALUES = 4_000_000  # numbers held by the quantile sample (32 MB), spread over the columns
+PRIORITY_SALT = 0x5EED_5A11  # sample priorities are independent of the split's hash
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    scaling: Scaling = "robust"
+    min_frequency: int = 5
+    sample_rows: int = 100_000  # the most train rows kept for robust/quantile scaling
+    seed: int = 42
+
+
+@dataclass
+class Moments:
+    """Per-column count, mean and sum of squared deviations of the non-missing values."""
+
+    width: int
+    count: np.ndarray = field(init=False)
+    mean: np.ndarray = field(init=False)
+    m2: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.count, self.mean, self.m2 = (np.zeros(self.width) for _ in range(3))
+
+    def update(self, values: np.ndarray) -> None:
+        """Merge a [rows, width] float64 batch (NaN = missing)."""
+        present = ~np.isnan(values)
+        n = present.sum(axis=0).astype(np.float64)
+        safe_n = np.maximum(n, 1.0)
+        mean = np.where(present, values, 0.0).sum(axis=0) / safe_n
+        m2 = np.where(present, (values - mean) ** 2, 0.0).sum(axis=0)
+        total = self.count + n
+        delta = mean - self.mean
+        weight = np.divide(n, total, out=np.zeros_like(n), where=total > 0)
+        self.mean = self.mean + delta * weight
+        self.m2 = self.m2 + m2 + delta**2 * self.count * weight
+        self.count = total
+
+    def std(self) -> np.ndarray:
+        return np.sqrt(
+            np.divide(self.m2, self.count, out=np.zeros_like(self.m2), where=self.count > 0)
+        )
+
+
+class BottomKSample:
+    """A uniform sample without replacement of at most ``k`` rows: the rows whose priority (a
+    hash of the row's position) is smallest. Same rows, same sample, however they are batched."""
+
+    def __init__(self, k: int, width: int) -> None:
+        self.k = k
+        self.rows = np.empty((0, width))
+        self.priorities = np.empty(0)
+
+    def update(self, priorities: np.ndarray, values: np.ndarray) -> None:
+        if len(self.priorities) == self.k:  # only rows that beat the current k-th can enter
+            keep = priorities < self.priorities.max()
+            priorities, values = priorities[keep], values[keep]
+        rows = np.concatenate([self.rows, values])
+        order = np.concatenate([self.priorities, priorities])
+        if len(order) > self.k:
+            best = np.argpartition(order, self.k - 1)[: self.k]
+            rows, order = rows[best], order[best]
+        self.rows, self.priorities = rows, order
+
+    def quantiles(self, probabilities: np.ndarray) -> list[np.ndarray | None]:
+        """Per column, its quantiles at ``probabilities``; None for a column with no values."""
+        out: list[np.ndarray | None] = []
+        for column in self.rows.T:
+            present = column[~np.isnan(column)]
+            out.append(np.quantile(present, probabilities) if present.size else None)
+        return out
+
+
+class TransformFitter:
+    """Accumulates train statistics batch by batch; ``transform(classes)`` gives the fitted
+    transform. ``columns`` maps each feature column to its logical type, in input order."""
+
+    def __init__(self, target: str, columns: dict[str, LogicalType], options: FitOptions) -> None:
+        self.target, self.options = target, options
+        self.numeric = [name for name, kind in columns.items() if kind == "numeric"]
+        self.categorical = [name for name, kind in columns.items() if kind == "categorical"]
+        self.rows = 0
+        self.moments = Moments(len(self.numeric))
+        k = min(options.sample_rows, max(10_000, SAMPLE_VALUES // max(1, len(self.numeric))))
+        self.sample = BottomKSample(k, len(self.numeric))
+        self.counts = {name: pd.Series(dtype="int64") for name in self.categorical}
+
+    def update(self, train: pd.DataFrame, positions: np.ndarray) -> None:
+        """Add train rows; ``positions`` are their row positions in the input (sample priority)."""
+        self.rows += len(train)
+        values = np.empty((len(train), len(self.numeric)))
+        for i, name in enumerate(self.numeric):
+            values[:, i] = numeric_values(train[name])
+        self.moments.update(values)
+        if self.options.scaling != "standard":
+            priorities = position_uniforms(positions, self.options.seed ^ PRIORITY_SALT)
+            self.sample.update(priorities, values)
+        for name in self.categorical:
+            self.counts[name] = self.counts[name].add(text_counts(train[name]), fill_value=0)
+
+    def transform(self, classes: tuple[Label, ...]) -> TableTransform:
+        probabilities = np.linspace(0.0, 1.0, QUANTILE_POINTS)
+        if self.options.scaling == "standard":
+            quantiles: list[np.ndarray | None] = [None] * len(self.numeric)
+        else:
+            quantiles = self.sample.quantiles(probabilities)
+        numeric = tuple(self._numeric(i, q) for i, q in enumerate(quantiles))
+        categorical = tuple(self._categorical(name) for name in self.categorical)
+        return TableTransform(self.target, classes, numeric, categorical)
+
+    def _numeric(self, i: int, quantiles: np.ndarray | None) -> NumericColumn:
+        name, count = self.numeric[i], int(self.moments.count[i])
+        missing = count < self.rows
+        std = float(self.moments.std()[i])
+        fallback = std if std > 0 else 1.0
+        scaling = self.options.scaling
+        if scaling == "standard" or quantiles is None:  # no values: neutral standard scaling
+            mean = float(self.moments.mean[i]) if count else 0.0
+            return NumericColumn(name, mean, fallback, missing)
+        median = float(quantiles[QUANTILE_POINTS // 2])
+        if scaling == "quantile":
+            return NumericColumn(name, median, 1.0, missing, scaling, tuple(map(float, quantiles)))
+        # A zero IQR (a column mostly one value) would blow the rest up: fall back to the std.
+        iqr = float(quantiles[75] - quantiles[25])
+        return NumericColumn(name, median, iqr if iqr > 0 else fallback, missing, scaling)
+
+    def _categorical(self, name: str) -> CategoricalColumn:
+        counts = self.counts[name]
+        kept = counts[counts >= self.options.min_frequency]
+        # Most frequent first, ties by value, so the vocabulary is deterministic.
+        ordered = sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))
+        return CategoricalColumn(name, tuple(str(value) for value, _ in ordered), other_code=True)
+
+
+def column_types(frame: pd.DataFrame, target: str) -> dict[str, LogicalType]:
+    """The logical type of every feature column (all but the target), in input order."""
+    return {str(name): logical_type(frame[name]) for name in frame.columns if name != target}
+
+
+def fit_transform(
+    train: pd.DataFrame,
+    target: str,
+    classes: tuple[Label, ...],
+    options: FitOptions = FitOptions(),
+) -> TableTransform:
+    """Fit on an in-memory table of training rows (one batch of the streaming fit)."""
+    fitter = TransformFitter(target, column_types(train, target), options)
+    fitter.update(train, np.arange(len(train)))
+    return fitter.transform(classes)

@@ -1,0 +1,152 @@
+"""The two passes of ``python -m preprocess`` over the input, batch by batch (memory stays
+bounded by the batch size, not the input size):
+
+1. ``scan``: assign each row its split, check the data (labels, nulls, infinite values) and fit
+   the transform on the train rows;
+2. ``write_splits``: assign the same splits again, encode every row with the fitted transform
+   (``encode_features``, the served model's own code) and append it to its split's parquet file.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from contract.step import StepError
+from preprocess import dataset, io
+from preprocess.fit import TransformFitter
+from preprocess.split import SPLITS, TEST, TRAIN, SplitKeyError, assign, key_uniforms, row_uniforms
+from preprocess.transform import (
+    Label,
+    TableTransform,
+    TransformError,
+    as_label,
+    encode_features,
+    encode_target,
+)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    val_fraction: float
+    test_fraction: float
+    seed: int
+    key: str | None  # hash this column instead of the row position
+
+
+def split_codes(batch: pa.RecordBatch, start: int, spec: SplitSpec) -> np.ndarray:
+    """TRAIN/VAL/TEST per row of a batch whose first row is row ``start`` of the input."""
+    if spec.key is None:
+        uniforms = row_uniforms(start, batch.num_rows, spec.seed)
+    else:
+        try:
+            uniforms = key_uniforms(batch.column(spec.key), spec.key)
+        except SplitKeyError as exc:
+            raise StepError(str(exc)) from exc
+    return assign(uniforms, spec.val_fraction, spec.test_fraction)
+
+
+@dataclass
+class Scan:
+    """What pass 1 learned about the whole input (all splits)."""
+
+    target: str
+    rows: int = 0
+    split_rows: list[int] = field(default_factory=lambda: [0, 0, 0])
+    labels: set[Label] = field(default_factory=set)
+    null_labels: int = 0
+    values: dict[str, int] = field(default_factory=dict)  # non-null values per column
+    infinite: set[str] = field(default_factory=set)
+
+    def add(self, batch: pa.RecordBatch, codes: np.ndarray) -> None:
+        self.rows += batch.num_rows
+        for code in range(len(SPLITS)):
+            self.split_rows[code] += int(np.count_nonzero(codes == code))
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            self.values[name] = self.values.get(name, 0) + len(column) - column.null_count
+            if pa.types.is_floating(column.type) and pc.any(pc.is_inf(column)).as_py():
+                self.infinite.add(name)
+        labels = batch.column(self.target)
+        self.null_labels += labels.null_count
+        uniques = pc.unique(labels.dictionary_decode() if _is_dict(labels) else labels)
+        self.labels.update(as_label(v) for v in uniques.to_pylist() if v is not None)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(zip(SPLITS, self.split_rows, strict=True))
+
+
+def _is_dict(array: pa.Array) -> bool:
+    return pa.types.is_dictionary(array.type)
+
+
+def scan(source: io.Source, spec: SplitSpec, fitter: TransformFitter, batch_rows: int) -> Scan:
+    """Pass 1: statistics of every row, and the transform's statistics of the train rows."""
+    result = Scan(fitter.target)
+    for batch in source.batches(batch_rows, dictionary=True):
+        codes = split_codes(batch, result.rows, spec)
+        train = codes == TRAIN
+        positions = np.flatnonzero(train) + result.rows
+        result.add(batch, codes)
+        fitter.update(batch.filter(pa.array(train)).to_pandas(), positions)
+    return result
+
+
+def encode_batch(transform: TableTransform, part: pa.RecordBatch) -> pa.Table:
+    """Raw rows → the encoded split's table (features, then the class index)."""
+    frame = part.to_pandas()
+    try:
+        features = encode_features(transform, frame)
+        target = encode_target(transform, frame[transform.target])
+    except TransformError as exc:
+        raise StepError(str(exc)) from exc
+    encoded = dataset.EncodedSplit(features.numeric, features.categorical, target)
+    return dataset.encoded_table(transform, encoded)
+
+
+def as_raw(part: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    """Rows in the input's own types (text columns were read dictionary-encoded)."""
+    return pa.Table.from_batches([part]).cast(schema)
+
+
+def write_splits(
+    source: io.Source,
+    spec: SplitSpec,
+    transform: TableTransform,
+    output: str,
+    batch_rows: int,
+    sample_rows: int,
+) -> dict[str, int]:
+    """Pass 2: every split's encoded parquet, the raw test rows and the first ``sample_rows``
+    raw train rows. Each file appears only if the whole pass succeeds."""
+    counts = dict.fromkeys(SPLITS, 0)
+    sample: list[pa.Table] = []
+    schema = dataset.encoded_schema(transform)
+    with ExitStack() as files:
+        writers = [
+            files.enter_context(io.parquet_writer(dataset.split_uri(output, s), schema))
+            for s in SPLITS
+        ]
+        raw_test = files.enter_context(
+            io.parquet_writer(dataset.raw_uri(output, "test"), source.schema)
+        )
+        start = 0
+        for batch in source.batches(batch_rows, dictionary=True):
+            codes = split_codes(batch, start, spec)
+            start += batch.num_rows
+            for code, name in enumerate(SPLITS):
+                part = batch.filter(pa.array(codes == code))
+                counts[name] += part.num_rows
+                writers[code].write_table(encode_batch(transform, part))
+                if code == TEST:
+                    raw_test.write_table(as_raw(part, source.schema))
+                taken = sum(t.num_rows for t in sample)
+                if code == TRAIN and taken < sample_rows:
+                    sample.append(as_raw(part.slice(0, sample_rows - taken), source.schema))
+        with io.parquet_writer(dataset.raw_uri(output, "sample"), source.schema) as writer:
+            writer.write_table(pa.concat_tables(sample) if sample else source.schema.empty_table())
+    return counts
