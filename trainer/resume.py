@@ -89,7 +89,9 @@ class RunCheckpoints:
             epoch = len(outcome["history"]) + int(progress["in_epoch"])
             tag = f"{epoch:05d}-{progress['next_step']:07d}"
             name = self.store.save({**snapshot, "meta": meta}, tag, self.key)
-            log.info("checkpoint %s/%s written", self.uri, name)
+            # Epoch checkpoints are routine; one taken mid-epoch (timer, SIGTERM) is news.
+            level = logging.INFO if progress["in_epoch"] else logging.DEBUG
+            log.log(level, "checkpoint %s/%s written", self.uri, name)
 
         return save
 
