@@ -32,7 +32,13 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, get_current_context, task
 from tabular_pipeline.config import PipelineConfig, load_config
-from tabular_pipeline.pods import StepPodOperator, run_path, step_pod_kwargs, trainer_device
+from tabular_pipeline.pods import (
+    StepPodOperator,
+    run_folder,
+    run_path,
+    step_pod_kwargs,
+    trainer_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,8 @@ def hyperparameter_set(data: Any) -> list[dict[str, Any]]:
     )
     data_path = data["preprocess"]["output_uri"]
     experiment = f"{CONFIG.model_name}-{context['ds']}"
+    # Per trial and per DAG run, so a retried pod resumes its own checkpoint and nobody else's.
+    train_root = run_folder(CONFIG, context["dag"].dag_id, context["run_id"], "train")
     log.info("%d trials for experiment %s", len(trials), experiment)
     return [
         {
@@ -126,9 +134,10 @@ def hyperparameter_set(data: Any) -> list[dict[str, Any]]:
             "arguments": [
                 *trainer_arguments(t, data_path, experiment, params["seed"]),
                 *("--device", trainer_device(CONFIG)),
+                *("--checkpoint-dir", f"{train_root}/trial-{i}/checkpoints"),
             ],
         }
-        for t in trials
+        for i, t in enumerate(trials)
     ]
 
 

@@ -65,10 +65,15 @@ def trainer_device(config: PipelineConfig) -> str:
     return "cuda" if config.launcher == "kubernetes" else "auto"
 
 
+def run_folder(config: PipelineConfig, dag_id: str, run_id: str, step: str) -> str:
+    """The run-scoped folder of a step's output: ``<root>/<dag_id>/<run_id>/<step>``, so reruns
+    and backfills never write into another run's folder."""
+    return f"{config.data.root}/{dag_id}/{run_id}/{step}"
+
+
 def run_path(config: PipelineConfig, step: str) -> str:
-    """The run-scoped folder of a step's output: ``<root>/<dag_id>/<run_id>/<step>`` (templated),
-    so reruns and backfills never write into another run's folder."""
-    return f"{config.data.root}/{{{{ dag.dag_id }}}}/{{{{ run_id }}}}/{step}"
+    """``run_folder`` as a template, for operator arguments rendered at run time."""
+    return run_folder(config, "{{ dag.dag_id }}", "{{ run_id }}", step)
 
 
 def step_pod_kwargs(config: PipelineConfig, step: str) -> dict[str, Any]:

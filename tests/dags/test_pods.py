@@ -241,7 +241,7 @@ def sweep_for(dag: DAG, preprocess_output: str, monkeypatch: pytest.MonkeyPatch)
     assert isinstance(task, PythonOperator)  # the @task's operator
     function = task.python_callable
     params = process_params(dag, task, {}, suppress_exception=False)
-    context = {"params": params, "ds": DS, "run_id": RUN_ID}
+    context = {"params": params, "ds": DS, "run_id": RUN_ID, "dag": dag}
     monkeypatch.setitem(function.__globals__, "get_current_context", lambda: context)
     return function({"validate": {}, "preprocess": {"output_uri": preprocess_output}})
 
@@ -574,6 +574,11 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
     assert arg_value(steps["train"].args, "--experiment-name") == f"tabular-classifier-{DS}"
     # A GPU pod must not fall back to the CPU silently.
     assert arg_value(steps["train"].args, "--device") == "cuda"
+    # Each trial resumes only its own checkpoints, and only within this DAG run.
+    checkpoint_dirs = [arg_value(t["arguments"], "--checkpoint-dir") for t in rendered.sweep]
+    assert checkpoint_dirs == [
+        f"{rendered.run_path('train')}/trial-{i}/checkpoints" for i in range(len(rendered.sweep))
+    ]
     evaluate = steps["evaluate"].args
     assert arg_value(evaluate, "--data-path") == rendered.run_path("preprocess")
     assert arg_value(evaluate, "--min-accuracy") == "0.0"
