@@ -103,6 +103,7 @@ def final_metrics(outcome: LoopOutcome) -> list[Any]:
         "loss": best.loss,
         "best_epoch": outcome.best_epoch,
         "train_samples_per_sec": outcome.samples_per_sec,
+        "train_samples": outcome.train_samples,  # over every data-parallel process
     }
     return [Metric(k, float(v), now, 0) for k, v in values.items()]
 
