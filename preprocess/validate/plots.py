@@ -145,7 +145,10 @@ def _categorical(
         old = [before.get(c, 0.0) for c in shown]
         axes.barh(positions - offset, old, height=height, color=REFERENCE, label="reference")
     axes.set_yticks(positions, [_short(c) for c in shown])
-    axes.set_xlabel("share of non-null rows")
+    hidden = len(now.index.union(before.index) if before is not None else now.index) - len(shown)
+    axes.set_xlabel(
+        "share of non-null rows" + (f" ({hidden} rarer categories not shown)" if hidden else "")
+    )
     handles = [Patch(color=CURRENT, label="current")]
     handles += [Patch(color=REFERENCE, label="reference")] if before is not None else []
     handles += [Patch(color=UNSEEN, label="not in the schema")] if any(unseen) else []

@@ -50,7 +50,7 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   .card.error { border-left: 4px solid var(--error); }
   .card.warning { border-left: 4px solid #d97706; }
   .card header { display: flex; justify-content: space-between; align-items: baseline; gap: 8px; }
-  .card img { width: 100%; height: auto; margin-top: 8px; }
+  .card img { width: 100%; max-width: 640px; height: auto; margin-top: 8px; }
   .card table td, .card table th { padding: 2px 6px; font-size: 12px; }
   .card ul { margin: 6px 0 0; padding-left: 18px; font-size: 13px; }
   @page { size: A4; margin: 12mm; }
