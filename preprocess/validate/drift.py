@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 
 from preprocess.validate.checks import Anomaly, Thresholds, graded
-from preprocess.validate.profile import ColumnProfile
+from preprocess.validate.profile import ColumnProfile, sorted_quantiles
 
 EPSILON = 1e-4  # floor of a bin's share, so that an empty bin gives a finite PSI
 MAX_CATEGORY_BINS = 50
@@ -65,7 +65,7 @@ def numeric_bins(
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Counts in the reference's quantile bins (ties merged) plus a missing-value bin."""
     assert reference.values is not None and current.values is not None
-    edges = np.unique(np.quantile(reference.values, np.linspace(0, 1, bins + 1)))
+    edges = np.unique(sorted_quantiles(reference.values, np.linspace(0, 1, bins + 1)))
     inner = edges[1:-1]  # the outer bins are open, so new extremes still land in a bin
 
     def count(profile: ColumnProfile) -> np.ndarray:

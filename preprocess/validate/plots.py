@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from preprocess.validate.profile import ColumnProfile
+from preprocess.validate.profile import ColumnProfile, sorted_quantiles
 from preprocess.validate.schema import ColumnSchema
 
 CURRENT, REFERENCE, UNSEEN = "#2563eb", "#9ca3af", "#dc2626"
@@ -69,9 +69,12 @@ def _legend(axes: Axes, handles: list[Any] | None = None) -> None:
     )
 
 
-def _edges(pooled: np.ndarray, integers: bool) -> np.ndarray:
-    """Equal-width bins over the central 99% of values; one bin per value for small integers."""
-    low, high = np.quantile(pooled, [0.005, 0.995])
+def _edges(samples: list[np.ndarray], integers: bool) -> np.ndarray:
+    """Equal-width bins over the central 99% of the (sorted) samples' values; one bin per value
+    for small integers."""
+    # The widest of the samples' central ranges (their values are sorted: no sorting here).
+    ranges = np.array([sorted_quantiles(s, [0.005, 0.995]) for s in samples])
+    low, high = float(ranges[:, 0].min()), float(ranges[:, 1].max())
     if integers and high - low <= HIST_BINS:
         return np.arange(np.floor(low) - 0.5, np.ceil(high) + 1.0)
     if low == high:
@@ -91,7 +94,7 @@ def _numeric(
     }
     if not samples:
         return None
-    edges = _edges(np.concatenate(list(samples.values())), current.dtype == "integer")
+    edges = _edges(list(samples.values()), current.dtype == "integer")
     figure, axes = _figure(2.6, 0.12)
     for label in ("reference", "current"):
         if label in samples:

@@ -3,7 +3,9 @@ drift comparison and the report. Pure: a frame in, profiles out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,9 @@ TOP_VALUES = 10  # most frequent values listed per categorical column in the rep
 
 @dataclass(frozen=True)
 class ColumnProfile:
-    """What one column holds. ``values`` are the finite numbers (numeric columns) and ``counts``
-    the value counts of the non-null values as strings, most frequent first (categorical)."""
+    """What one column holds. ``values`` are the finite numbers sorted ascending (numeric
+    columns; sorted once so that every quantile after is an index) and ``counts`` the value
+    counts of the non-null values as strings, most frequent first (categorical)."""
 
     name: str
     type: LogicalType
@@ -33,8 +36,10 @@ class ColumnProfile:
     def null_rate(self) -> float:
         return self.null_count / self.rows if self.rows else 0.0
 
-    def stats(self) -> dict[str, Any]:
-        """JSON-safe statistics for the report (no NaN: absent values are None)."""
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe statistics for the report (no NaN: absent values are None); computed once,
+        treat as read-only (``stats()`` gives a copy)."""
         out: dict[str, Any] = {
             "type": self.type,
             "dtype": self.dtype,
@@ -50,14 +55,26 @@ class ColumnProfile:
             out["top"] = [[str(v), int(c)] for v, c in self.counts.head(TOP_VALUES).items()]
         return out
 
+    def stats(self) -> dict[str, Any]:
+        """A copy of ``summary`` that the caller may extend."""
+        return dict(self.summary)
+
+
+def sorted_quantiles(values: np.ndarray, quantiles: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Quantiles of ascending ``values`` by index, with numpy's default linear interpolation."""
+    position = np.asarray(quantiles, dtype="float64") * (len(values) - 1)
+    low = np.floor(position).astype("int64")
+    high = np.minimum(low + 1, len(values) - 1)
+    return values[low] + (position - low) * (values[high] - values[low])  # type: ignore[no-any-return]
+
 
 def _numeric_stats(values: np.ndarray) -> dict[str, float | None]:
     """min, max, mean, std and the QUANTILES (p01 ... p99); all None without values."""
     names = ["min", "max", "mean", "std"] + [f"p{round(q * 100):02d}" for q in QUANTILES]
     if not len(values):
         return dict.fromkeys(names)
-    moments = [values.min(), values.max(), values.mean(), values.std()]
-    numbers = [*moments, *np.quantile(values, QUANTILES)]
+    moments = [values[0], values[-1], values.mean(), values.std()]
+    numbers = [*moments, *sorted_quantiles(values, QUANTILES)]
     return {name: float(v) for name, v in zip(names, numbers, strict=True)}
 
 
@@ -83,7 +100,7 @@ def profile_column(name: str, series: pd.Series) -> ColumnProfile:
     if kind == "numeric":
         numbers = series.to_numpy("float64", na_value=np.nan)
         infinite = np.isinf(numbers)
-        finite = numbers[np.isfinite(numbers)]
+        finite = np.sort(numbers[np.isfinite(numbers)])
         return ColumnProfile(
             name, kind, storage_type(series), len(series), nulls, int(infinite.sum()), finite, None
         )

@@ -16,7 +16,7 @@ from demo.sample_data import TARGET
 from preprocess.validate.checks import Thresholds
 from preprocess.validate.cli import main
 from preprocess.validate.drift import MISSING, OTHER, compare, drift_anomalies, js_distance, psi
-from preprocess.validate.profile import profile_frame
+from preprocess.validate.profile import profile_frame, sorted_quantiles
 
 
 def test_psi_and_js_by_hand() -> None:
@@ -157,3 +157,10 @@ def test_drift_of_a_million_rows() -> None:
     drifts = compare(profile_frame(frame(0.0)), profile_frame(frame(0.1)), 10)
     assert drifts["n0"].psi < 0.001 < drifts["n3"].psi
     assert drifts["c0"].psi < 0.001
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 1000])
+def test_sorted_quantiles_match_numpy(size: int) -> None:
+    values = np.sort(np.random.default_rng(size).normal(size=size))
+    wanted = [0.0, 0.01, 0.25, 0.5, 0.995, 1.0]
+    assert sorted_quantiles(values, wanted) == pytest.approx(np.quantile(values, wanted))
