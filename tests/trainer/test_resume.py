@@ -23,6 +23,7 @@ from trainer.loop import (
     TrainingInterrupted,
     fit,
 )
+from trainer.network import NetworkConfig, TabularMLP
 
 # Dropout on, cosine schedule with warmup, clipping: every piece of state a resume must restore.
 RESUME_CONFIG = dataclasses.replace(
@@ -31,9 +32,7 @@ RESUME_CONFIG = dataclasses.replace(
 STEPS_PER_EPOCH = 7  # ceil(400 / 64)
 
 
-def dropout_net() -> torch.nn.Module:
-    from trainer.network import NetworkConfig, TabularMLP
-
+def dropout_net() -> TabularMLP:
     torch.manual_seed(3)
     return TabularMLP(NetworkConfig(2, (4,), 2, width=32, depth=2, dropout=0.2))
 

@@ -1,0 +1,119 @@
+"""The checkpoint folder: commit by pointer, sha256 check, pruning, refusal of damaged or
+foreign pointers, the same on S3 (moto) as on a local disk, and no pickle on load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from contract.step import StepError
+from tests.s3 import object_keys, s3_bucket, s3_server  # noqa: F401
+from trainer.checkpoint import LATEST, CheckpointStore
+
+STATE: dict[str, Any] = {
+    "weights": torch.arange(6.0).reshape(2, 3),
+    "progress": json.dumps({"epoch": 1}),
+}
+
+
+def test_save_commits_the_pointer_and_load_returns_the_state(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path / "ckpt"))
+    assert store.pointer() is None
+    name = store.save(STATE, "e1", "run-a")
+    pointer = store.pointer()
+    assert pointer is not None
+    assert (pointer["file"], pointer["identity"], pointer["history"]) == (name, "run-a", [name])
+    loaded = store.load(pointer)
+    assert torch.equal(loaded["weights"], STATE["weights"])
+    assert loaded["progress"] == STATE["progress"]
+
+
+def test_only_the_last_two_checkpoints_stay(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path))
+    names = [store.save(STATE, f"e{i}", "run-a") for i in range(4)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names[-2:], LATEST])
+    assert store.pointer()["history"] == [names[3], names[2]]  # type: ignore[index]
+
+
+def test_an_interrupted_write_never_becomes_latest(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path))
+    good = store.save(STATE, "e1", "run-a")
+    # A write cut off before its pointer was replaced: a partial file under a new name.
+    (tmp_path / "ckpt-e2-deadbeef.pt").write_bytes(b"\x80partial")
+    assert store.pointer()["file"] == good  # type: ignore[index]
+    assert torch.equal(store.load(store.pointer())["weights"], STATE["weights"])  # type: ignore[arg-type]
+    store.save(STATE, "e3", "run-a")  # the leftover is cleaned up by the next commit
+    assert not (tmp_path / "ckpt-e2-deadbeef.pt").exists()
+
+
+def test_a_damaged_checkpoint_is_refused_by_its_sha256(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path))
+    name = store.save(STATE, "e1", "run-a")
+    data = bytearray((tmp_path / name).read_bytes())
+    data[-20] ^= 0xFF
+    (tmp_path / name).write_bytes(bytes(data))
+    with pytest.raises(StepError, match=f"{name} does not match the sha256"):
+        store.load(store.pointer())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"format": 99, "file": "x"}', "[]"])
+def test_a_bad_pointer_names_the_folder(tmp_path: Path, content: str) -> None:
+    (tmp_path / LATEST).write_text(content)
+    with pytest.raises(StepError, match=str(tmp_path / LATEST)):
+        CheckpointStore(str(tmp_path)).pointer()
+
+
+def test_a_pointer_to_a_missing_file(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path))
+    name = store.save(STATE, "e1", "run-a")
+    (tmp_path / name).unlink()
+    with pytest.raises(StepError, match=f"names {name}, which does not exist"):
+        store.load(store.pointer())  # type: ignore[arg-type]
+
+
+def test_loading_runs_no_pickle_code(tmp_path: Path) -> None:
+    """A file that would run code when unpickled is refused (weights_only loading)."""
+    import hashlib
+    import io
+    import pickle
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (print, ("pwned",))
+
+    buffer = io.BytesIO()
+    torch.save({"x": Evil()}, buffer, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    (tmp_path / "ckpt-evil.pt").write_bytes(buffer.getvalue())
+    pointer = {"format": 1, "file": "ckpt-evil.pt",
+               "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}  # fmt: skip
+    with pytest.raises(pickle.UnpicklingError):
+        CheckpointStore(str(tmp_path)).load(pointer)
+
+
+def test_clear_removes_pointer_and_checkpoints_only(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path))
+    store.save(STATE, "e1", "run-a")
+    (tmp_path / "notes.txt").write_text("mine")
+    store.clear()
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert store.pointer() is None
+
+
+def test_the_same_on_s3(s3_bucket: str, s3_server: str) -> None:  # noqa: F811
+    store = CheckpointStore(f"s3://{s3_bucket}/runs/r1/checkpoints")
+    names = [store.save(STATE, f"e{i}", "run-a") for i in range(3)]
+    keys = object_keys(s3_server, s3_bucket)
+    assert keys == sorted(f"runs/r1/checkpoints/{n}" for n in [*names[-2:], LATEST])
+    loaded = store.load(store.pointer())  # type: ignore[arg-type]
+    assert torch.equal(loaded["weights"], STATE["weights"])
+    store.clear()
+    assert object_keys(s3_server, s3_bucket) == []
+
+
+def test_keep_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep"):
+        CheckpointStore(str(tmp_path), keep=0)

@@ -1,0 +1,135 @@
+"""The trainer's checkpoint and failure handling through ``main``: a checkpoint folder of another
+run is refused, a diverged run writes no checkpoint, any failure ends the MLflow run FAILED,
+streamed data trains like device-resident data, and the operation flags are checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.step_failures import assert_step_fails
+from tests.trainer.workspace import FAST_TRAIN_FLAGS, train
+from trainer.checkpoint import CheckpointStore, identity_hash
+from trainer.cli import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+QUIET = ("--system-metrics-interval", "0")
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store(isolated_env: Path) -> None:
+    """The embedded store exists before a step runs (creating it logs to stderr)."""
+    from contract.tracking import ensure_experiment
+
+    ensure_experiment("setup")
+
+
+def argv(data: Path, experiment: str, *flags: str) -> list[str]:
+    return ["--data-path", str(data), "--experiment-name", experiment, *FAST_TRAIN_FLAGS, *flags]
+
+
+def statuses(experiment: str) -> list[str]:
+    runs = mlflow.search_runs(experiment_names=[experiment], output_format="list")
+    return [r.info.status for r in runs]
+
+
+def test_a_checkpoint_of_another_run_is_refused(
+    preprocessed: Path, tmp_path: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "ckpt"
+    theirs = {"experiment_name": "x", "data_path": str(preprocessed), "data_fingerprint": "f",
+              "config": {"lr": 0.5}}  # fmt: skip
+    meta = json.dumps({"identity": theirs, "mlflow_run_id": "r"})
+    CheckpointStore(str(folder)).save({"meta": meta}, "e1", identity_hash(theirs))
+    line = assert_step_fails(
+        main,
+        "train",
+        argv(preprocessed, "x", "--checkpoint-dir", str(folder), *QUIET),
+        capsys,
+        xcom_file,
+        f"--checkpoint-dir {folder} holds a checkpoint of a different run",
+        "lr",
+    )
+    assert "data_fingerprint" in line
+    assert (folder / "latest.json").exists(), "the other run's checkpoint is left alone"
+
+
+def test_a_diverged_run_writes_no_checkpoint_and_ends_failed(
+    preprocessed: Path, tmp_path: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "ckpt"
+    flags = ("--lr", "1e6", "--optimizer", "sgd", "--grad-clip", "0", "--warmup-epochs", "0",
+             "--checkpoint-dir", str(folder), "--checkpoint-every-epochs", "1", *QUIET)  # fmt: skip
+    assert_step_fails(main, "train", argv(preprocessed, "nan", *flags), capsys, xcom_file, "--lr")
+    assert not (folder / "latest.json").exists()
+    assert statuses("nan") == ["FAILED"]
+
+
+def test_any_failure_after_training_ends_the_run_failed(
+    preprocessed: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, isolated_env: Path,
+) -> None:  # fmt: skip
+    def broken(*args: object) -> None:
+        raise OSError("artifact store unreachable")
+
+    monkeypatch.setattr("trainer.cli.log_served_model", broken)
+    assert_step_fails(
+        main, "train", argv(preprocessed, "boom", *QUIET), capsys, xcom_file, "unreachable"
+    )
+    assert statuses("boom") == ["FAILED"]
+    # Training finished, so its last checkpoint stays: a retry skips straight to logging.
+    pointers = list((isolated_env / "home" / "checkpoints").glob("*/latest.json"))
+    assert len(pointers) == 1
+
+
+def test_a_retry_after_a_failure_resumes_into_the_same_run(
+    preprocessed: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
+) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr("trainer.cli.log_served_model", lambda *a: (_ for _ in ()).throw(OSError()))
+        assert main(argv(preprocessed, "retry", *QUIET)) == 1
+    failed = mlflow.search_runs(experiment_names=["retry"], output_format="list")
+    result = train(preprocessed, "retry", *QUIET)
+    assert result["run_id"] == failed[0].info.run_id
+    assert statuses("retry") == ["FINISHED"]
+    history = mlflow.MlflowClient().get_metric_history(result["run_id"], "val_loss")
+    assert sorted(m.step for m in history) == [1, 2], "epochs are not logged twice"
+    assert not list((isolated_env / "home" / "checkpoints").glob("*/latest.json"))
+
+
+def test_streamed_training_data_gives_the_same_model(preprocessed: Path) -> None:
+    device = train(preprocessed, "placement", "--data-placement", "device", *QUIET)
+    streamed = train(preprocessed, "placement", "--data-placement", "stream", *QUIET)
+    for key in ("accuracy", "f1_score", "loss", "epochs"):
+        assert streamed[key] == device[key], key
+    tags = mlflow.MlflowClient().get_run(streamed["run_id"]).data.tags
+    assert tags["data_placement"] == "stream"
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--checkpoint-every-epochs", "-1"], "--checkpoint-every-epochs"),
+        (["--checkpoint-every-minutes", "-5"], "--checkpoint-every-minutes"),
+        (["--system-metrics-interval", "nan"], "--system-metrics-interval"),
+        (["--checkpoint-dir", " "], "--checkpoint-dir"),
+    ],
+)
+def test_bad_operation_flags(
+    preprocessed: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str],
+    flags: list[str], needle: str,
+) -> None:  # fmt: skip
+    assert_step_fails(main, "train", argv(preprocessed, "x", *flags), capsys, xcom_file, needle)
+
+
+def test_unknown_data_placement_is_a_usage_error(
+    preprocessed: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ["--data-placement", "disk"]
+    assert_step_fails(
+        main, "train", argv(preprocessed, "x", *flags), capsys, xcom_file, "--data-placement", rc=2
+    )
