@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", default=dt.date.today().isoformat(), help="logical date, YYYY-MM-DD")
     p.add_argument(
         "--output",
-        help="folder for anomalies.json, report.html and an inferred schema.json "
-        "(default: $PIPELINE_HOME/validate/<date>)",
+        help="folder for anomalies.json, report.html and an inferred schema.json; when not "
+        "given, $PIPELINE_HOME/validate/<date>",
     )
     schema = p.add_mutually_exclusive_group()
     schema.add_argument("--schema", help="schema JSON to check against (used as is, never written)")
