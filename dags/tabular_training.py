@@ -223,6 +223,10 @@ with DAG(
                 "{{ ds }}",
                 "--output",
                 run_path(CONFIG, "validate"),
+                # Inferred on the first run that passes, then every later run is checked
+                # against it (max_active_runs=1 keeps two first runs from racing).
+                "--schema-store",
+                f"{CONFIG.data.root}/{{{{ dag.dag_id }}}}/schema.json",
             ],
             **step_pod_kwargs(CONFIG, "validate"),
         )

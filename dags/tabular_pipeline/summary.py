@@ -5,6 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 
+def drift_note(drift: dict[str, Any] | None) -> str:
+    """`` (drift: ...)`` when the data was compared with a reference, else nothing."""
+    if drift is None:
+        return ""
+    drifted = ", ".join(drift["drifted_columns"]) or "none"
+    where = f" in {drift['max_psi_column']}" if drift["max_psi_column"] else ""
+    return (
+        f" (drift vs {drift['reference_uri']}: max PSI {drift['max_psi']:.3f}{where}; "
+        f"drifted: {drifted})"
+    )
+
+
 def render_summary(
     data: dict[str, Any],
     trials: list[dict[str, Any]],
@@ -22,6 +34,7 @@ def render_summary(
         f"{validated['source']} ({validated['anomaly_counts']['warning']} warnings); "
         f"split {counts['train']}/{counts['val']}/{counts['test']}, "
         f"{prepared['feature_count']} features",
+        f"Validation report: {validated['html_report_uri']}{drift_note(validated['drift'])}",
         "",
         "Sweep (metrics on the validation split):",
         "  #  " + " ".join(f"{c:>12}" for c in columns) + f" {'accuracy':>9} {'loss':>7}"

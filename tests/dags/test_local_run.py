@@ -43,6 +43,12 @@ def test_first_run_trains_the_sweep_and_deploys(local_runs: tuple[LocalRun, Loca
     assert "<- best" in run.output
     assert "-> deploy (first_model)" in run.output
     assert "Deployed: demo-classifier version 1 is now @champion (previous: None)" in run.output
+    # The first run's schema is inferred and kept for every later run of the DAG.
+    validated = run.result("data_preparation.validate")
+    assert validated["schema_origin"] == "data"
+    assert validated["schema_uri"] == str(run.run_root / "validate" / "schema.json")
+    assert (run.run_root.parent / "schema.json").is_file()
+    assert f"Validation report: {validated['html_report_uri']}" in run.output
 
 
 def test_second_run_tolerates_a_failed_trial_and_skips_a_weak_candidate(
@@ -69,6 +75,10 @@ def test_second_run_tolerates_a_failed_trial_and_skips_a_weak_candidate(
     assert decision["reason"] == "below_floor"
     assert decision["champion_version"] == 1  # compared with the first run's champion
     assert re.search(r"^  1 .* failed$", run.output, re.M)
+    # Checked against the schema the first run stored.
+    validated = run.result("data_preparation.validate")
+    assert validated["schema_origin"] == "store"
+    assert validated["schema_uri"] == str(run.run_root.parent / "schema.json")
 
 
 def test_runs_write_only_under_their_own_run_folder(local_runs: tuple[LocalRun, LocalRun]) -> None:
@@ -82,6 +92,8 @@ def test_runs_write_only_under_their_own_run_folder(local_runs: tuple[LocalRun, 
         trainer_pod = run.run_root / "pods/hyperparameter_tuning.train.0/try-1/pod.json"
         args = json.loads(trainer_pod.read_text())["spec"]["containers"][0]["args"]
         assert args[args.index("--data-path") + 1] == str(run.run_root / "preprocess")
+        checkpoints = Path(args[args.index("--checkpoint-dir") + 1])
+        assert checkpoints == run.run_root / "train" / "trial-0" / "checkpoints"
 
 
 def test_every_pod_is_valid_for_kubernetes_and_its_result_meets_the_contract(

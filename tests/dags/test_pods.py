@@ -567,6 +567,10 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
     validate, preprocess = steps["validate"].args, steps["preprocess"].args
     assert arg_value(validate, "--output") == rendered.run_path("validate")
     assert arg_value(validate, "--date") == DS
+    # Kept across runs: one schema per DAG, beside (not inside) the run folders.
+    assert (
+        arg_value(validate, "--schema-store") == f"{rendered.config.data.root}/{DAG_ID}/schema.json"
+    )
     assert arg_value(validate, "--source") == rendered.config.data.source.replace("{{ ds }}", DS)
     assert arg_value(preprocess, "--output") == rendered.run_path("preprocess")
     assert arg_value(preprocess, "--input") == arg_value(validate, "--source")
