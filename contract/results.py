@@ -105,8 +105,40 @@ class TrainResult(StepResult):
 
 
 DeployReason = Literal[
-    "first_model", "promoted", "below_floor", "not_better", "baseline_incompatible"
+    "first_model",
+    "promoted",
+    "below_floor",
+    "not_better",
+    "baseline_incompatible",
+    "slice_regression",
+    "calibration_regression",
 ]
+
+
+class EvaluationMetrics(BaseModel):
+    """One model's metrics on the test rows."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    accuracy: float = Field(ge=0, le=1)
+    f1_score: float = Field(ge=0, le=1, description="binary F1 of the second class, else macro")
+    roc_auc: float | None = Field(
+        ge=0, le=1, description="binary, or macro one-vs-rest; null when a class is absent"
+    )
+    log_loss: float = Field(ge=0)
+    brier_score: float = Field(ge=0, le=2, description="multi-class Brier score (binary: 0..1)")
+    ece: float = Field(ge=0, le=1, description="expected calibration error of the top label")
+
+
+class SliceAccuracy(BaseModel):
+    """Accuracy on the rows of one value of one categorical column."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    column: str
+    value: str = Field(description="the category, or <missing>")
+    rows: NonNegativeInt
+    accuracy: float = Field(ge=0, le=1)
 
 
 class EvaluateResult(StepResult):
@@ -119,11 +151,25 @@ class EvaluateResult(StepResult):
     new_f1_score: float = Field(ge=0, le=1)
     baseline_accuracy: float | None = Field(ge=0, le=1, description="null when no champion")
     improvement: float | None = Field(description="new_accuracy - baseline_accuracy")
-    champion_version: int | None
+    improvement_low: float | None = Field(
+        description="lower bound of the paired bootstrap interval"
+    )
+    improvement_high: float | None = Field(description="upper bound of that interval")
+    confidence: float = Field(gt=0, lt=1, description="the interval's confidence level")
+    bootstrap_samples: int = Field(ge=1)
+    metrics: EvaluationMetrics = Field(description="the candidate's test metrics")
+    baseline_metrics: EvaluationMetrics | None = Field(description="the champion's, same rows")
+    worst_slice: SliceAccuracy | None = Field(description="the candidate's least accurate slice")
+    baseline_worst_slice: SliceAccuracy | None = Field(description="the champion's")
+    champion_version: int | None = Field(description="the champion compared; pass it to deploy")
+    champion_run_id: str | None
     run_id: str
     model_path: str
     model_name: str
     test_rows: NonNegativeInt
+    data_fingerprint: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="of the raw test rows scored"
+    )
 
 
 class DeployResult(StepResult):
@@ -134,8 +180,11 @@ class DeployResult(StepResult):
     model_name: str
     version: int = Field(ge=1)
     alias: str
-    previous_version: int | None
+    previous_version: int | None = Field(description="now previous_champion")
     run_id: str | None
+    registered: bool = Field(description="false when the version already existed (a rerun)")
+    alias_moved: bool = Field(description="false when the version already was champion")
+    smoke_test_rows: NonNegativeInt = Field(description="raw rows the new version predicted")
 
 
 RESULT_MODELS: dict[str, type[StepResult]] = {

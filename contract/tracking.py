@@ -3,13 +3,26 @@ embedded sqlite store and local artifact folder under ``$PIPELINE_HOME`` (no ser
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from contract.step import StepError
 
 DEFAULT_PIPELINE_HOME = ".pipeline"
+
+# MLflow's own HTTP retry defaults (7 retries, backoff factor 2, 120 s timeout) keep a pod
+# waiting for minutes on a server that is down; these bound it to about half a minute. Artifact
+# progress bars would break the one-line failure message on stderr. The environment still wins,
+# so an operator can change any of them.
+MLFLOW_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
 def pipeline_home() -> Path:
@@ -31,6 +44,8 @@ def configure_mlflow() -> Any:
     """Point MLflow at the tracking URI and return the ``mlflow`` module (imported lazily)."""
     import mlflow
 
+    for name, value in MLFLOW_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +116,35 @@ def alias_version(model_name: str, alias: str) -> Any:
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except Exception as exc:
+        if is_unreachable(exc):
+            raise
         if is_not_found(exc) or "alias" in str(exc).lower():
             return None
         raise
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """MLflow's REST client gave up on the server (connection refused, timeout, retries
+    exhausted), as opposed to the server answering with an error."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.RequestException):
+        return True
+    return "API request to" in str(exc) and "failed with exception" in str(exc)
+
+
+@contextlib.contextmanager
+def reaching_mlflow() -> Iterator[None]:
+    """Turn "the tracking server is down" into a one-line StepError naming the tracking URI."""
+    try:
+        yield
+    except StepError:
+        raise
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
+        retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise StepError(
+            f"cannot reach MLflow at {tracking_uri()} (gave up after {retries} retries): {first}"
+        ) from exc

@@ -1,25 +1,49 @@
 """``python -m deployer --run-id ID --model-name NAME`` registers the run's model (once: a rerun
-reuses the version) and points ``champion`` at it, keeping the old one as ``previous_champion``.
-``python -m deployer --rollback --model-name NAME`` swaps the two aliases back."""
+reuses the version), tags the version with the evaluation's decision, smoke-tests it, and points
+``champion`` at it if ``champion`` is still the version the evaluation compared against, keeping
+the old one as ``previous_champion``. ``python -m deployer --rollback --model-name NAME`` swaps
+the two aliases back (after the same smoke test)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 
-from contract.results import DeployResult
+from contract.results import DeployResult, EvaluateResult
 from contract.step import StepArgumentParser, StepError, run_step
-from contract.tracking import (
-    CHAMPION,
-    PREVIOUS_CHAMPION,
-    alias_version,
-    configure_mlflow,
-    run_model_uri,
-    tracking_uri,
+from contract.tracking import CHAMPION, reaching_mlflow, run_model_uri
+from deployer.registry import (
+    check_champion,
+    move_champion,
+    register_once,
+    rollback_target,
+    swap_champion,
+    tag_version,
 )
+from deployer.smoke import sample_rows, smoke_test
+from evaluator.recording import recorded_evaluation
 
 log = logging.getLogger(__name__)
+
+IMAGE_ENV = "TABULAR_PIPELINE_IMAGE"
+
+
+def expected_version(text: str) -> int | None:
+    """``N`` (a version) or ``none`` (there must be no champion yet)."""
+    if text.strip().lower() == "none":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a version number or 'none', got {text!r}")
+    return int(text)
+
+
+def tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,77 +53,135 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rollback", action="store_true", help="move champion back to previous_champion"
     )
+    p.add_argument(
+        "--expected-champion-version",
+        type=expected_version,
+        default=argparse.SUPPRESS,
+        metavar="N|none",
+        help="refuse unless champion is still this version (the evaluation's champion_version;"
+        " default: the evaluation recorded on the run)",
+    )
+    p.add_argument(
+        "--data-path",
+        help="a preprocess output whose raw sample rows the smoke test predicts "
+        "(default: the model's input example)",
+    )
+    p.add_argument(
+        "--tag",
+        type=tag,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra version tag (repeatable)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even when the evaluation recorded on the run decided not to deploy",
+    )
     return p
 
 
-def register_once(model_name: str, run_id: str) -> int:
-    """The version of ``model_name`` holding this run's model, registering it if none does."""
-    mlflow = configure_mlflow()
-    client = mlflow.MlflowClient()
-    # Filter by run id only: a model name may hold quotes that the filter grammar cannot escape.
-    existing = [
-        v for v in client.search_model_versions(f"run_id = '{run_id}'") if v.name == model_name
-    ]
-    if existing:
-        version = min(int(v.version) for v in existing)
-        log.info("run %s is already %s v%d", run_id, model_name, version)
-        return version
-    registered = mlflow.register_model(run_model_uri(run_id), model_name)
-    return int(registered.version)
+def evaluation_for(run_id: str, model_name: str) -> EvaluateResult | None:
+    """The evaluation recorded on the run, when it was made for this registered model."""
+    evaluation = recorded_evaluation(run_id)
+    if evaluation is not None and evaluation.model_name != model_name:
+        log.info(
+            "run %s was last evaluated for %s, not %s", run_id, evaluation.model_name, model_name
+        )
+        return None
+    return evaluation
 
 
-def move_champion(model_name: str, version: int) -> int | None:
-    """Point ``champion`` at ``version``; the old champion becomes ``previous_champion``."""
-    client = configure_mlflow().MlflowClient()
-    current = alias_version(model_name, CHAMPION)
-    previous = None if current is None else int(current.version)
-    if previous == version:
-        log.info("%s v%d is already champion", model_name, version)
-        before = alias_version(model_name, PREVIOUS_CHAMPION)
-        return None if before is None else int(before.version)
-    if previous is not None:
-        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(previous))
-    client.set_registered_model_alias(model_name, CHAMPION, str(version))
-    return previous
+def compare_and_set(
+    args: argparse.Namespace, evaluation: EvaluateResult | None
+) -> tuple[int | None, bool]:
+    """The champion version to expect and whether to check it at all."""
+    if hasattr(args, "expected_champion_version"):
+        return args.expected_champion_version, True
+    if evaluation is not None:
+        return evaluation.champion_version, True
+    log.warning(
+        "no evaluation of run %s for %s and no --expected-champion-version: champion moves "
+        "without a compare-and-set",
+        args.run_id,
+        args.model_name,
+    )
+    return None, False
+
+
+def version_tags(
+    run_id: str, evaluation: EvaluateResult | None, extra: Sequence[tuple[str, str]]
+) -> dict[str, str]:
+    """The decision behind this version: the evaluation's numbers, run ids, data, image."""
+    tags = {"deploy.run_id": run_id}
+    if os.environ.get(IMAGE_ENV):
+        tags["deploy.image"] = os.environ[IMAGE_ENV]
+    if evaluation is not None:
+        summary = evaluation.model_dump(
+            include={
+                "reason", "improvement", "improvement_low", "improvement_high", "confidence",
+                "champion_version", "champion_run_id", "data_fingerprint", "test_rows",
+            }
+        )  # fmt: skip
+        summary |= {f"test_{k}": v for k, v in evaluation.metrics.model_dump().items()}
+        tags |= {f"evaluation.{k}": "none" if v is None else str(v) for k, v in summary.items()}
+    return tags | dict(extra)
 
 
 def deploy(args: argparse.Namespace) -> DeployResult:
     if args.rollback:
-        return rollback(args.model_name)
+        with reaching_mlflow():
+            return rollback(args.model_name)
     if not args.run_id:
         raise StepError("--run-id is required unless --rollback is given")
-    version = register_once(args.model_name, args.run_id)
-    previous = move_champion(args.model_name, version)
-    log.info("%s champion -> v%d (previous %s)", args.model_name, version, previous)
+    rows = sample_rows(args.data_path)  # a bad --data-path fails before the registry is touched
+    with reaching_mlflow():
+        model_uri = run_model_uri(args.run_id)
+        evaluation = evaluation_for(args.run_id, args.model_name)
+        if evaluation is not None and not evaluation.should_deploy and not args.force:
+            raise StepError(
+                f"the evaluation of run {args.run_id} for {args.model_name} decided not to "
+                f"deploy ({evaluation.reason}); pass --force to promote it anyway"
+            )
+        expected, check = compare_and_set(args, evaluation)
+        if check:
+            check_champion(args.model_name, expected, args.run_id)
+        version, registered = register_once(args.model_name, args.run_id, model_uri)
+        tag_version(args.model_name, version, version_tags(args.run_id, evaluation, args.tag))
+        smoked = smoke_test(f"models:/{args.model_name}/{version}", rows)
+        move = move_champion(args.model_name, version, expected, check)
+    log.info("%s champion -> v%d (previous %s)", args.model_name, version, move.previous)
     return DeployResult(
         action="deploy",
         model_name=args.model_name,
         version=version,
         alias=CHAMPION,
-        previous_version=previous,
+        previous_version=move.previous,
         run_id=args.run_id,
+        registered=registered,
+        alias_moved=move.moved,
+        smoke_test_rows=smoked,
     )
 
 
 def rollback(model_name: str) -> DeployResult:
-    """Swap ``champion`` and ``previous_champion`` (a second rollback undoes the first)."""
-    previous = alias_version(model_name, PREVIOUS_CHAMPION)
-    current = alias_version(model_name, CHAMPION)
-    if previous is None or current is None:
-        raise StepError(
-            f"{model_name} at {tracking_uri()} has no {PREVIOUS_CHAMPION} to roll back to"
-        )
-    client = configure_mlflow().MlflowClient()
-    client.set_registered_model_alias(model_name, CHAMPION, str(previous.version))
-    client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, str(current.version))
-    log.info("%s champion rolled back v%s -> v%s", model_name, current.version, previous.version)
+    """Swap ``champion`` and ``previous_champion`` (a second rollback undoes the first), after
+    the version rolled back to passes the smoke test on its own input example."""
+    target, current = rollback_target(model_name)
+    smoked = smoke_test(f"models:/{model_name}/{target}", None)
+    done = swap_champion(model_name, target, current)
+    log.info("%s champion rolled back v%d -> v%d", model_name, current, target)
     return DeployResult(
         action="rollback",
         model_name=model_name,
-        version=int(previous.version),
+        version=done.version,
         alias=CHAMPION,
-        previous_version=int(current.version),
-        run_id=previous.run_id,
+        previous_version=done.previous,
+        run_id=done.run_id,
+        registered=False,
+        alias_moved=True,
+        smoke_test_rows=smoked,
     )
 
 

@@ -1,25 +1,36 @@
 """``python -m evaluator``: score the candidate run's model and the registry's ``champion`` on the
-same raw test rows (never an old logged number) and decide whether to deploy."""
+same raw test rows (never an old logged number) and decide whether to deploy: the accuracy floor,
+a paired bootstrap interval of the gain, the worst categorical slice and the calibration error."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from contract.results import EvaluateResult
+from contract.results import EvaluateResult, SliceAccuracy
 from contract.step import StepArgumentParser, StepError, run_step
-from contract.tracking import CHAMPION, alias_version, configure_mlflow, run_model_uri
-from evaluator.gate import Decision, decide
-from evaluator.scoring import IncompatibleModelError, score
+from contract.tracking import (
+    CHAMPION,
+    alias_version,
+    configure_mlflow,
+    is_unreachable,
+    reaching_mlflow,
+    run_model_uri,
+)
+from evaluator.gate import Comparison, Decision, Scores, Thresholds, decide
+from evaluator.metrics import paired_bootstrap_interval, slice_accuracies, worst_slice
+from evaluator.plots import evaluation_figures
+from evaluator.recording import record_evaluation
+from evaluator.scoring import IncompatibleModelError, Scored, score
 from preprocess import dataset, io
-from preprocess.transform import TableTransform
-from trainer.metrics import ClassificationMetrics
+from preprocess.transform import TableTransform, TransformError, encode_target
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +45,110 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-improvement",
         type=float,
         default=0.0,
-        help="required accuracy gain over the champion",
+        help="the lower bound of the gain's interval must exceed this",
+    )
+    p.add_argument("--bootstrap-samples", type=int, default=2000, help="paired resamples")
+    p.add_argument("--confidence", type=float, default=0.95, help="the interval's level")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="same seed, same interval")
+    p.add_argument(
+        "--min-slice-size", type=int, default=50, help="rows a categorical slice needs to count"
+    )
+    p.add_argument(
+        "--slice-tolerance",
+        type=float,
+        default=0.05,
+        help="how much less accurate than the champion's worst slice the candidate's may be",
+    )
+    p.add_argument(
+        "--calibration-tolerance",
+        type=float,
+        default=0.02,
+        help="how much higher than the champion's the candidate's calibration error may be",
+    )
+    p.add_argument(
+        "--plots",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log the confusion matrix, ROC, PR and calibration plots to the candidate's run",
     )
     return p
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    run_id: str
+    data_path: str
+    model_name: str
+    thresholds: Thresholds
+    bootstrap_samples: int
+    confidence: float
+    bootstrap_seed: int
+    min_slice_size: int
+    plots: bool
+
+
+def resolve(args: argparse.Namespace) -> EvaluateConfig:
+    """The checked configuration; a StepError names the flag that is out of range."""
+    checks = {
+        "--min-accuracy": 0 <= args.min_accuracy <= 1,
+        "--min-improvement": -1 <= args.min_improvement <= 1,
+        "--bootstrap-samples": args.bootstrap_samples >= 1,
+        "--confidence": 0 < args.confidence < 1,
+        "--min-slice-size": args.min_slice_size >= 1,
+        "--slice-tolerance": 0 <= args.slice_tolerance <= 1,
+        "--calibration-tolerance": 0 <= args.calibration_tolerance <= 1,
+    }
+    for flag, ok in checks.items():
+        if not ok:
+            value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+            raise StepError(f"{flag} {value} is out of range (see --help)")
+    thresholds = Thresholds(
+        args.min_accuracy, args.min_improvement, args.slice_tolerance, args.calibration_tolerance
+    )
+    return EvaluateConfig(
+        run_id=args.run_id,
+        data_path=args.data_path.rstrip("/"),
+        model_name=args.model_name,
+        thresholds=thresholds,
+        bootstrap_samples=args.bootstrap_samples,
+        confidence=args.confidence,
+        bootstrap_seed=args.bootstrap_seed,
+        min_slice_size=args.min_slice_size,
+        plots=args.plots,
+    )
+
+
+@dataclass(frozen=True)
+class TestRows:
+    """The raw test rows of a preprocess output, split into model input and encoded labels."""
+
+    __test__ = False  # not a pytest class
+
+    uri: str
+    transform: TableTransform
+    features: pd.DataFrame
+    labels: np.ndarray
+    fingerprint: str
+
+    @property
+    def slice_columns(self) -> pd.DataFrame:
+        return self.features[[c.name for c in self.transform.categorical]]
+
+
+def load_test_rows(data_path: str) -> TestRows:
+    transform = dataset.load_transform(data_path)
+    uri = dataset.raw_uri(data_path, "test")
+    test = io.read_table(uri)
+    if test.empty:
+        raise StepError(f"{uri} has no rows")
+    if transform.target not in test.columns:
+        raise StepError(f"{uri}: target column {transform.target!r} not found")
+    try:
+        labels = encode_target(transform, test[transform.target])
+    except TransformError as exc:
+        raise StepError(f"{uri}: {exc}") from exc
+    features = test.drop(columns=[transform.target])
+    return TestRows(uri, transform, features, labels, io.fingerprint(uri))
 
 
 def predict(model_uri: str, features: pd.DataFrame) -> pd.DataFrame:
@@ -44,18 +156,15 @@ def predict(model_uri: str, features: pd.DataFrame) -> pd.DataFrame:
     return mlflow.pyfunc.load_model(model_uri).predict(features)  # type: ignore[no-any-return]
 
 
-def score_champion(
-    model_name: str, features: pd.DataFrame, labels: pd.Series, transform: TableTransform
-) -> tuple[Any, ClassificationMetrics | None]:
-    """The champion's version and its metrics on these rows; metrics None when it cannot score
-    them (a different input schema or label set)."""
+def score_champion(model_name: str, rows: TestRows) -> tuple[Any, Scored | None]:
+    """The champion's version and its scores on these rows; scores None when it cannot score
+    them (a different input schema or label set, or artifacts failing their checksum)."""
     champion = alias_version(model_name, CHAMPION)
     if champion is None:
         return None, None
     try:
-        return champion, score(
-            predict(f"models:/{model_name}@{CHAMPION}", features), labels, transform
-        )
+        predictions = predict(f"models:/{model_name}@{CHAMPION}", rows.features)
+        return champion, score(predictions, rows.labels, rows.transform)
     except (IncompatibleModelError, MlflowException, ValueError, KeyError) as exc:
         # MLflow's schema errors print the whole input frame; the first line says enough.
         reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
@@ -63,69 +172,122 @@ def score_champion(
         return champion, None
 
 
-def record_on_run(run_id: str, candidate: ClassificationMetrics, decision: Decision) -> None:
-    """Keep the test metrics and the decision on the candidate's run."""
-    from mlflow.entities import Metric, RunTag
-
-    now = int(time.time() * 1000)
-    metrics = {
-        "test_accuracy": candidate.accuracy,
-        "test_f1_score": candidate.f1_score,
-        "test_loss": candidate.loss,
-    }
-    tags = {
-        "evaluation.reason": decision.reason,
-        "evaluation.should_deploy": str(decision.should_deploy),
-    }
-    configure_mlflow().MlflowClient().log_batch(
-        run_id,
-        metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
-        tags=[RunTag(k, v) for k, v in tags.items()],
+def gate_scores(scored: Scored, slices: list[SliceAccuracy]) -> Scores:
+    worst = worst_slice(slices)
+    return Scores(
+        scored.metrics.accuracy, None if worst is None else worst.accuracy, scored.metrics.ece
     )
+
+
+def score_candidate(run_id: str, model_uri: str, rows: TestRows) -> Scored:
+    """The candidate's scores; a StepError when its model cannot load or score the rows."""
+    try:
+        return score(predict(model_uri, rows.features), rows.labels, rows.transform)
+    except (IncompatibleModelError, MlflowException, ValueError, KeyError) as exc:
+        if is_unreachable(exc):
+            raise
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise StepError(f"--run-id {run_id}: its model cannot score {rows.uri}: {reason}") from exc
+
+
+@dataclass(frozen=True)
+class Judgement:
+    decision: Decision
+    interval: tuple[float, float] | None  # None without a comparable champion
+    slices: dict[str, list[SliceAccuracy]]  # "candidate" and, when it scored, "champion"
+
+
+def judge(
+    config: EvaluateConfig,
+    rows: TestRows,
+    candidate: Scored,
+    champion: Any,
+    baseline: Scored | None,
+) -> Judgement:
+    """Slices, the paired interval and the gate's decision. ``baseline`` is the champion's
+    scores: None without a champion, or with one that cannot score these rows."""
+    columns = rows.slice_columns
+    slices = {"candidate": slice_accuracies(columns, candidate.correct, config.min_slice_size)}
+    comparison, interval = None, None
+    if baseline is not None:
+        slices["champion"] = slice_accuracies(columns, baseline.correct, config.min_slice_size)
+        interval = paired_bootstrap_interval(
+            candidate.correct,
+            baseline.correct,
+            config.bootstrap_samples,
+            config.confidence,
+            config.bootstrap_seed,
+        )
+        comparison = Comparison(gate_scores(baseline, slices["champion"]), *interval)
+    incompatible = champion is not None and baseline is None
+    decision = decide(
+        gate_scores(candidate, slices["candidate"]), comparison, config.thresholds, incompatible
+    )
+    return Judgement(decision, interval, slices)
+
+
+def build_result(
+    config: EvaluateConfig, rows: TestRows, model_uri: str, champion: Any, scores: dict[str, Scored]
+) -> tuple[EvaluateResult, Judgement]:
+    """The decision and the result; ``scores`` holds "candidate" and, when it scored,
+    "champion"."""
+    candidate, baseline = scores["candidate"], scores.get("champion")
+    judgement = judge(config, rows, candidate, champion, baseline)
+    decision = judgement.decision
+    low, high = judgement.interval or (None, None)
+    result = EvaluateResult(
+        should_deploy=decision.should_deploy,
+        reason=decision.reason,
+        new_accuracy=candidate.metrics.accuracy,
+        new_f1_score=candidate.metrics.f1_score,
+        baseline_accuracy=None if baseline is None else baseline.metrics.accuracy,
+        improvement=None
+        if baseline is None
+        else candidate.metrics.accuracy - baseline.metrics.accuracy,
+        improvement_low=low,
+        improvement_high=high,
+        confidence=config.confidence,
+        bootstrap_samples=config.bootstrap_samples,
+        metrics=candidate.metrics,
+        baseline_metrics=None if baseline is None else baseline.metrics,
+        worst_slice=worst_slice(judgement.slices["candidate"]),
+        baseline_worst_slice=worst_slice(judgement.slices.get("champion", [])),
+        champion_version=None if champion is None else int(champion.version),
+        champion_run_id=None if champion is None else champion.run_id,
+        run_id=config.run_id,
+        model_path=model_uri,
+        model_name=config.model_name,
+        test_rows=len(rows.labels),
+        data_fingerprint=rows.fingerprint,
+    )
+    return result, judgement
 
 
 def evaluate(args: argparse.Namespace) -> EvaluateResult:
-    data_path = args.data_path.rstrip("/")
-    transform = dataset.load_transform(data_path)
-    test_uri = dataset.raw_uri(data_path, "test")
-    test = io.read_table(test_uri)
-    if test.empty:
-        raise StepError(f"{test_uri} has no rows")
-    if transform.target not in test.columns:
-        raise StepError(f"{test_uri}: target column {transform.target!r} not found")
-    labels, features = test[transform.target], test.drop(columns=[transform.target])
-    model_uri = run_model_uri(args.run_id)
-    candidate = score(predict(model_uri, features), labels, transform)
-    champion, baseline = score_champion(args.model_name, features, labels, transform)
-    if champion is not None and baseline is None:
-        decision = Decision(False, "baseline_incompatible", None)
-    else:
-        baseline_accuracy = None if baseline is None else baseline.accuracy
-        decision = decide(
-            candidate.accuracy, baseline_accuracy, args.min_accuracy, args.min_improvement
+    config = resolve(args)
+    rows = load_test_rows(config.data_path)
+    with reaching_mlflow():
+        model_uri = run_model_uri(config.run_id)
+        scores = {"candidate": score_candidate(config.run_id, model_uri, rows)}
+        champion, baseline = score_champion(config.model_name, rows)
+        if baseline is not None:
+            scores["champion"] = baseline
+        result, judgement = build_result(config, rows, model_uri, champion, scores)
+        figures = (
+            evaluation_figures(scores["candidate"], rows.transform.classes) if config.plots else {}
         )
-    record_on_run(args.run_id, candidate, decision)
+        record_evaluation(result, judgement.slices, figures)
     log.info(
-        "candidate %s test accuracy %.4f vs champion %s: %s (%s)",
-        args.run_id,
-        candidate.accuracy,
-        "none" if baseline is None else f"{baseline.accuracy:.4f}",
-        "deploy" if decision.should_deploy else "keep champion",
-        decision.reason,
+        "candidate %s test accuracy %.4f vs champion %s (gain interval %s at %.0f%%): %s (%s)",
+        config.run_id,
+        result.new_accuracy,
+        "none" if result.baseline_accuracy is None else f"{result.baseline_accuracy:.4f}",
+        "none" if judgement.interval is None else "[{:+.4f}, {:+.4f}]".format(*judgement.interval),
+        100 * config.confidence,
+        "deploy" if result.should_deploy else "keep champion",
+        result.reason,
     )
-    return EvaluateResult(
-        should_deploy=decision.should_deploy,
-        reason=decision.reason,
-        new_accuracy=candidate.accuracy,
-        new_f1_score=candidate.f1_score,
-        baseline_accuracy=None if baseline is None else baseline.accuracy,
-        improvement=decision.improvement,
-        champion_version=None if champion is None else int(champion.version),
-        run_id=args.run_id,
-        model_path=model_uri,
-        model_name=args.model_name,
-        test_rows=len(test),
-    )
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The promotion decision. Pure: metrics in, decision out."""
+"""The promotion decision. Pure: scores in, decision out."""
 
 from __future__ import annotations
 
@@ -8,25 +8,68 @@ from contract.results import DeployReason
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """What a candidate must clear (the evaluator's flags)."""
+
+    min_accuracy: float = 0.0
+    min_improvement: float = 0.0
+    slice_tolerance: float = 0.05
+    calibration_tolerance: float = 0.02
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One model's numbers on the test rows that the gate looks at."""
+
+    accuracy: float
+    worst_slice_accuracy: float | None  # None: no slice reached the minimum size
+    ece: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The champion's scores on the same rows and the paired interval of the accuracy gain."""
+
+    champion: Scores
+    improvement_low: float
+    improvement_high: float
+
+
+@dataclass(frozen=True)
 class Decision:
     should_deploy: bool
     reason: DeployReason
-    improvement: float | None
 
 
 def decide(
-    candidate_accuracy: float,
-    champion_accuracy: float | None,
-    min_accuracy: float,
-    min_improvement: float,
+    candidate: Scores,
+    comparison: Comparison | None,
+    thresholds: Thresholds,
+    champion_incompatible: bool = False,
 ) -> Decision:
-    """Deploy when the candidate reaches ``min_accuracy`` and beats the champion (if any) by
-    more than ``min_improvement``."""
-    improvement = None if champion_accuracy is None else candidate_accuracy - champion_accuracy
-    if candidate_accuracy < min_accuracy:
-        return Decision(False, "below_floor", improvement)
-    if improvement is None:
-        return Decision(True, "first_model", None)
-    if improvement > min_improvement:
-        return Decision(True, "promoted", improvement)
-    return Decision(False, "not_better", improvement)
+    """Deploy when the candidate reaches ``min_accuracy`` and, against a champion, the lower
+    bound of the gain's interval exceeds ``min_improvement`` while neither the worst slice nor
+    the calibration error is worse than the champion's beyond its tolerance. Checks run in the
+    order of the reasons: below_floor, baseline_incompatible, first_model, not_better,
+    slice_regression, calibration_regression, promoted."""
+    if candidate.accuracy < thresholds.min_accuracy:
+        return Decision(False, "below_floor")
+    if champion_incompatible:
+        return Decision(False, "baseline_incompatible")
+    if comparison is None:
+        return Decision(True, "first_model")
+    if not comparison.improvement_low > thresholds.min_improvement:
+        return Decision(False, "not_better")
+    if slice_regressed(candidate, comparison.champion, thresholds.slice_tolerance):
+        return Decision(False, "slice_regression")
+    if candidate.ece > comparison.champion.ece + thresholds.calibration_tolerance:
+        return Decision(False, "calibration_regression")
+    return Decision(True, "promoted")
+
+
+def slice_regressed(candidate: Scores, champion: Scores, tolerance: float) -> bool:
+    """The candidate's worst slice is less accurate than the champion's worst by more than
+    ``tolerance`` (no slices on either side: nothing to compare)."""
+    if candidate.worst_slice_accuracy is None or champion.worst_slice_accuracy is None:
+        return False
+    return candidate.worst_slice_accuracy < champion.worst_slice_accuracy - tolerance

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
 import pandas as pd
 
-from preprocess.transform import TableTransform, encode_target
-from trainer.metrics import ClassificationMetrics, classification_metrics
+from contract.results import EvaluationMetrics
+from evaluator.metrics import evaluation_metrics, normalised
+from preprocess.transform import TableTransform
 from trainer.serving import probability_column
 
 
@@ -13,14 +18,29 @@ class IncompatibleModelError(ValueError):
     """The model's output does not cover the classes of the test data."""
 
 
-def score(
-    predictions: pd.DataFrame, labels: pd.Series, transform: TableTransform
-) -> ClassificationMetrics:
-    """Metrics from a served model's per-class probability columns, in the order of
-    ``transform.classes`` (the classes of the data being scored)."""
+@dataclass(frozen=True)
+class Scored:
+    """One model's class probabilities on the test rows and the true class indexes."""
+
+    probabilities: np.ndarray  # float64 [rows, classes], rows sum to 1
+    labels: np.ndarray  # int64 [rows], indexes into transform.classes
+
+    @property
+    def correct(self) -> np.ndarray:
+        return np.asarray(self.probabilities.argmax(axis=1) == self.labels)
+
+    @cached_property
+    def metrics(self) -> EvaluationMetrics:
+        return evaluation_metrics(self.probabilities, self.labels)
+
+
+def score(predictions: pd.DataFrame, labels: np.ndarray, transform: TableTransform) -> Scored:
+    """A served model's per-class probability columns, in the order of ``transform.classes``
+    (the classes of the data being scored), against encoded ``labels``."""
     columns = [probability_column(label) for label in transform.classes]
     missing = [c for c in columns if c not in predictions.columns]
     if missing:
         raise IncompatibleModelError(f"model output lacks probability column(s) {missing}")
-    probabilities = predictions[columns].to_numpy("float64")
-    return classification_metrics(probabilities, encode_target(transform, labels))
+    if len(predictions) != len(labels):
+        raise IncompatibleModelError(f"model returned {len(predictions)} rows for {len(labels)}")
+    return Scored(normalised(predictions[columns].to_numpy("float64")), labels)

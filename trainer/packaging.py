@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -33,27 +34,35 @@ def input_schema(transform: TableTransform) -> Any:
     return Schema(columns)
 
 
+def write_artifacts(net: TabularMLP, transform: TableTransform, folder: Path) -> dict[str, str]:
+    """Weights (safetensors), network config and transform (JSON) under ``folder``; returns
+    {artifact name: path} as the served model's ``context.artifacts`` names them."""
+    weights = folder / "weights.safetensors"
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(weights))
+    network = folder / "network.json"
+    network.write_text(json.dumps(net.config.to_dict(), indent=2))
+    transform_file = folder / "transform.json"
+    transform_file.write_text(json.dumps(transform.to_dict(), indent=2))
+    return {
+        serving.WEIGHTS: str(weights),
+        serving.NETWORK: str(network),
+        serving.TRANSFORM: str(transform_file),
+    }
+
+
 def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.DataFrame) -> Any:
     """Log the model under the active run; returns MLflow's ModelInfo."""
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        weights = folder / "weights.safetensors"
-        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-        save_file(state, str(weights))
-        network = folder / "network.json"
-        network.write_text(json.dumps(net.config.to_dict(), indent=2))
-        transform_file = folder / "transform.json"
-        transform_file.write_text(json.dumps(transform.to_dict(), indent=2))
-        artifacts = {
-            serving.WEIGHTS: str(weights),
-            serving.NETWORK: str(network),
-            serving.TRANSFORM: str(transform_file),
-        }
+        artifacts = write_artifacts(net, transform, Path(tmp))
+        # The checksums travel in the model's config (the MLmodel file), read back by
+        # load_context, which refuses artifacts whose bytes changed since now.
+        model_config = {serving.CHECKSUMS: serving.artifact_checksums(artifacts)}
         model = serving.TabularClassifier()
-        model.load_context(type("Context", (), {"artifacts": artifacts})())
+        model.load_context(SimpleNamespace(artifacts=artifacts, model_config=model_config))
         inputs = example[transform.input_columns]
         signature = ModelSignature(
             inputs=input_schema(transform),
@@ -66,4 +75,5 @@ def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.Dat
             signature=signature,
             input_example=inputs,
             pip_requirements=PIP_REQUIREMENTS,
+            model_config=model_config,
         )

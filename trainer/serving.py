@@ -1,11 +1,14 @@
 """The served model: it loads the fitted transform (JSON), the network config (JSON) and the
 weights (safetensors) from the model's artifacts, takes raw rows and returns the original labels
 plus one probability column per class. No pickle is involved: MLflow loads it from code
-(``trainer/served_model.py``)."""
+(``trainer/served_model.py``). The sha256 of every artifact, recorded in the model's config when
+it was logged, is checked before anything is read from it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,49 @@ from trainer.network import NetworkConfig, TabularMLP, as_tensors, predict_proba
 WEIGHTS = "weights"
 NETWORK = "network"
 TRANSFORM = "transform"
+ARTIFACTS = (WEIGHTS, NETWORK, TRANSFORM)
+CHECKSUMS = "sha256"  # the model_config key holding {artifact name: hex digest}
+
+
+class ArtifactIntegrityError(ValueError):
+    """A model artifact is missing from the checksums or differs from what was logged."""
 
 
 def probability_column(label: Any) -> str:
     return f"proba_{label}"
+
+
+def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def artifact_checksums(artifacts: Mapping[str, str]) -> dict[str, str]:
+    """{artifact name: sha256 hex} of the model's artifact files (recorded at logging time)."""
+    return {name: sha256_of(artifacts[name]) for name in ARTIFACTS}
+
+
+def verify_artifacts(artifacts: Mapping[str, str], model_config: Mapping[str, Any] | None) -> None:
+    """Refuse to load when an artifact's bytes differ from the sha256 recorded at logging time,
+    or when no checksum was recorded for it (ArtifactIntegrityError naming the file)."""
+    expected = (model_config or {}).get(CHECKSUMS) or {}
+    for name in ARTIFACTS:
+        path = artifacts[name]
+        if name not in expected:
+            raise ArtifactIntegrityError(
+                f"model artifact {name!r} ({Path(path).name}) has no recorded sha256; "
+                "refusing to load a model logged without checksums"
+            )
+        actual = sha256_of(path)
+        if actual != expected[name]:
+            raise ArtifactIntegrityError(
+                f"model artifact {name!r} ({Path(path).name}) has sha256 {actual}, but "
+                f"{expected[name]} was recorded when the model was logged: the file was "
+                "changed; refusing to load it"
+            )
 
 
 class TabularClassifier(PythonModel):  # type: ignore[misc]
@@ -31,6 +73,7 @@ class TabularClassifier(PythonModel):  # type: ignore[misc]
 
     def load_context(self, context: Any) -> None:
         artifacts = context.artifacts
+        verify_artifacts(artifacts, getattr(context, "model_config", None))
         self.transform = TableTransform.from_dict(
             json.loads(Path(artifacts[TRANSFORM]).read_text())
         )

@@ -44,6 +44,23 @@ EVALUATE_FIELDS: dict[str, Any] = {
     "model_path": "models:/credit-risk/4",
     "model_name": "credit-risk",
     "test_rows": 450,
+    "improvement_low": 0.005,
+    "improvement_high": 0.035,
+    "confidence": 0.95,
+    "bootstrap_samples": 2000,
+    "metrics": {
+        "accuracy": 0.91,
+        "f1_score": 0.87,
+        "roc_auc": 0.95,
+        "log_loss": 0.25,
+        "brier_score": 0.07,
+        "ece": 0.02,
+    },
+    "baseline_metrics": None,
+    "worst_slice": {"column": "region", "value": "north", "rows": 60, "accuracy": 0.85},
+    "baseline_worst_slice": None,
+    "champion_run_id": "fedcba9876543210",
+    "data_fingerprint": "sha256:" + "0" * 64,
 }
 
 
@@ -91,6 +108,9 @@ def example_results() -> dict[str, StepResult]:
             alias="champion",
             previous_version=3,
             run_id="0123456789abcdef",
+            registered=True,
+            alias_moved=True,
+            smoke_test_rows=20,
         ),
     }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from contract.xcom import read_result
@@ -16,10 +17,13 @@ from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     TwoRuns,
     deploy,
+    evaluate,
     failed_run_without_model,
     features_of,
     load_model,
+    log_untrained_model,
     mlflow_client,
+    stored_model_file,
 )
 
 pytestmark = pytest.mark.integration
@@ -49,10 +53,13 @@ def assert_fails(
 
 def test_first_deploy_creates_version_1_as_champion(store: TwoRuns, model_name: str) -> None:
     result = deploy(store.first["run_id"], model_name)
+    rows = result.pop("smoke_test_rows")
     assert result == {
         "schema_version": 1, "action": "deploy", "model_name": model_name, "version": 1,
         "alias": "champion", "previous_version": None, "run_id": store.first["run_id"],
+        "registered": True, "alias_moved": True,
     }  # fmt: skip
+    assert rows == len(load_model(store.first["model_path"]).input_example)
     assert versions(model_name) == {1: store.first["run_id"]}
     assert alias(model_name, "champion") == 1
     assert alias(model_name, "previous_champion") is None
@@ -64,6 +71,7 @@ def test_redeploying_the_same_run_creates_no_second_version(
     deploy(store.first["run_id"], model_name)
     again = deploy(store.first["run_id"], model_name)
     assert (again["version"], again["previous_version"]) == (1, None)
+    assert (again["registered"], again["alias_moved"]) == (False, False)
     assert versions(model_name) == {1: store.first["run_id"]}
     assert alias(model_name, "champion") == 1
     assert alias(model_name, "previous_champion") is None
@@ -107,9 +115,11 @@ def test_rollback_moves_champion_back_and_a_second_rollback_undoes_it(
     deploy(store.first["run_id"], model_name)
     deploy(store.second["run_id"], model_name)
     result = rollback(model_name)
+    assert result.pop("smoke_test_rows") > 0
     assert result == {
         "schema_version": 1, "action": "rollback", "model_name": model_name, "version": 1,
         "alias": "champion", "previous_version": 2, "run_id": store.first["run_id"],
+        "registered": False, "alias_moved": True,
     }  # fmt: skip
     assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (1, 2)
     undo = rollback(model_name)
@@ -183,3 +193,82 @@ def test_model_name_with_an_apostrophe(store: TwoRuns, capsys: pytest.CaptureFix
     assert rc == 0, capsys.readouterr().err[-300:]
     assert read_result("deploy")["version"] == 1
     assert alias(name, "champion") == 1
+
+
+def versions_of(model_name: str) -> int:
+    return len(versions(model_name))
+
+
+def test_expected_champion_version_is_checked_before_anything_is_registered(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    for expected in ("none", "7"):
+        argv = ["--run-id", store.second["run_id"], "--model-name", model_name]
+        argv += ["--expected-champion-version", expected]
+        shown = "none" if expected == "none" else f"v{expected}"
+        assert_fails(argv, capsys, xcom_file, "champion is v1", f"against {shown}", model_name)
+    assert versions_of(model_name) == 1
+    assert alias(model_name, "champion") == 1
+    argv = ["--run-id", store.second["run_id"], "--model-name", model_name]
+    assert main([*argv, "--expected-champion-version", "1"]) == 0
+    assert alias(model_name, "champion") == 2
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", ""])
+def test_a_malformed_expected_version_is_a_usage_error(
+    value: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--run-id", "r", "--model-name", "m", "--expected-champion-version", value]
+    assert_fails(argv, capsys, xcom_file, "--expected-champion-version", rc=2)
+
+
+def test_smoke_test_on_the_data_paths_sample_rows_and_version_tags(
+    store: TwoRuns, model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TABULAR_PIPELINE_IMAGE", "example/image:7")
+    data = store.workspace.data
+    argv = ["--run-id", store.first["run_id"], "--model-name", model_name]
+    assert main([*argv, "--data-path", str(data), "--tag", "airflow.run_id=manual__1"]) == 0
+    result = read_result("deploy")
+    assert result["smoke_test_rows"] == len(pd.read_parquet(data / "raw" / "sample.parquet"))
+    tags = mlflow_client().get_model_version(model_name, "1").tags
+    assert tags["deploy.run_id"] == store.first["run_id"]
+    assert tags["deploy.image"] == "example/image:7"
+    assert tags["airflow.run_id"] == "manual__1"
+
+
+def test_a_bad_data_path_fails_before_the_registry_is_touched(
+    store: TwoRuns,
+    model_name: str,
+    tmp_path: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--run-id", store.first["run_id"], "--model-name", model_name]
+    assert_fails([*argv, "--data-path", str(tmp_path / "nope")], capsys, xcom_file, "nope")
+    assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
+
+
+def test_a_version_failing_the_smoke_test_does_not_become_champion(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    broken = log_untrained_model(store.workspace.data)
+    weights = stored_model_file(broken, "weights.safetensors")
+    weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
+    argv = ["--run-id", broken, "--model-name", model_name]
+    assert_fails(argv, capsys, xcom_file, "smoke test", "champion not moved", "sha256")
+    assert alias(model_name, "champion") == 1
+    assert alias(model_name, "previous_champion") is None
+
+
+def test_a_refused_evaluation_needs_force(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluate(store.first["run_id"], store.workspace.data, model_name, "--min-accuracy", "0.999")
+    argv = ["--run-id", store.first["run_id"], "--model-name", model_name]
+    assert_fails(argv, capsys, xcom_file, "below_floor", "--force")
+    assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
+    assert main([*argv, "--force"]) == 0
+    assert alias(model_name, "champion") == 1

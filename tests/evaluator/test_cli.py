@@ -9,11 +9,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 from demo.sample_data import TARGET
 from evaluator.cli import main
-from evaluator.gate import decide
+from evaluator.recording import recorded_evaluation
+from preprocess.io import fingerprint
 from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     CANDIDATES_EXPERIMENT,
@@ -65,6 +66,72 @@ def test_first_model_without_champion(store: TwoRuns, model_name: str) -> None:
     accuracy, f1 = independent_test_metrics(store, run["model_path"])
     assert result["new_accuracy"] == pytest.approx(accuracy, abs=1e-12)
     assert result["new_f1_score"] == pytest.approx(f1, abs=1e-12)
+    assert result["metrics"]["accuracy"] == result["new_accuracy"]
+    assert (result["improvement_low"], result["improvement_high"]) == (None, None)
+    assert result["baseline_metrics"] is None and result["baseline_worst_slice"] is None
+    assert result["data_fingerprint"] == fingerprint(str(store.workspace.data / "raw/test.parquet"))
+
+
+def test_roc_auc_and_slices_match_an_independent_computation(
+    store: TwoRuns, model_name: str
+) -> None:
+    run = store.first
+    result = evaluate(run["run_id"], store.workspace.data, model_name, "--min-slice-size", "40")
+    raw = store.workspace.raw_test()
+    out = load_model(run["model_path"]).predict(features_of(raw))
+    truth = (raw[TARGET] == "yes").to_numpy()
+    assert result["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(truth, out["proba_yes"]))
+    correct = out["prediction"].to_numpy() == raw[TARGET].to_numpy()
+    worst = result["worst_slice"]
+    in_slice = (
+        raw[worst["column"]].astype("string").fillna("<missing>") == worst["value"]
+    ).to_numpy()
+    assert worst["rows"] == in_slice.sum() >= 40
+    assert worst["accuracy"] == pytest.approx(correct[in_slice].mean())
+    for column in ("region", "education", "contract_type", "occupation"):
+        for value, group in pd.Series(correct).groupby(raw[column].to_numpy()):
+            if len(group) >= 40:
+                assert group.mean() >= worst["accuracy"], (column, value)
+
+
+def test_slices_smaller_than_the_minimum_are_ignored(store: TwoRuns, model_name: str) -> None:
+    rows = str(len(store.workspace.raw_test()) + 1)
+    result = evaluate(
+        store.first["run_id"], store.workspace.data, model_name, "--min-slice-size", rows
+    )
+    assert result["worst_slice"] is None
+
+
+def test_the_interval_is_the_same_on_a_rerun_and_follows_the_seed(
+    store: TwoRuns, model_name: str
+) -> None:
+    deploy(store.first["run_id"], model_name)
+    argv = (store.second["run_id"], store.workspace.data, model_name, "--no-plots")
+    first, again = evaluate(*argv), evaluate(*argv)
+    assert first == again
+    wide = evaluate(*argv, "--confidence", "0.999", "--bootstrap-samples", "500")
+    assert wide["confidence"] == 0.999 and wide["bootstrap_samples"] == 500
+    assert wide["improvement_low"] <= first["improvement_low"]
+    assert wide["improvement_high"] >= first["improvement_high"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--confidence", "1.0"),
+        ("--confidence", "0"),
+        ("--bootstrap-samples", "0"),
+        ("--min-slice-size", "0"),
+        ("--min-accuracy", "1.5"),
+        ("--slice-tolerance", "-0.1"),
+        ("--calibration-tolerance", "2"),
+    ],
+)
+def test_out_of_range_flags_are_refused(
+    flag: str, value: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*evaluator_argv("r", "d", "m"), flag, value]
+    assert_fails(argv, capsys, xcom_file, flag, value)
 
 
 def test_test_metrics_and_decision_are_recorded_on_the_run(store: TwoRuns, model_name: str) -> None:
@@ -73,9 +140,15 @@ def test_test_metrics_and_decision_are_recorded_on_the_run(store: TwoRuns, model
     data = mlflow_client().get_run(run_id).data
     assert data.metrics["test_accuracy"] == result["new_accuracy"]
     assert data.metrics["test_f1_score"] == result["new_f1_score"]
-    assert data.metrics["test_loss"] >= 0
+    for name in ("roc_auc", "log_loss", "brier_score", "ece"):
+        assert data.metrics[f"test_{name}"] == result["metrics"][name]
     assert data.tags["evaluation.reason"] == "first_model"
     assert data.tags["evaluation.should_deploy"] == "True"
+    assert data.tags["evaluation.model_name"] == model_name
+    assert data.tags["evaluation.champion_version"] == "none"
+    assert data.tags["evaluation.data_fingerprint"] == result["data_fingerprint"]
+    recorded = recorded_evaluation(run_id)
+    assert recorded is not None and recorded.model_dump(mode="json") == result
     # The validation metrics of training are kept, not overwritten by the test metrics.
     assert data.metrics["accuracy"] == store.second["accuracy"]
 
@@ -87,8 +160,10 @@ def test_second_run_is_compared_with_the_deployed_champion(store: TwoRuns, model
     assert second["champion_version"] == 1
     assert second["baseline_accuracy"] == first["new_accuracy"]
     assert second["improvement"] == pytest.approx(second["new_accuracy"] - first["new_accuracy"])
-    expected = decide(second["new_accuracy"], first["new_accuracy"], 0.0, 0.0)
-    assert (second["should_deploy"], second["reason"]) == (expected.should_deploy, expected.reason)
+    assert second["baseline_metrics"] == first["metrics"]
+    assert second["improvement_low"] <= second["improvement"] <= second["improvement_high"]
+    if second["improvement_low"] <= 0:
+        assert (second["should_deploy"], second["reason"]) == (False, "not_better")
     accuracy, _ = independent_test_metrics(store, store.second["model_path"])
     assert second["new_accuracy"] == pytest.approx(accuracy, abs=1e-12)
 
@@ -100,8 +175,10 @@ def test_the_champion_against_itself_is_a_tie_and_not_better(
     result = evaluate(store.first["run_id"], store.workspace.data, model_name)
     assert result["baseline_accuracy"] == result["new_accuracy"]
     assert result["improvement"] == 0.0
+    assert (result["improvement_low"], result["improvement_high"]) == (0.0, 0.0)
     assert (result["should_deploy"], result["reason"]) == (False, "not_better")
     assert result["champion_version"] == 1
+    assert result["baseline_worst_slice"] == result["worst_slice"]
 
 
 def test_min_improvement_out_of_reach_is_not_better(store: TwoRuns, model_name: str) -> None:

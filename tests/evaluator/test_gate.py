@@ -1,61 +1,90 @@
-"""The promotion decision: floor first, then the first model, then strict improvement."""
+"""The promotion decision: floor, incompatible champion, first model, the interval's lower bound,
+then the worst slice and calibration against the champion's."""
 
 from __future__ import annotations
 
 import pytest
 
-from evaluator.gate import Decision, decide
+from evaluator.gate import Comparison, Decision, Scores, Thresholds, decide
+
+GOOD = Scores(accuracy=0.85, worst_slice_accuracy=0.75, ece=0.03)
+CHAMPION = Scores(accuracy=0.80, worst_slice_accuracy=0.74, ece=0.03)
+DEFAULTS = Thresholds()
+
+
+def against(champion: Scores = CHAMPION, low: float = 0.01, high: float = 0.09) -> Comparison:
+    return Comparison(champion, improvement_low=low, improvement_high=high)
 
 
 def test_below_floor_without_champion() -> None:
-    assert decide(0.6, None, 0.7, 0.0) == Decision(False, "below_floor", None)
+    assert decide(GOOD, None, Thresholds(min_accuracy=0.9)) == Decision(False, "below_floor")
 
 
 def test_below_floor_wins_over_a_better_model() -> None:
-    decision = decide(0.65, 0.5, 0.7, 0.0)
-    assert (decision.should_deploy, decision.reason) == (False, "below_floor")
-    assert decision.improvement == pytest.approx(0.15)
+    assert decide(GOOD, against(), Thresholds(min_accuracy=0.9)).reason == "below_floor"
 
 
 def test_exactly_at_the_floor_is_not_below_it() -> None:
-    assert decide(0.7, None, 0.7, 0.0) == Decision(True, "first_model", None)
-
-
-def test_first_model() -> None:
-    assert decide(0.8, None, 0.0, 0.0) == Decision(True, "first_model", None)
+    assert decide(GOOD, None, Thresholds(min_accuracy=0.85)) == Decision(True, "first_model")
 
 
 def test_first_model_ignores_min_improvement() -> None:
-    assert decide(0.8, None, 0.0, 0.5) == Decision(True, "first_model", None)
+    assert decide(GOOD, None, Thresholds(min_improvement=0.5)) == Decision(True, "first_model")
 
 
-def test_promoted() -> None:
-    decision = decide(0.85, 0.8, 0.0, 0.0)
-    assert (decision.should_deploy, decision.reason) == (True, "promoted")
-    assert decision.improvement == pytest.approx(0.05)
+def test_incompatible_champion_is_never_replaced_automatically() -> None:
+    assert decide(GOOD, None, DEFAULTS, champion_incompatible=True) == Decision(
+        False, "baseline_incompatible"
+    )
 
 
-def test_promoted_over_min_improvement() -> None:
-    decision = decide(0.9, 0.8, 0.5, 0.05)
-    assert (decision.should_deploy, decision.reason) == (True, "promoted")
+def test_below_floor_wins_over_an_incompatible_champion() -> None:
+    decision = decide(GOOD, None, Thresholds(min_accuracy=0.9), champion_incompatible=True)
+    assert decision.reason == "below_floor"
 
 
-def test_not_better() -> None:
-    decision = decide(0.79, 0.8, 0.0, 0.0)
-    assert (decision.should_deploy, decision.reason) == (False, "not_better")
-    assert decision.improvement == pytest.approx(-0.01)
+def test_promoted_when_the_whole_interval_is_above_zero() -> None:
+    assert decide(GOOD, against(low=0.001), DEFAULTS) == Decision(True, "promoted")
 
 
-def test_a_tie_is_not_better() -> None:
-    assert decide(0.8, 0.8, 0.0, 0.0) == Decision(False, "not_better", 0.0)
+@pytest.mark.parametrize("low", [0.0, -0.02])
+def test_an_interval_reaching_zero_is_not_better(low: float) -> None:
+    assert decide(GOOD, against(low=low), DEFAULTS) == Decision(False, "not_better")
 
 
-def test_gain_below_min_improvement_is_not_better() -> None:
-    decision = decide(0.82, 0.8, 0.0, 0.05)
-    assert (decision.should_deploy, decision.reason) == (False, "not_better")
-    assert decision.improvement == pytest.approx(0.02)
+def test_lower_bound_must_exceed_min_improvement() -> None:
+    thresholds = Thresholds(min_improvement=0.02)
+    assert decide(GOOD, against(low=0.02), thresholds).reason == "not_better"
+    assert decide(GOOD, against(low=0.021), thresholds).reason == "promoted"
 
 
-def test_gain_equal_to_min_improvement_is_not_better() -> None:
-    # "more than min_improvement": 0.75 - 0.5 == 0.25 exactly in binary floating point
-    assert decide(0.75, 0.5, 0.0, 0.25) == Decision(False, "not_better", 0.25)
+def test_a_worst_slice_far_below_the_champions_is_a_slice_regression() -> None:
+    weak_slice = Scores(accuracy=0.85, worst_slice_accuracy=0.60, ece=0.03)
+    assert decide(weak_slice, against(), DEFAULTS) == Decision(False, "slice_regression")
+
+
+def test_a_worst_slice_within_tolerance_is_accepted() -> None:
+    slightly = Scores(accuracy=0.85, worst_slice_accuracy=0.70, ece=0.03)
+    assert decide(slightly, against(), Thresholds(slice_tolerance=0.05)).reason == "promoted"
+    assert decide(slightly, against(), Thresholds(slice_tolerance=0.03)).reason == (
+        "slice_regression"
+    )
+
+
+def test_no_slices_on_either_side_skips_the_slice_check() -> None:
+    no_slices = Scores(accuracy=0.85, worst_slice_accuracy=None, ece=0.03)
+    assert decide(no_slices, against(), DEFAULTS).reason == "promoted"
+    champion = Scores(accuracy=0.80, worst_slice_accuracy=None, ece=0.03)
+    assert decide(GOOD, against(champion), DEFAULTS).reason == "promoted"
+
+
+def test_worse_calibration_beyond_tolerance_is_a_calibration_regression() -> None:
+    overconfident = Scores(accuracy=0.85, worst_slice_accuracy=0.75, ece=0.10)
+    assert decide(overconfident, against(), DEFAULTS) == Decision(False, "calibration_regression")
+    assert decide(overconfident, against(), Thresholds(calibration_tolerance=0.08)).should_deploy
+
+
+def test_not_better_is_reported_before_slice_and_calibration_problems() -> None:
+    everything_wrong = Scores(accuracy=0.85, worst_slice_accuracy=0.1, ece=0.5)
+    assert decide(everything_wrong, against(low=-0.01), DEFAULTS).reason == "not_better"
+    assert decide(everything_wrong, against(), DEFAULTS).reason == "slice_regression"

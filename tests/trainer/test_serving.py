@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +14,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from contract.tracking import run_model_uri
 from preprocess.transform import CategoricalColumn, NumericColumn, TableTransform
+from tests.conftest import TARGET
+from tests.trainer.workspace import load_model, log_untrained_model, stored_model_file
 from trainer import serving
 from trainer.network import NetworkConfig, TabularMLP
 from trainer.packaging import input_schema
@@ -38,8 +42,17 @@ def make_model(tmp_path: Path, classes: tuple) -> serving.TabularClassifier:
         serving.TRANSFORM: str(tmp_path / "transform.json"),
     }
     model = serving.TabularClassifier()
-    model.load_context(SimpleNamespace(artifacts=artifacts))
+    checksums = {serving.CHECKSUMS: serving.artifact_checksums(artifacts)}
+    model.load_context(SimpleNamespace(artifacts=artifacts, model_config=checksums))
     return model
+
+
+def artifacts_in(folder: Path) -> dict[str, str]:
+    return {
+        serving.WEIGHTS: str(folder / "weights.safetensors"),
+        serving.NETWORK: str(folder / "network.json"),
+        serving.TRANSFORM: str(folder / "transform.json"),
+    }
 
 
 ROWS = pd.DataFrame({"x": [0.5, None, 3.0], "n": [1, 2, 3], "colour": ["red", None, "blue"]})
@@ -91,3 +104,56 @@ def test_input_schema_takes_any_numeric_type_and_strings_all_optional(tmp_path: 
     assert specs["colour"].type == DataType.string
     assert isinstance(specs["x"].type, AnyType)
     assert isinstance(specs["n"].type, AnyType)
+
+
+@pytest.mark.parametrize("name", ["weights", "network", "transform"])
+def test_a_changed_artifact_is_refused_before_it_is_read(tmp_path: Path, name: str) -> None:
+    make_model(tmp_path, ("no", "yes"))
+    artifacts = artifacts_in(tmp_path)
+    recorded = {serving.CHECKSUMS: serving.artifact_checksums(artifacts)}
+    path = Path(artifacts[name])
+    path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(serving.ArtifactIntegrityError, match=f"'{name}'.*{path.name}.*sha256"):
+        serving.TabularClassifier().load_context(
+            SimpleNamespace(artifacts=artifacts, model_config=recorded)
+        )
+
+
+def test_a_model_without_recorded_checksums_is_refused(tmp_path: Path) -> None:
+    make_model(tmp_path, ("no", "yes"))
+    with pytest.raises(serving.ArtifactIntegrityError, match="no recorded sha256"):
+        serving.TabularClassifier().load_context(
+            SimpleNamespace(artifacts=artifacts_in(tmp_path), model_config={})
+        )
+
+
+@pytest.fixture
+def logged(preprocessed: Path) -> str:
+    """An untrained model for the sample data, logged to this test's embedded store."""
+    return log_untrained_model(preprocessed, "serving")
+
+
+def test_logged_model_records_checksums_and_loads_without_pickle(
+    logged: str, preprocessed: Path
+) -> None:
+    import mlflow
+
+    assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"
+    model_uri = run_model_uri(logged)
+    model = load_model(model_uri)
+    recorded = mlflow.models.get_model_info(model_uri).flavors["python_function"]["config"]
+    for name, file in [("weights", "weights.safetensors"), ("transform", "transform.json")]:
+        assert recorded[serving.CHECKSUMS][name] == serving.sha256_of(
+            stored_model_file(logged, file)
+        )
+    rows = pd.read_parquet(preprocessed / "raw" / "sample.parquet").drop(columns=[TARGET])
+    assert len(model.predict(rows)) == len(rows)
+
+
+def test_a_tampered_logged_model_does_not_load(logged: str) -> None:
+    weights = stored_model_file(logged, "weights.safetensors")
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the last tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(Exception, match=r"weights.*sha256.*changed"):
+        load_model(run_model_uri(logged))

@@ -178,3 +178,40 @@ def store(two_runs: TwoRuns, monkeypatch: pytest.MonkeyPatch) -> TwoRuns:
 def model_name(request: pytest.FixtureRequest) -> str:
     """A registered-model name of this test's own, so tests sharing a store do not interfere."""
     return "m-" + re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")
+
+
+def log_untrained_model(data: Path, experiment: str = CANDIDATES_EXPERIMENT) -> str:
+    """Log an untrained network for the preprocess output ``data`` as a run's served model
+    (no training: for tests that damage a model); returns the run id."""
+    from contract.tracking import configure_mlflow, ensure_experiment
+    from preprocess import dataset
+    from trainer.network import NetworkConfig, TabularMLP
+    from trainer.packaging import log_served_model
+
+    transform = dataset.load_transform(str(data))
+    config = NetworkConfig(
+        numeric_features=len(transform.numeric_feature_names),
+        cardinalities=tuple(c.cardinality for c in transform.categorical),
+        n_classes=len(transform.classes),
+        width=8,
+        depth=1,
+        dropout=0.0,
+    )
+    example = pd.read_parquet(data / "raw" / "sample.parquet")
+    mlflow = configure_mlflow()
+    with mlflow.start_run(experiment_id=ensure_experiment(experiment)) as run:
+        log_served_model(TabularMLP(config), transform, example)
+    return str(run.info.run_id)
+
+
+def stored_model_file(run_id: str, file_name: str) -> Path:
+    """The stored copy (in the embedded store's artifact folder) of one file of the model that
+    run ``run_id`` logged."""
+    from contract.tracking import configure_mlflow, run_model_uri
+
+    mlflow = configure_mlflow()
+    model_id = run_model_uri(run_id).removeprefix("models:/")
+    location = mlflow.get_logged_model(model_id).artifact_location
+    found = sorted(Path(location.removeprefix("file://")).rglob(file_name))
+    assert len(found) == 1, f"{file_name} under {location}: {found}"
+    return found[0]
