@@ -27,8 +27,6 @@ from preprocess.transform import (
     Scaling,
     TableTransform,
     logical_type,
-    numeric_values,
-    text_counts,
 )
 
 QUANTILE_POINTS = 101  # stored per column for quantile scaling (every percentile)
@@ -58,11 +56,13 @@ class Moments:
 
     def update(self, values: np.ndarray) -> None:
         """Merge a [rows, width] float64 batch (NaN = missing)."""
-        present = ~np.isnan(values)
-        n = present.sum(axis=0).astype(np.float64)
-        safe_n = np.maximum(n, 1.0)
-        mean = np.where(present, values, 0.0).sum(axis=0) / safe_n
-        m2 = np.where(present, (values - mean) ** 2, 0.0).sum(axis=0)
+        missing = np.isnan(values)
+        n = values.shape[0] - missing.sum(axis=0).astype(np.float64)
+        deviations = np.where(missing, 0.0, values)
+        mean = deviations.sum(axis=0) / np.maximum(n, 1.0)
+        deviations -= mean
+        deviations[missing] = 0.0
+        m2 = np.einsum("ij,ij->j", deviations, deviations)
         total = self.count + n
         delta = mean - self.mean
         weight = np.divide(n, total, out=np.zeros_like(n), where=total > 0)
@@ -105,6 +105,17 @@ class BottomKSample:
         return out
 
 
+def text_counts(series: pd.Series, rows: np.ndarray) -> pd.Series:
+    """How often each non-missing value occurs in the rows selected by the boolean mask
+    ``rows``, by its text form (the form vocabularies hold)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy()[rows]
+        counts = np.bincount(codes[codes >= 0], minlength=len(series.cat.categories))
+        text = series.cat.categories.astype("string")
+        return pd.Series(counts, index=text).loc[lambda c: c > 0].groupby(level=0).sum()
+    return series[rows].dropna().astype("string").value_counts()
+
+
 class TransformFitter:
     """Accumulates train statistics batch by batch; ``transform(classes)`` gives the fitted
     transform. ``columns`` maps each feature column to its logical type, in input order."""
@@ -119,18 +130,21 @@ class TransformFitter:
         self.sample = BottomKSample(k, len(self.numeric))
         self.counts = {name: pd.Series(dtype="int64") for name in self.categorical}
 
-    def update(self, train: pd.DataFrame, positions: np.ndarray) -> None:
-        """Add train rows; ``positions`` are their row positions in the input (sample priority)."""
-        self.rows += len(train)
-        values = np.empty((len(train), len(self.numeric)))
-        for i, name in enumerate(self.numeric):
-            values[:, i] = numeric_values(train[name])
+    def update(self, frame: pd.DataFrame, train: np.ndarray, start: int) -> None:
+        """Add the rows of ``frame`` where the boolean mask ``train`` is set; ``frame``'s first
+        row is row ``start`` of the input (row positions set the sample's priorities)."""
+        count = int(np.count_nonzero(train))
+        self.rows += count
+        # The columns are numeric dtypes (their logical type says so): one conversion for all.
+        values = frame[self.numeric].to_numpy("float64", na_value=np.nan)[train]
         self.moments.update(values)
         if self.options.scaling != "standard":
+            positions = np.flatnonzero(train) + start
             priorities = position_uniforms(positions, self.options.seed ^ PRIORITY_SALT)
             self.sample.update(priorities, values)
         for name in self.categorical:
-            self.counts[name] = self.counts[name].add(text_counts(train[name]), fill_value=0)
+            counts = text_counts(frame[name], train)
+            self.counts[name] = self.counts[name].add(counts, fill_value=0)
 
     def transform(self, classes: tuple[Label, ...]) -> TableTransform:
         probabilities = np.linspace(0.0, 1.0, QUANTILE_POINTS)
@@ -179,5 +193,5 @@ def fit_transform(
 ) -> TableTransform:
     """Fit on an in-memory table of training rows (one batch of the streaming fit)."""
     fitter = TransformFitter(target, column_types(train, target), options)
-    fitter.update(train, np.arange(len(train)))
+    fitter.update(train, np.ones(len(train), dtype=bool), 0)
     return fitter.transform(classes)

@@ -89,16 +89,15 @@ def scan(source: io.Source, spec: SplitSpec, fitter: TransformFitter, batch_rows
     result = Scan(fitter.target)
     for batch in source.batches(batch_rows, dictionary=True):
         codes = split_codes(batch, result.rows, spec)
-        train = codes == TRAIN
-        positions = np.flatnonzero(train) + result.rows
+        fitter.update(batch.to_pandas(), codes == TRAIN, result.rows)
         result.add(batch, codes)
-        fitter.update(batch.filter(pa.array(train)).to_pandas(), positions)
     return result
 
 
-def encode_batch(transform: TableTransform, part: pa.RecordBatch) -> pa.Table:
-    """Raw rows → the encoded split's table (features, then the class index)."""
-    frame = part.to_pandas()
+def encode_batch(transform: TableTransform, batch: pa.RecordBatch) -> pa.Table:
+    """Raw rows → the encoded table (features, then the class index); once per batch, so each
+    distinct category is looked up once, whatever split its rows go to."""
+    frame = batch.to_pandas()
     try:
         features = encode_features(transform, frame)
         target = encode_target(transform, frame[transform.target])
@@ -108,9 +107,9 @@ def encode_batch(transform: TableTransform, part: pa.RecordBatch) -> pa.Table:
     return dataset.encoded_table(transform, encoded)
 
 
-def as_raw(part: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+def as_raw(rows: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     """Rows in the input's own types (text columns were read dictionary-encoded)."""
-    return pa.Table.from_batches([part]).cast(schema)
+    return pa.Table.from_batches([rows]).cast(schema)
 
 
 def write_splits(
@@ -131,22 +130,22 @@ def write_splits(
             files.enter_context(io.parquet_writer(dataset.split_uri(output, s), schema))
             for s in SPLITS
         ]
-        raw_test = files.enter_context(
-            io.parquet_writer(dataset.raw_uri(output, "test"), source.schema)
-        )
+        raw_uri = dataset.raw_uri(output, "test")
+        raw_test = files.enter_context(io.parquet_writer(raw_uri, source.schema))
         start = 0
         for batch in source.batches(batch_rows, dictionary=True):
             codes = split_codes(batch, start, spec)
             start += batch.num_rows
+            encoded = encode_batch(transform, batch)
             for code, name in enumerate(SPLITS):
-                part = batch.filter(pa.array(codes == code))
-                counts[name] += part.num_rows
-                writers[code].write_table(encode_batch(transform, part))
-                if code == TEST:
-                    raw_test.write_table(as_raw(part, source.schema))
-                taken = sum(t.num_rows for t in sample)
-                if code == TRAIN and taken < sample_rows:
-                    sample.append(as_raw(part.slice(0, sample_rows - taken), source.schema))
+                rows = pa.array(codes == code)
+                writers[code].write_table(encoded.filter(rows))
+                counts[name] += int(np.count_nonzero(codes == code))
+            raw_test.write_table(as_raw(batch.filter(pa.array(codes == TEST)), source.schema))
+            taken = sum(t.num_rows for t in sample)
+            if taken < sample_rows:
+                train = batch.filter(pa.array(codes == TRAIN)).slice(0, sample_rows - taken)
+                sample.append(as_raw(train, source.schema))
         with io.parquet_writer(dataset.raw_uri(output, "sample"), source.schema) as writer:
             writer.write_table(pa.concat_tables(sample) if sample else source.schema.empty_table())
     return counts

@@ -15,6 +15,7 @@ values, vocabulary from code 1) still load and encode exactly as they did.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -95,25 +96,33 @@ class CategoricalColumn:
         """Number of codes, including the missing (and other) codes."""
         return len(self.vocabulary) + self.offset
 
+    @cached_property
+    def index(self) -> pd.Index:
+        return pd.Index(self.vocabulary, dtype="string")
+
     def encode(self, series: pd.Series) -> np.ndarray:
-        """Values → int64 codes (compared as text, so 1, "1" and 1.0 differ only as text does)."""
-        positions = lookup(pd.Index(self.vocabulary, dtype="string"), series, as_text=True)
-        missing = series.isna().to_numpy()
+        """Values → int64 codes, compared as text (so 1, "1" and 1.0 differ only as text does).
+        A dictionary (categorical) column is looked up once per distinct value."""
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            per_category = np.append(self._codes(series.cat.categories), MISSING_CODE)
+            return per_category[series.cat.codes.to_numpy()]  # code -1 (missing): the last
+        codes = self._codes(series)
+        codes[series.isna().to_numpy()] = MISSING_CODE
+        return codes
+
+    def _codes(self, values: pd.Series | pd.Index) -> np.ndarray:
+        positions = self.index.get_indexer(values.astype("string"))
         unseen = OTHER_CODE if self.other_code else UNKNOWN_CODE
-        codes = np.where(positions >= 0, positions + self.offset, unseen)
-        return np.where(missing, MISSING_CODE, codes).astype(np.int64)  # type: ignore[no-any-return]
+        return np.where(positions >= 0, positions + self.offset, unseen).astype(np.int64)  # type: ignore[no-any-return]
 
 
-def lookup(index: pd.Index, series: pd.Series, as_text: bool) -> np.ndarray:
-    """Position of each value of ``series`` in ``index`` (-1: missing or not there). Dictionary
-    (categorical) columns are looked up once per distinct value, which is what makes large
-    batches fast; ``as_text`` compares values by their pandas string form."""
+def lookup(index: pd.Index, series: pd.Series) -> np.ndarray:
+    """Position of each value of ``series`` in ``index`` (-1: missing or not there); a
+    categorical column is looked up once per distinct value."""
     if isinstance(series.dtype, pd.CategoricalDtype):
-        categories = series.cat.categories
-        found = index.get_indexer(categories.astype("string") if as_text else categories)
-        codes = series.cat.codes.to_numpy()
-        return np.where(codes >= 0, found[codes], -1)  # type: ignore[no-any-return]
-    return index.get_indexer(series.astype("string") if as_text else series)  # type: ignore[no-any-return]
+        found = np.append(index.get_indexer(series.cat.categories), -1)
+        return found[series.cat.codes.to_numpy()]  # type: ignore[no-any-return]
+    return index.get_indexer(series)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -214,16 +223,6 @@ def numeric_values(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy("float64", na_value=np.nan)  # type: ignore[no-any-return]
 
 
-def text_counts(series: pd.Series) -> pd.Series:
-    """How often each non-missing value occurs, by its text form (the form vocabularies hold)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()
-        counts = np.bincount(codes[codes >= 0], minlength=len(series.cat.categories))
-        text = series.cat.categories.astype("string")
-        return pd.Series(counts, index=text).loc[lambda c: c > 0].groupby(level=0).sum()
-    return series.dropna().astype("string").value_counts()
-
-
 def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFeatures:
     """Encode raw rows: scaled numerics (+ indicators) and categorical codes. The served model
     and ``python -m preprocess`` both call this function."""
@@ -247,7 +246,7 @@ def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFe
 
 def encode_target(transform: TableTransform, labels: pd.Series) -> np.ndarray:
     """Class indices (int64) in the order of ``transform.classes``; unseen labels are an error."""
-    codes = lookup(pd.Index(list(transform.classes), dtype=object), labels, as_text=False)
+    codes = lookup(pd.Index(list(transform.classes), dtype=object), labels)
     if (codes < 0).any():
         unseen = sorted({str(v) for v in labels[codes < 0].unique()})[:10]
         raise TransformError(

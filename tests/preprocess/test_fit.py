@@ -23,7 +23,7 @@ def fit_in_batches(frame: pd.DataFrame, options: FitOptions, batch: int) -> Tran
     fitter = TransformFitter(TARGET, column_types(frame, TARGET), options)
     for start in range(0, len(frame), batch):
         part = frame.iloc[start : start + batch]
-        fitter.update(part, np.arange(start, start + len(part)))
+        fitter.update(part, np.ones(len(part), dtype=bool), start)
     return fitter
 
 

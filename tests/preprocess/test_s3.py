@@ -93,7 +93,7 @@ def test_failure_in_mid_write_commits_nothing(
 ) -> None:
     out = f"s3://{s3_bucket}/runs/2/preprocess"
     with monkeypatch.context() as patch:
-        fail_on_call(patch, call=4)  # after the first batch of every split was written
+        fail_on_call(patch, call=4)  # three of six batches were written to every split
         assert run(partitioned, out, "--batch-rows", "500") == 1
     assert not xcom_file.exists()
     assert [k for k in object_keys(s3_server, s3_bucket) if k.startswith("runs/")] == []
