@@ -21,6 +21,7 @@ __all__ = ["torch_single_thread"]
 
 TRAINED_FLAGS = ("--lr", "3e-3", "--seed", "5")
 TRAINED_EXPERIMENT = "trainer-tests"
+TRAINED_IMAGE = "registry.example/tabular-pipeline@sha256:" + "0" * 64
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class TrainedRun:
 def trained(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> TrainedRun:
     """The sample data preprocessed and trained once (2 epochs) in its own MLflow store."""
     root = tmp_path_factory.mktemp("trained")
-    with workspace_env(root):
+    with workspace_env(root), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TABULAR_PIPELINE_IMAGE", TRAINED_IMAGE)
         workspace = build_workspace(root, sample_frame)
         result = train(workspace.data, TRAINED_EXPERIMENT, *TRAINED_FLAGS)
     return TrainedRun(workspace, result, root / "xcom" / "return.json")

@@ -17,7 +17,7 @@ from sklearn.metrics import f1_score, log_loss
 from contract.xcom import read_result
 from demo.sample_data import TARGET
 from preprocess.split import split_indices
-from tests.trainer.conftest import TRAINED_EXPERIMENT, TrainedRun
+from tests.trainer.conftest import TRAINED_EXPERIMENT, TRAINED_IMAGE, TrainedRun
 from tests.trainer.workspace import features_of, load_model, mlflow_client, train
 
 pytestmark = pytest.mark.integration
@@ -98,6 +98,47 @@ def test_run_has_its_hyperparameters_logged(store: TrainedRun) -> None:
         "train_rows": str(manifest["row_counts"]["train"]),
     }  # fmt: skip
     assert {k: params.get(k) for k in expected} == expected
+
+
+def test_run_is_tagged_with_its_data_code_and_image(store: TrainedRun) -> None:
+    import importlib.metadata
+
+    tags = mlflow_client().get_run(store.result["run_id"]).data.tags
+    manifest = json.loads((store.workspace.data / "manifest.json").read_text())
+    assert tags["data_fingerprint"] == manifest["fingerprint"]  # the data preprocess read
+    assert tags["data_fingerprint"].startswith("sha256:")
+    assert tags["code_version"] == importlib.metadata.version("tabular-gpu-pipeline")
+    assert tags["image"] == TRAINED_IMAGE
+    assert tags["world_size"] == "1"
+    assert tags["data_placement"] == "device"
+    assert tags["checkpoint_dir"].startswith(str(store.workspace.home / "checkpoints"))
+
+
+def test_data_fingerprint_without_one_in_the_manifest_covers_what_the_trainer_reads(
+    preprocessed: Path,
+) -> None:
+    from trainer.cli import data_fingerprint
+
+    manifest = preprocessed / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "fingerprint": None}))
+    before = data_fingerprint(str(preprocessed))
+    assert before.startswith("sha256:") and len(before) == len("sha256:") + 64
+    frame = pd.read_parquet(preprocessed / "val.parquet")
+    frame.iloc[::-1].to_parquet(preprocessed / "val.parquet", index=False)
+    assert data_fingerprint(str(preprocessed)) != before
+
+
+def test_logged_model_has_a_signature_and_an_input_example(store: TrainedRun) -> None:
+    info = mlflow.models.get_model_info(store.result["model_path"])
+    assert info.signature is not None
+    assert info.signature.inputs.input_names()
+    assert info.signature.outputs is not None
+    assert info.saved_input_example_info is not None
+    model = mlflow.models.Model.load(store.result["model_path"])
+    example = model.load_input_example(
+        mlflow.artifacts.download_artifacts(store.result["model_path"])
+    )
+    assert sorted(example.columns) == sorted(info.signature.inputs.input_names())
 
 
 def test_reported_metrics_are_those_of_the_validation_rows(store: TrainedRun) -> None:

@@ -1,0 +1,80 @@
+"""The trainer's MLflow run on the embedded store: always ended (FINISHED, KILLED on a requested
+stop, FAILED on any error), continued by id on a resume, system metrics sampled while it is
+open (and not at all when turned off), epoch metrics logged without waiting."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+
+from contract.tracking import ensure_experiment
+from tests.trainer.workspace import mlflow_client
+from trainer.loop import EpochRecord, TrainingInterrupted
+from trainer.metrics import ClassificationMetrics
+from trainer.mlflow_run import IMAGE_ENV, MetricLogger, run_tags, training_run
+
+
+@pytest.fixture
+def experiment(isolated_env: Path) -> str:
+    return ensure_experiment("runs")
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(None, "FINISHED"), (TrainingInterrupted("stop"), "KILLED"), (ValueError("x"), "FAILED")],
+)
+def test_the_run_always_ends(experiment: str, error: Exception | None, status: str) -> None:
+    expected = pytest.raises(type(error)) if error else contextlib.nullcontext()
+    with expected, training_run(experiment, None, 0) as run:
+        if error:
+            raise error
+    assert mlflow_client().get_run(run.info.run_id).info.status == status
+
+
+def test_a_resumed_run_continues_the_same_run(experiment: str) -> None:
+    with pytest.raises(TrainingInterrupted), training_run(experiment, None, 0) as first:
+        raise TrainingInterrupted("preempted")
+    with training_run(experiment, first.info.run_id, 0) as second:
+        assert second.info.run_id == first.info.run_id
+    runs = mlflow_client().search_runs([experiment])
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(first.info.run_id, "FINISHED")]
+
+
+@pytest.mark.slow
+def test_system_metrics_are_sampled_while_the_run_is_open(experiment: str) -> None:
+    client = mlflow_client()
+    with training_run(experiment, None, 0.2) as run:
+        deadline = time.monotonic() + 60  # a bound on waiting, not a measurement
+        while time.monotonic() < deadline:
+            if any(k.startswith("system/") for k in client.get_run(run.info.run_id).data.metrics):
+                break
+            time.sleep(0.2)
+    metrics = client.get_run(run.info.run_id).data.metrics
+    assert "system/cpu_utilization_percentage" in metrics
+    assert "system/system_memory_usage_megabytes" in metrics
+    with training_run(experiment, None, 0) as quiet:
+        time.sleep(1.0)  # several sampling intervals of the run before
+    assert not [k for k in client.get_run(quiet.info.run_id).data.metrics if "system/" in k]
+
+
+def test_epoch_metrics_are_queued_and_flushed(experiment: str) -> None:
+    with training_run(experiment, None, 0) as run:
+        logger = MetricLogger(run.info.run_id)
+        for epoch in (1, 2):
+            val = ClassificationMetrics(accuracy=0.5 + epoch / 10, f1_score=0.5, loss=1.0 / epoch)
+            logger.epoch(EpochRecord(epoch, 0.9 / epoch, val, 1000.0 * epoch))
+        logger.flush()
+    history = mlflow_client().get_metric_history(run.info.run_id, "val_accuracy")
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.6), (2, 0.7)]
+
+
+def test_tags_name_the_image_only_when_it_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(IMAGE_ENV, raising=False)
+    tags = run_tags("sha256:" + "a" * 64, 2, "s3://b/ckpt")
+    assert "image" not in tags
+    assert (tags["world_size"], tags["checkpoint_dir"]) == ("2", "s3://b/ckpt")
+    monkeypatch.setenv(IMAGE_ENV, "repo/image:1.2")
+    assert run_tags("sha256:x", 1, "d")["image"] == "repo/image:1.2"
