@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from contract.tracking import configure_mlflow, ensure_experiment
@@ -138,6 +139,21 @@ def test_bf16_autocast_forward_and_backward(kind: str) -> None:
     nn.functional.cross_entropy(logits.float(), torch.arange(32) % 3).backward()
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    torch.testing.assert_close(logits.float(), net(x, cat), atol=0.1, rtol=0.05)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", ["periodic", "ple"])
+def test_bf16_autocast_on_cuda_matches_fp32(kind: str) -> None:
+    torch.manual_seed(0)
+    net = TabularMLP(config_for(kind)).cuda()
+    x, cat = (t.cuda() for t in make_inputs(256, 3, CARDINALITIES))
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits = net(x, cat)
+    assert logits.dtype == torch.bfloat16
+    nn.functional.cross_entropy(logits.float(), (torch.arange(256) % 3).cuda()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
     torch.testing.assert_close(logits.float(), net(x, cat), atol=0.1, rtol=0.05)
 
 
@@ -359,4 +375,37 @@ def test_bad_embedding_flags_are_refused_naming_the_flag(
     argv = ["--data-path", str(tmp_path), "--experiment-name", "x", *flags]
     assert main(argv) != 0
     assert message in capsys.readouterr().err
+    assert not xcom_path().exists()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_compiled_training_run_logs_the_plain_weights(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace.activate(monkeypatch)
+    flags = ("--compile", "--epochs", "1", "--numeric-embedding", "periodic")
+    result = train(workspace.data, "compiled", *flags)
+    assert result["hyperparameters"]["compile"] is True
+    path = mlflow_client().download_artifacts(result["run_id"], "model/artifacts")
+    weights = load_file(str(Path(path) / "weights.safetensors"))
+    assert "numeric_embedding.frequencies" in weights
+    assert not [k for k in weights if k.startswith("_orig_mod")]
+    out = load_model(result["model_path"]).predict(features_of(workspace.raw_test()))
+    assert np.isfinite(out.iloc[:, 1:].to_numpy("float64")).all()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_compile_without_a_compiler_fails_naming_the_flag(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch._inductor.config as inductor
+
+    workspace.activate(monkeypatch)
+    monkeypatch.setattr(inductor.cpp, "cxx", (None, "no-such-c++-compiler"))
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)  # a cached graph needs no compiler
+    argv = ["--data-path", str(workspace.data), "--experiment-name", "no-compiler", "--compile"]
+    assert main([*argv, "--epochs", "1", "--width", "8", "--depth", "1", "--device", "cpu"]) != 0
+    assert "--compile: torch.compile failed" in capsys.readouterr().err
     assert not xcom_path().exists()
