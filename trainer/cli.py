@@ -289,12 +289,11 @@ def streams(placement: str, train: TensorSplit, device: torch.device) -> bool:
 
 
 def place(split: TensorSplit, device: torch.device, stream: bool) -> TensorSplit:
-    """On the device, or in pinned host memory (fast non-blocking copies) when streamed."""
-    if not stream:
-        return TensorSplit(*(t.to(device) for t in vars(split).values()))
-    if device.type == "cuda":
-        return TensorSplit(*(t.pin_memory() for t in vars(split).values()))
-    return split
+    """On the device, or left in host memory when streamed (each chunk is gathered into
+    pinned memory for its copy, so the whole split need not be page-locked)."""
+    if stream:
+        return split
+    return TensorSplit(*(t.to(device) for t in vars(split).values()))
 
 
 def load_data(

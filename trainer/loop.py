@@ -255,6 +255,15 @@ def device_batches(
         yield train.numeric[idx], train.categorical[idx], train.target[idx]
 
 
+def gather_rows(tensor: torch.Tensor, idx: torch.Tensor, pinned: bool) -> torch.Tensor:
+    """``tensor[idx]`` on the host; with ``pinned``, straight into page-locked memory (from
+    PyTorch's caching host allocator, which keeps a buffer until its copy has finished)."""
+    if not pinned:
+        return tensor[idx]
+    out = torch.empty((idx.shape[0], *tensor.shape[1:]), dtype=tensor.dtype, pin_memory=True)
+    return torch.index_select(tensor, 0, idx, out=out)
+
+
 def streamed_batches(
     train: TensorSplit,
     order: torch.Tensor,
@@ -263,23 +272,21 @@ def streamed_batches(
     device: torch.device,
     chunk_steps: int,
 ) -> Iterator[Batch]:
-    """Batches of data kept in (pinned) host memory: the rows of ``chunk_steps`` batches are
-    gathered on the host and copied in one non-blocking transfer, then sliced into batches."""
+    """Batches of data kept in host memory: the rows of ``chunk_steps`` batches are gathered
+    on the host (into pinned memory on CUDA) and copied in one non-blocking transfer, then
+    sliced into batches; the host gathers the next chunk while the device computes."""
     host_order = order.cpu()  # one host sync per epoch
+    pinned = device.type == "cuda"
     chunk = batch_size * chunk_steps
-    start = first_step * batch_size
-    for chunk_start in range(start, host_order.shape[0], chunk):
+    for chunk_start in range(first_step * batch_size, host_order.shape[0], chunk):
         idx = host_order[chunk_start : chunk_start + chunk]
-        parts = [train.numeric[idx], train.categorical[idx], train.target[idx]]
-        if device.type == "cuda":
-            parts = [p.pin_memory() for p in parts]
-        numeric, categorical, target = (p.to(device, non_blocking=True) for p in parts)
+        numeric, categorical, target = (
+            gather_rows(t, idx, pinned).to(device, non_blocking=True)
+            for t in (train.numeric, train.categorical, train.target)
+        )
         for i in range(0, idx.shape[0], batch_size):
-            yield (
-                numeric[i : i + batch_size],
-                categorical[i : i + batch_size],
-                target[i : i + batch_size],
-            )
+            rows = slice(i, i + batch_size)
+            yield numeric[rows], categorical[rows], target[rows]
 
 
 def train_steps(
@@ -361,7 +368,7 @@ class Run:
         self.group = hooks.group
         self.device = hooks.device or train.target.device
         self.rows = self.group.shard_rows(train.rows)  # this process's rows per epoch
-        self.model = self.group.wrap(hooks.forward or net, self.device)
+        self.model = self.group.wrap(net if hooks.forward is None else hooks.forward, self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.optimization = make_optimization(net, train, config, self.rows, self.device)
         self.outcome = LoopOutcome()

@@ -185,3 +185,30 @@ def test_stream_evaluates_host_data_in_chunks() -> None:
     whole = evaluate(net, val)
     assert evaluate(net, val, chunk_rows=64) == whole
     assert isinstance(val, TensorSplit)
+
+
+def to_cuda(split: TensorSplit) -> TensorSplit:
+    return TensorSplit(*(t.cuda() for t in (split.numeric, split.categorical, split.target)))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_streamed_and_resumed_runs_match_the_device_resident_run(tmp_path: Path) -> None:
+    train, val = separable(400, seed=1), separable(200, seed=2)
+    cuda = torch.device("cuda")
+
+    def cuda_run(data: TensorSplit, **hooks: Any) -> LoopOutcome:
+        net = dropout_net().cuda()
+        return fit(net, data, to_cuda(val), RESUME_CONFIG, LoopHooks(device=cuda, **hooks))
+
+    resident = cuda_run(to_cuda(train))
+    streamed = cuda_run(train, stream=True, stream_chunk_steps=3)
+    store = CheckpointStore(str(tmp_path / "ckpt"))
+    save = lambda state: store.save(state, "t", "id")  # noqa: E731
+    with pytest.raises(TrainingInterrupted):
+        cuda_run(to_cuda(train), checkpoint=save, interrupts=StopAtStep(9))
+    resumed = cuda_run(to_cuda(train), checkpoint=save, resume=store.load(store.pointer()))  # type: ignore[arg-type]
+    for other in (streamed, resumed):
+        assert [r.train_loss for r in other.history] == pytest.approx(
+            [r.train_loss for r in resident.history], rel=1e-4
+        )
