@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from demo.sample_data import TARGET
+from preprocess import io
 from preprocess.cli import main as preprocess_main
 from preprocess.validate.cli import main as validate_main
 
@@ -63,6 +64,25 @@ def all_null(tmp: Path, frame: pd.DataFrame, good: Path) -> tuple[Path, str, lis
     return path, TARGET, [str(path), "'income'", "no values"]
 
 
+def mixed_csv(tmp: Path, frame: pd.DataFrame, good: Path) -> tuple[Path, str, list[str]]:
+    """Numbers in the rows the column types are inferred from, then text (see csv_block)."""
+    path = tmp / "mixed.csv"
+    rows = frame.head(400).copy()
+    rows["age"] = rows["age"].astype(object)
+    rows.loc[350, "age"] = "forty-two"
+    rows.to_csv(path, index=False)
+    return path, TARGET, [str(path), "'age'", "mixed types", "forty-two"]
+
+
+def mixed_parquet_folder(tmp: Path, frame: pd.DataFrame, good: Path) -> tuple[Path, str, list[str]]:
+    folder = tmp / "parts"
+    folder.mkdir()
+    frame.head(100).to_parquet(folder / "part-0.parquet", index=False)
+    frame.iloc[100:200].astype({"age": str}).to_parquet(folder / "part-1.parquet", index=False)
+    words = [str(folder), "'age'", "mixed types", "part-0.parquet", "part-1.parquet"]
+    return folder, TARGET, words
+
+
 BOTH: dict[str, Case] = {
     "missing-file": missing_file,
     "zero-bytes": zero_bytes,
@@ -71,12 +91,24 @@ BOTH: dict[str, Case] = {
     "semicolon-csv": semicolons,
     "missing-target": missing_target,
     "single-class": single_class,
+    "all-null-column": all_null,
+}
+PREPROCESS: dict[str, Case] = {
+    "mixed-types-csv": mixed_csv,
+    "mixed-types-parquet-folder": mixed_parquet_folder,
 }
 CASES = [
     *[pytest.param("preprocess", case, id=f"preprocess-{name}") for name, case in BOTH.items()],
     *[pytest.param("validate", case, id=f"validate-{name}") for name, case in BOTH.items()],
-    pytest.param("validate", all_null, id="validate-all-null-column"),
+    *[pytest.param("preprocess", c, id=f"preprocess-{name}") for name, c in PREPROCESS.items()],
 ]
+
+
+@pytest.fixture(autouse=True)
+def csv_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Column types of a CSV come from its first block (16 MiB); a 4 KiB block lets a small
+    file have rows after it."""
+    monkeypatch.setattr(io, "CSV_BLOCK_BYTES", 4096)
 
 
 @pytest.mark.parametrize(("step", "case"), CASES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 from contract.step import StepError
 from contract.xcom import read_result
 from demo.sample_data import TARGET
-from preprocess import dataset
+from preprocess import dataset, io, stream
 from preprocess.cli import main
 from preprocess.split import split_indices
 from preprocess.transform import TableTransform
@@ -315,3 +316,176 @@ def test_load_split_refuses_nan_features(preprocessed: Path) -> None:
         StepError, match=r"NaN or infinite values in feature column\(s\) \['income'\]"
     ):
         dataset.load_split(str(preprocessed), transform, "test")
+
+
+# --- splits by key, scalings, batches, the manifest ------------------------------------------
+
+
+def with_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(customer_id=[f"c{i:05d}" for i in range(len(frame))])
+
+
+def test_split_key_puts_a_key_in_the_same_split_every_day(
+    sample_frame: pd.DataFrame, tmp_path: Path, xcom_file: Path
+) -> None:
+    day1 = with_ids(sample_frame)
+    day2 = pd.concat([day1.iloc[::-1], with_ids(sample_frame.head(500)).assign(
+        customer_id=[f"new{i}" for i in range(500)]
+    )])  # fmt: skip
+    splits = {}
+    for day, frame in (("1", day1), ("2", day2)):
+        frame.to_parquet(tmp_path / f"day{day}.parquet", index=False)
+        out = tmp_path / f"out{day}"
+        assert run(tmp_path / f"day{day}.parquet", out, "--split-key", "customer_id") == 0
+        raw = pd.read_parquet(out / "raw" / "test.parquet")
+        splits[day] = set(raw["customer_id"])
+        transform = dataset.load_transform(str(out))
+        assert "customer_id" not in transform.input_columns  # a key is not a feature
+        assert json.loads((out / "manifest.json").read_text())["split_key"] == "customer_id"
+    assert splits["2"] - {k for k in splits["2"] if k.startswith("new")} == splits["1"]
+    assert 300 < len(splits["1"]) < 600  # about 15 % of 3000
+
+
+def test_split_key_problems_name_the_column(
+    sample_frame: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = with_ids(sample_frame.head(300))
+    frame.loc[7, "customer_id"] = None
+    path = tmp_path / "ids.parquet"
+    frame.to_parquet(path, index=False)
+    assert run(path, tmp_path / "out", "--split-key", "customer_id") == 1
+    assert "split key column 'customer_id' has 1 null value(s)" in capsys.readouterr().err
+    assert run(path, tmp_path / "out", "--split-key", "account") == 1
+    assert f"{path}: --split-key column 'account' not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scaling", ["quantile", "standard"])
+def test_numeric_scaling_flag(
+    scaling: str, sample_parquet: Path, sample_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run(sample_parquet, out, "--numeric-scaling", scaling) == 0
+    transform = dataset.load_transform(str(out))
+    assert {c.scaling for c in transform.numeric} == {scaling}
+    assert json.loads((out / "manifest.json").read_text())["numeric_scaling"] == scaling
+    train = dataset.load_split(str(out), transform, "train").numeric
+    if scaling == "quantile":
+        assert train[:, 0].min() >= -1.0 and train[:, 0].max() <= 1.0
+    else:
+        assert abs(float(train[:, 0].mean())) < 1e-3
+
+
+def test_min_frequency_sends_rare_categories_to_the_other_code(
+    sample_parquet: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run(sample_parquet, out, "--min-frequency", "130") == 0
+    occupation = next(
+        c for c in dataset.load_transform(str(out)).categorical if c.name == "occupation"
+    )
+    assert len(occupation.vocabulary) == 9  # 9 of the 15 occupations occur 130 times in train
+    codes = pd.read_parquet(out / "train.parquet")["occupation"]
+    assert (codes == 1).any()
+
+
+def test_batch_size_does_not_change_the_output(
+    preprocessed: Path, sample_parquet: Path, tmp_path: Path
+) -> None:
+    small = tmp_path / "small-batches"
+    assert run(sample_parquet, small, "--batch-rows", "256") == 0
+    assert dataset.load_transform(str(small)) == dataset.load_transform(str(preprocessed))
+    for name in (
+        "train.parquet",
+        "val.parquet",
+        "test.parquet",
+        "raw/test.parquet",
+        "raw/sample.parquet",
+    ):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(small / name), pd.read_parquet(preprocessed / name)
+        )
+
+
+def test_manifest_records_the_input_and_the_settings(
+    preprocessed: Path, sample_parquet: Path, xcom_file: Path
+) -> None:
+    manifest = dataset.read_manifest(str(preprocessed))
+    result = read_result("preprocess", xcom_file)
+    assert manifest["fingerprint"] == result["fingerprint"] == io.fingerprint(str(sample_parquet))
+    assert manifest == {
+        "source": str(sample_parquet),
+        "fingerprint": result["fingerprint"],
+        "target": TARGET,
+        "seed": 42,
+        "split_key": None,
+        "val_fraction": 0.15,
+        "test_fraction": 0.15,
+        "numeric_scaling": "robust",
+        "min_frequency": 5,
+        "row_counts": result["row_counts"],
+        "feature_count": result["feature_count"],
+        "transform_version": 2,
+    }
+
+
+def test_crash_in_mid_write_leaves_no_manifest_and_no_partial_files(
+    preprocessed: Path, sample_parquet: Path, monkeypatch: pytest.MonkeyPatch, xcom_file: Path
+) -> None:
+    before = {p: p.read_bytes() for p in preprocessed.rglob("*.parquet")}
+    calls = {"n": 0}
+    real = stream.encode_batch
+
+    def crash(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("killed")
+        return real(*args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stream, "encode_batch", crash)
+        assert run(sample_parquet, preprocessed, "--batch-rows", "500", "--seed", "9") == 1
+    assert not (preprocessed / "manifest.json").exists()
+    assert not xcom_file.exists()
+    assert sorted(p.name for p in preprocessed.rglob("*") if ".partial-" in p.name) == []
+    assert {p: p.read_bytes() for p in preprocessed.rglob("*.parquet")} == before  # untouched
+    assert run(sample_parquet, preprocessed, "--seed", "9") == 0  # a rerun completes it
+    assert dataset.read_manifest(str(preprocessed))["seed"] == 9
+
+
+def test_a_version_1_output_still_loads(preprocessed: Path) -> None:
+    transform = dataset.load_transform(str(preprocessed))
+    version_1 = {
+        "version": 1,
+        "target": transform.target,
+        "classes": list(transform.classes),
+        "numeric": [
+            {"name": c.name, "mean": 1.0, "std": 2.0, "missing_indicator": c.missing_indicator}
+            for c in transform.numeric
+        ],
+        "categorical": [
+            {"name": c.name, "vocabulary": list(c.vocabulary)} for c in transform.categorical
+        ],
+    }
+    (preprocessed / "transform.json").write_text(json.dumps(version_1))
+    old = dataset.load_transform(str(preprocessed))
+    assert [c.cardinality for c in old.categorical] == [
+        len(c.vocabulary) + 1 for c in transform.categorical
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--min-frequency", "0"), "--min-frequency must be at least 1"),
+        (("--batch-rows", "0"), "--batch-rows must be at least 1"),
+    ],
+)
+def test_bad_counts_are_refused(
+    flags: tuple[str, ...],
+    expected: str,
+    sample_parquet: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(sample_parquet, tmp_path / "out", *flags) == 1
+    assert capsys.readouterr().err.splitlines() == [f"preprocess failed: {expected}"]
