@@ -102,6 +102,11 @@ class TrainResult(StepResult):
     epochs: NonNegativeInt
     device: str
     hyperparameters: dict[str, Hyperparameter]
+    world_size: int = Field(1, ge=1, description="data-parallel processes (torchrun)")
+    resumed: bool = Field(False, description="continued from a checkpoint of an earlier attempt")
+    data_fingerprint: str | None = Field(
+        None, description="sha256 of the data trained on (from the preprocess manifest)"
+    )
 
 
 DeployReason = Literal[

@@ -470,6 +470,9 @@ def train_and_log(p: Prepared, group: ProcessGroup) -> TrainResult:
         epochs=len(outcome.history),
         device=str(p.device),
         hyperparameters=hyperparameters(p.config),
+        world_size=group.world_size,
+        resumed=p.resume is not None,
+        data_fingerprint=p.fingerprint,
     )
 
 

@@ -56,10 +56,12 @@ def test_result_is_a_valid_train_result(trained: TrainedRun) -> None:
         "patience": 5, "seed": 5, "width": 64, "depth": 2, "dropout": 0.1,
         "lr_schedule": "cosine", "warmup_epochs": 1.0, "grad_clip": 1.0, "class_weights": "none",
         "deterministic": False, "numeric_embedding": "none", "embedding_dim": 16,
-        "periodic_sigma": 0.1, "ple_bins": 16, "compile": False,
+        "periodic_sigma": 0.1, "ple_bins": 8, "compile": False,
     }  # fmt: skip
     assert 0 < result["accuracy"] <= 1
     assert result["loss"] > 0
+    assert (result["world_size"], result["resumed"]) == (1, False)
+    assert result["data_fingerprint"].startswith("sha256:")
 
 
 def test_run_is_finished_and_holds_the_result_metrics(store: TrainedRun) -> None:

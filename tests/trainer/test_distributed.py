@@ -44,6 +44,7 @@ def test_two_processes_train_one_model_and_write_one_result(
     per_epoch = train_rows // 2 * 2
     assert runs[0].data.metrics["train_samples"] == result["epochs"] * per_epoch
     assert result["samples_per_sec"] > 0
+    assert result["world_size"] == 2
     assert 0 < result["accuracy"] <= 1
     # One line per epoch, from rank 0 only.
     assert done.stdout.count(" epoch 1/2 ") == 1

@@ -91,6 +91,7 @@ def test_sigterm_checkpoints_and_the_same_command_resumes_to_the_same_result(
     assert "resuming from" in resumed.stdout
     result = read_result("train", xcom_file)
     assert result["run_id"] == runs[0].info.run_id  # the same MLflow run, continued
+    assert result["resumed"] is True
     assert mlflow_client().get_run(result["run_id"]).info.status == "FINISHED"
     assert not list(pointers[0].parent.iterdir()), "a finished run's checkpoints are deleted"
 
