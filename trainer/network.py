@@ -74,7 +74,7 @@ class EmbeddingOptions:
     numeric_embedding: str = "none"
     embedding_dim: int = 16
     periodic_sigma: float = 0.1
-    ple_bins: int = 16
+    ple_bins: int = 8
 
     def network_fields(self, train_numeric: torch.Tensor) -> dict[str, Any]:
         """``NetworkConfig`` keyword arguments for these options; the PLE bin edges come from
