@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -12,15 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from contract.tracking import run_model_uri
+from demo.sample_data import TARGET
 from preprocess.transform import CategoricalColumn, NumericColumn, TableTransform
-from tests.conftest import TARGET
 from tests.trainer.workspace import load_model, log_untrained_model, stored_model_file
 from trainer import serving
 from trainer.network import NetworkConfig, TabularMLP
-from trainer.packaging import input_schema
+from trainer.packaging import input_schema, write_artifacts
 
 
 def make_model(tmp_path: Path, classes: tuple) -> serving.TabularClassifier:
@@ -33,14 +31,7 @@ def make_model(tmp_path: Path, classes: tuple) -> serving.TabularClassifier:
     torch.manual_seed(0)
     features = len(transform.numeric_feature_names)
     net = TabularMLP(NetworkConfig(features, (4,), len(classes), width=8, depth=1, dropout=0.0))
-    save_file(net.state_dict(), str(tmp_path / "weights.safetensors"))
-    (tmp_path / "network.json").write_text(json.dumps(net.config.to_dict()))
-    (tmp_path / "transform.json").write_text(json.dumps(transform.to_dict()))
-    artifacts = {
-        serving.WEIGHTS: str(tmp_path / "weights.safetensors"),
-        serving.NETWORK: str(tmp_path / "network.json"),
-        serving.TRANSFORM: str(tmp_path / "transform.json"),
-    }
+    artifacts = write_artifacts(net, transform, tmp_path)
     model = serving.TabularClassifier()
     checksums = {serving.CHECKSUMS: serving.artifact_checksums(artifacts)}
     model.load_context(SimpleNamespace(artifacts=artifacts, model_config=checksums))
