@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.tracking import MLFLOW_ENV_DEFAULTS, configure_mlflow
 from contract.xcom import read_result
 from deployer.cli import main
 from tests.step_failures import assert_step_fails
@@ -272,3 +273,17 @@ def test_a_refused_evaluation_needs_force(
     assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
     assert main([*argv, "--force"]) == 0
     assert alias(model_name, "champion") == 1
+
+
+def test_mlflow_retries_are_bounded_by_default_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in MLFLOW_ENV_DEFAULTS:
+        monkeypatch.setenv(name, "placeholder")  # so that teardown restores the original
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "9")
+    configure_mlflow()
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "9"
+    assert int(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]) < 120  # MLflow's own default
+    assert int(os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"]) < 2
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
