@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--data-path",
-        help="a preprocess output whose raw sample rows the smoke test predicts "
-        "(default: the model's input example)",
+        help="a preprocess output whose raw sample rows the smoke test predicts; without it, "
+        "the model's own input example",
     )
     p.add_argument(
         "--tag",
