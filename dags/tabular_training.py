@@ -53,7 +53,9 @@ PARAMS = {
         {
             "lr": [0.001, 0.003],
             "optimizer": ["adamw"],
-            "width": [128, 256],
+            # Periodic numeric embeddings often win on tabular data; the sweep lets it show.
+            "numeric_embedding": ["none", "periodic"],
+            "width": [256],
             "depth": [3],
             "batch_size": [1024],
             "epochs": [20],

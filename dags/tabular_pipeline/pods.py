@@ -123,8 +123,12 @@ def step_pod_kwargs(config: PipelineConfig, step: str) -> dict[str, Any]:
     }
 
 
+IMAGE_ENV = "TABULAR_PIPELINE_IMAGE"  # the steps tag MLflow runs and model versions with it
+
+
 def _env(config: PipelineConfig) -> list[k8s.V1EnvVar]:
-    plain = [k8s.V1EnvVar(name=name, value=value) for name, value in sorted(config.env.items())]
+    values = {**config.env, IMAGE_ENV: config.image}
+    plain = [k8s.V1EnvVar(name=name, value=value) for name, value in sorted(values.items())]
     secret = [
         k8s.V1EnvVar(
             name=s.env,

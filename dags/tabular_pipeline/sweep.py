@@ -31,6 +31,10 @@ TRAINER_FLAGS: dict[str, type] = {
     "warmup_epochs": float,
     "grad_clip": float,
     "class_weights": str,
+    "numeric_embedding": str,
+    "embedding_dim": int,
+    "periodic_sigma": float,
+    "ple_bins": int,
 }
 RANGES = ("uniform", "log_uniform", "int_uniform")
 SEARCHES = ("grid", "random")

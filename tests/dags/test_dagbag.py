@@ -417,7 +417,8 @@ def test_params_and_their_defaults(dag: Any) -> None:
         "search_space": {
             "lr": [0.001, 0.003],
             "optimizer": ["adamw"],
-            "width": [128, 256],
+            "numeric_embedding": ["none", "periodic"],
+            "width": [256],
             "depth": [3],
             "batch_size": [1024],
             "epochs": [20],
@@ -440,7 +441,7 @@ def test_params_and_their_defaults(dag: Any) -> None:
         defaults["seed"],
         defaults["max_trials"],
     )
-    assert len(trials) == 4  # the default grid: 2 learning rates x 2 widths
+    assert len(trials) == 4  # the default grid: 2 learning rates x 2 numeric embeddings
 
 
 def test_s3_source_waits_with_a_deferrable_s3_key_sensor(dag: Any) -> None:

@@ -293,7 +293,7 @@ def test_mapped_trainer_is_unmapped_per_index_like_at_run_time(
     mapped = dag.get_task(STEP_TASKS["train"])
     assert isinstance(mapped, MappedOperator)
     assert mapped.operator_class is StepPodOperator
-    assert len(rendered.sweep) == 4  # the default grid: 2 lr x 2 width
+    assert len(rendered.sweep) == 4  # the default grid: 2 lr x 2 numeric embeddings
 
     xcoms = {("hyperparameter_set", "return_value"): rendered.sweep}
     for index, trial in enumerate(rendered.sweep):
@@ -607,6 +607,9 @@ def test_image_namespace_and_service_account_come_from_the_config(
         assert step.pod["metadata"]["namespace"] == config.namespace, name
         assert step.pod["spec"]["serviceAccountName"] == config.service_account, name
         assert step.base["image"] == config.image, name
+        # The steps record the image in MLflow (run and model-version tags).
+        env = {e["name"]: e.get("value") for e in step.base["env"]}
+        assert env["TABULAR_PIPELINE_IMAGE"] == config.image, name
         assert step.base["imagePullPolicy"] == config.image_pull_policy, name
         pull_secrets = [s["name"] for s in step.pod["spec"]["imagePullSecrets"]]
         assert pull_secrets == list(config.image_pull_secrets), name
