@@ -96,4 +96,9 @@ class RunCheckpoints:
         return save
 
     def clear(self) -> None:
-        self.store.clear()
+        """Delete the run's checkpoints once its model is logged. Best effort: a folder that
+        cannot be cleaned only costs storage, and the finished run stays a success."""
+        try:
+            self.store.clear()
+        except OSError as exc:
+            log.warning("could not delete the checkpoints in %s: %s", self.uri, exc)
