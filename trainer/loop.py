@@ -455,7 +455,8 @@ class Run:
 
     def snapshot(self) -> dict[str, Any]:
         """The training state as tensors and plain types (``torch.load(weights_only=True)``
-        reads it): weights, best weights, optimizer, schedule, RNG states, progress."""
+        reads it): weights, best weights, optimizer, schedule, RNG states, progress. There is
+        no gradient scaler to save: bf16 autocast keeps fp32's exponent range and needs none."""
         cursor = self.cursor
         progress = {
             "format": STATE_FORMAT,
