@@ -29,6 +29,7 @@ class PreprocessConfig:
     fit: FitOptions
     sample_rows: int
     batch_rows: int
+    in_memory_limit_mb: int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--sample-rows", type=int, default=20, help="raw rows kept as model examples")
     p.add_argument("--batch-rows", type=int, default=262_144, help="rows read per batch")
+    p.add_argument(
+        "--in-memory-limit-mb",
+        type=int,
+        default=2048,
+        help="inputs up to this size (decoded) are read once and kept in memory; larger ones "
+        "are streamed twice in bounded memory (0: always stream)",
+    )
     return p
 
 
@@ -66,14 +74,22 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     for flag in ("val_fraction", "test_fraction"):
         if not 0 < getattr(args, flag) < 0.5:
             raise StepError(f"--{flag.replace('_', '-')} must be in (0, 0.5)")
-    for flag, low in (("min_frequency", 1), ("batch_rows", 1), ("sample_rows", 0)):
+    lows = (("min_frequency", 1), ("batch_rows", 1), ("sample_rows", 0), ("in_memory_limit_mb", 0))
+    for flag, low in lows:
         if getattr(args, flag) < low:
             raise StepError(f"--{flag.replace('_', '-')} must be at least {low}")
     split = SplitSpec(args.val_fraction, args.test_fraction, args.seed, args.split_key)
     fit = FitOptions(args.numeric_scaling, args.min_frequency, seed=args.seed)
     output = args.output.rstrip("/")
     return PreprocessConfig(
-        args.input, output, args.target, split, fit, args.sample_rows, args.batch_rows
+        args.input,
+        output,
+        args.target,
+        split,
+        fit,
+        args.sample_rows,
+        args.batch_rows,
+        args.in_memory_limit_mb,
     )
 
 
@@ -114,6 +130,17 @@ def check_scan(scan: Scan, config: PreprocessConfig) -> tuple[Label, ...]:
     return tuple(sorted(values) if numeric else sorted(values, key=str))
 
 
+def batch_source(source: io.Source, config: PreprocessConfig) -> io.BatchSource:
+    """The input, read once into memory when it is small enough: both passes then cost one
+    read (the fast path); otherwise streamed, once per pass, in bounded memory."""
+    mib = source.size_bytes / (1 << 20)
+    if mib > config.in_memory_limit_mb:
+        log.info("streaming %s (%.0f MiB decoded) twice, batch by batch", config.input, mib)
+        return source
+    log.info("reading %s (%.0f MiB decoded) once, into memory", config.input, mib)
+    return source.in_memory(config.batch_rows)
+
+
 def preprocess(config: PreprocessConfig) -> PreprocessResult:
     source = io.open_source(config.input)
     fitter = TransformFitter(config.target, feature_types(source, config), config.fit)
@@ -121,13 +148,15 @@ def preprocess(config: PreprocessConfig) -> PreprocessResult:
     # A rerun into the same folder: readers must refuse it until the new manifest is written.
     io.remove(dataset.manifest_uri(out))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # Hashing the input's bytes overlaps the first pass (hashlib releases the GIL).
+        data = batch_source(source, config)
+        # Hashing the input's bytes overlaps both passes (hashlib releases the GIL); it starts
+        # after an in-memory read, which would compete with it for the disk and both cores.
         fingerprint = pool.submit(io.fingerprint, config.input)
-        stats = scan(source, config.split, fitter, config.batch_rows)
+        stats = scan(data, config.split, fitter, config.batch_rows)
         classes = check_scan(stats, config)
         transform = fitter.transform(classes)
         counts = write_splits(
-            source, config.split, transform, out, config.batch_rows, config.sample_rows
+            data, config.split, transform, out, config.batch_rows, config.sample_rows
         )
         io.write_json(transform.to_dict(), dataset.transform_uri(out))
         manifest = build_manifest(config, fingerprint.result(), counts, transform.feature_count)

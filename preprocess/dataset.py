@@ -65,6 +65,7 @@ def encoded_schema(transform: TableTransform) -> pa.Schema:
 
 
 def encoded_table(transform: TableTransform, split: EncodedSplit) -> pa.Table:
+    """The split as an Arrow table (column-major arrays are handed over without a copy)."""
     columns = [split.numeric[:, i] for i in range(split.numeric.shape[1])]
     columns += [split.categorical[:, i].astype(np.int32) for i in range(split.categorical.shape[1])]
     return pa.Table.from_arrays([*columns, split.target], schema=encoded_schema(transform))

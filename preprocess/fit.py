@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from preprocess.split import position_uniforms
 from preprocess.transform import (
@@ -105,15 +106,24 @@ class BottomKSample:
         return out
 
 
-def text_counts(series: pd.Series, rows: np.ndarray) -> pd.Series:
+def text_counts(column: pa.Array, rows: np.ndarray) -> pd.Series:
     """How often each non-missing value occurs in the rows selected by the boolean mask
-    ``rows``, by its text form (the form vocabularies hold)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes = series.cat.codes.to_numpy()[rows]
-        counts = np.bincount(codes[codes >= 0], minlength=len(series.cat.categories))
-        text = series.cat.categories.astype("string")
+    ``rows``, by its text form (the form vocabularies hold: pandas' ``astype("string")``)."""
+    if pa.types.is_dictionary(column.type):  # counted per code, named once per distinct value
+        codes = column.indices.fill_null(-1).to_numpy(zero_copy_only=False)[rows]
+        counts = np.bincount(codes[codes >= 0], minlength=len(column.dictionary))
+        text = pd.Index(column.dictionary.to_pandas()).astype("string")
         return pd.Series(counts, index=text).loc[lambda c: c > 0].groupby(level=0).sum()
+    series = column.to_pandas()
     return series[rows].dropna().astype("string").value_counts()
+
+
+def numeric_matrix(batch: pa.RecordBatch, names: list[str], rows: np.ndarray) -> np.ndarray:
+    """float64 [selected rows, columns]; nulls become NaN (as pandas' conversion does)."""
+    values = np.empty((len(names), int(np.count_nonzero(rows)))).T  # columns contiguous
+    for i, name in enumerate(names):
+        values[:, i] = batch.column(name).to_numpy(zero_copy_only=False)[rows]
+    return values
 
 
 class TransformFitter:
@@ -130,20 +140,19 @@ class TransformFitter:
         self.sample = BottomKSample(k, len(self.numeric))
         self.counts = {name: pd.Series(dtype="int64") for name in self.categorical}
 
-    def update(self, frame: pd.DataFrame, train: np.ndarray, start: int) -> None:
-        """Add the rows of ``frame`` where the boolean mask ``train`` is set; ``frame``'s first
-        row is row ``start`` of the input (row positions set the sample's priorities)."""
-        count = int(np.count_nonzero(train))
-        self.rows += count
-        # The columns are numeric dtypes (their logical type says so): one conversion for all.
-        values = frame[self.numeric].to_numpy("float64", na_value=np.nan)[train]
+    def update(self, batch: pa.RecordBatch, train: np.ndarray, start: int) -> None:
+        """Add the rows of ``batch`` where the boolean mask ``train`` is set; the batch's first
+        row is row ``start`` of the input (row positions set the sample's priorities). Works on
+        Arrow data: no pandas conversion of the whole batch is needed to fit."""
+        values = numeric_matrix(batch, self.numeric, train)
+        self.rows += len(values)
         self.moments.update(values)
         if self.options.scaling != "standard":
             positions = np.flatnonzero(train) + start
             priorities = position_uniforms(positions, self.options.seed ^ PRIORITY_SALT)
             self.sample.update(priorities, values)
         for name in self.categorical:
-            counts = text_counts(frame[name], train)
+            counts = text_counts(batch.column(name), train)
             self.counts[name] = self.counts[name].add(counts, fill_value=0)
 
     def transform(self, classes: tuple[Label, ...]) -> TableTransform:
@@ -193,5 +202,6 @@ def fit_transform(
 ) -> TableTransform:
     """Fit on an in-memory table of training rows (one batch of the streaming fit)."""
     fitter = TransformFitter(target, column_types(train, target), options)
-    fitter.update(train, np.ones(len(train), dtype=bool), 0)
+    batch = pa.RecordBatch.from_pandas(train, preserve_index=False)
+    fitter.update(batch, np.ones(len(train), dtype=bool), 0)
     return fitter.transform(classes)

@@ -74,6 +74,7 @@ class Source:
     base: str  # the folder of a dataset (partition columns are read from paths below it)
     delimiter: str | None = None  # set for CSV/TSV
     partitions: tuple[str, ...] = ()  # columns that come from hive paths, not from the files
+    size_bytes: int = 0  # the data's size decoded (parquet footers) or as text (CSV)
 
     def dictionary_schema(self) -> pa.Schema:
         """The schema with the files' text columns dictionary-encoded, as parquet stores them
@@ -111,8 +112,15 @@ class Source:
         )
         try:
             # A small read-ahead keeps memory bounded; order is preserved.
+            # Pre-buffering coalesces reads for object stores; on local files it only costs
+            # (here 0.5 s and 450 MiB peak became 3.5 s and 760 MiB for 1M rows).
+            local = isinstance(self.fs, LocalFileSystem)
+            scan = ds.ParquetFragmentScanOptions(pre_buffer=not local)
             for batch in dataset.to_batches(
-                batch_size=batch_rows, batch_readahead=2, fragment_readahead=1
+                batch_size=batch_rows,
+                batch_readahead=2,
+                fragment_readahead=1,
+                fragment_scan_options=scan,
             ):
                 yield dictionary_encode(batch) if dictionary and self.partitions else batch
         except (pa.ArrowException, OSError) as exc:
@@ -132,12 +140,34 @@ class Source:
                     part = batch.slice(start, batch_rows)
                     yield dictionary_encode(part) if dictionary else part
 
+    def in_memory(self, batch_rows: int) -> MemorySource:
+        """Read once, dictionary-encoded, and kept: later passes cost no further read."""
+        return MemorySource(self.uri, self.schema, tuple(self.batches(batch_rows, True)))
+
     def read_all(self) -> pa.Table:
         return pa.Table.from_batches(list(self.batches(1 << 20)), schema=self.schema)
 
 
 def _is_text(kind: pa.DataType) -> bool:
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+@dataclass(frozen=True)
+class MemorySource:
+    """A source held in memory as dictionary-encoded batches (see ``Source.in_memory``)."""
+
+    uri: str
+    schema: pa.Schema
+    cached: tuple[pa.RecordBatch, ...]
+
+    def batches(self, batch_rows: int, dictionary: bool = False) -> Iterator[pa.RecordBatch]:
+        """The kept batches (their size was fixed when read); ``dictionary`` must be set."""
+        if not dictionary:
+            raise ValueError("a MemorySource holds dictionary-encoded batches only")
+        yield from self.cached
+
+
+BatchSource = Source | MemorySource
 
 
 def dictionary_encode(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -196,14 +226,18 @@ def open_source(uri: str) -> Source:
             head = fh.read(4)
         if path.lower().endswith(CSV_SUFFIXES) and head != PARQUET_MAGIC:
             return _open_csv_file(uri, fs, path)
-        schema = _parquet_schema(uri, fs, path)
-        return Source(uri, fs, (path,), schema, posixpath.dirname(path))
+        schema, size = _parquet_footer(uri, fs, path)
+        return Source(uri, fs, (path,), schema, posixpath.dirname(path), size_bytes=size)
 
 
-def _parquet_schema(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> pa.Schema:
+def _parquet_footer(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> tuple[pa.Schema, int]:
+    """The file's schema and its data's uncompressed size (from the footer alone)."""
     try:
         with fs.open(path, "rb") as fh:
-            return pq.read_schema(fh)
+            file = pq.ParquetFile(fh)
+            meta = file.metadata
+            size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            return file.schema_arrow, size
     except (pa.ArrowException, OSError) as exc:
         raise StepError(f"{uri} is not a readable parquet file: {exc}") from exc
 
@@ -212,7 +246,8 @@ def _open_parquet_folder(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> 
     files = sorted(f for f in fs.find(path) if f.endswith(".parquet"))
     if not files:
         raise StepError(f"{uri} is a folder with no .parquet files")
-    schemas = [_parquet_schema(join_uri(uri, posixpath.relpath(f, path)), fs, f) for f in files]
+    footers = [_parquet_footer(join_uri(uri, posixpath.relpath(f, path)), fs, f) for f in files]
+    schemas = [schema for schema, _ in footers]
     first = schemas[0]
     for file, schema in zip(files[1:], schemas[1:], strict=True):
         for field in schema:
@@ -229,7 +264,8 @@ def _open_parquet_folder(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> 
         raise StepError(f"{uri} is not a readable parquet dataset: {exc}") from exc
     in_files = {name for schema in schemas for name in schema.names}
     partitions = tuple(name for name in merged.names if name not in in_files)
-    return Source(uri, fs, tuple(files), merged, path, partitions=partitions)
+    size = sum(size for _, size in footers)
+    return Source(uri, fs, tuple(files), merged, path, partitions=partitions, size_bytes=size)
 
 
 def _open_csv_file(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> Source:
@@ -244,7 +280,8 @@ def _open_csv_file(uri: str, fs: fsspec.AbstractFileSystem, path: str) -> Source
             f"{uri}: CSV parsed into a single column {schema.names[0][:80]!r}; "
             f"the file seems to use a delimiter other than {delimiter!r}"
         )
-    return Source(uri, fs, (path,), schema, posixpath.dirname(path), delimiter)
+    size = int(fs.size(path))
+    return Source(uri, fs, (path,), schema, posixpath.dirname(path), delimiter, size_bytes=size)
 
 
 def read_table(uri: str) -> pd.DataFrame:

@@ -9,12 +9,14 @@ bounded by the batch size, not the input size):
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from contract.step import StepError
 from preprocess import dataset, io
@@ -84,12 +86,12 @@ def _is_dict(array: pa.Array) -> bool:
     return pa.types.is_dictionary(array.type)
 
 
-def scan(source: io.Source, spec: SplitSpec, fitter: TransformFitter, batch_rows: int) -> Scan:
+def scan(source: io.BatchSource, spec: SplitSpec, fitter: TransformFitter, batch_rows: int) -> Scan:
     """Pass 1: statistics of every row, and the transform's statistics of the train rows."""
     result = Scan(fitter.target)
     for batch in source.batches(batch_rows, dictionary=True):
         codes = split_codes(batch, result.rows, spec)
-        fitter.update(batch.to_pandas(), codes == TRAIN, result.rows)
+        fitter.update(batch, codes == TRAIN, result.rows)
         result.add(batch, codes)
     return result
 
@@ -113,7 +115,7 @@ def as_raw(rows: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
 
 
 def write_splits(
-    source: io.Source,
+    source: io.BatchSource,
     spec: SplitSpec,
     transform: TableTransform,
     output: str,
@@ -121,31 +123,44 @@ def write_splits(
     sample_rows: int,
 ) -> dict[str, int]:
     """Pass 2: every split's encoded parquet, the raw test rows and the first ``sample_rows``
-    raw train rows. Each file appears only if the whole pass succeeds."""
+    raw train rows. Each file appears only if the whole pass succeeds. A batch is written by a
+    background thread while the next one is encoded (Arrow's writer releases the GIL); at most
+    one batch waits, so memory stays bounded."""
     counts = dict.fromkeys(SPLITS, 0)
     sample: list[pa.Table] = []
     schema = dataset.encoded_schema(transform)
     with ExitStack() as files:
+        uris = [dataset.split_uri(output, s) for s in SPLITS] + [dataset.raw_uri(output, "test")]
+        schemas = [schema] * len(SPLITS) + [source.schema]
         writers = [
-            files.enter_context(io.parquet_writer(dataset.split_uri(output, s), schema))
-            for s in SPLITS
+            files.enter_context(io.parquet_writer(u, s)) for u, s in zip(uris, schemas, strict=True)
         ]
-        raw_uri = dataset.raw_uri(output, "test")
-        raw_test = files.enter_context(io.parquet_writer(raw_uri, source.schema))
-        start = 0
-        for batch in source.batches(batch_rows, dictionary=True):
-            codes = split_codes(batch, start, spec)
-            start += batch.num_rows
-            encoded = encode_batch(transform, batch)
-            for code, name in enumerate(SPLITS):
-                rows = pa.array(codes == code)
-                writers[code].write_table(encoded.filter(rows))
-                counts[name] += int(np.count_nonzero(codes == code))
-            raw_test.write_table(as_raw(batch.filter(pa.array(codes == TEST)), source.schema))
-            taken = sum(t.num_rows for t in sample)
-            if taken < sample_rows:
-                train = batch.filter(pa.array(codes == TRAIN)).slice(0, sample_rows - taken)
-                sample.append(as_raw(train, source.schema))
+        with ThreadPoolExecutor(max_workers=1) as background:
+            pending: Future[None] | None = None
+            start = 0
+            for batch in source.batches(batch_rows, dictionary=True):
+                codes = split_codes(batch, start, spec)
+                start += batch.num_rows
+                encoded = encode_batch(transform, batch)
+                masks = [pa.array(codes == code) for code in range(len(SPLITS))]
+                tables = [encoded.filter(mask) for mask in masks]
+                tables.append(as_raw(batch.filter(masks[TEST]), source.schema))
+                for name, table in zip(SPLITS, tables, strict=False):
+                    counts[name] += table.num_rows
+                taken = sum(t.num_rows for t in sample)
+                if taken < sample_rows:
+                    train = batch.filter(masks[TRAIN]).slice(0, sample_rows - taken)
+                    sample.append(as_raw(train, source.schema))
+                if pending is not None:
+                    pending.result()  # raises the writer's error here, in the main thread
+                pending = background.submit(write_all, writers, tables)
+            if pending is not None:
+                pending.result()
         with io.parquet_writer(dataset.raw_uri(output, "sample"), source.schema) as writer:
             writer.write_table(pa.concat_tables(sample) if sample else source.schema.empty_table())
     return counts
+
+
+def write_all(writers: list[pq.ParquetWriter], tables: list[pa.Table]) -> None:
+    for writer, table in zip(writers, tables, strict=True):
+        writer.write_table(table)

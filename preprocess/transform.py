@@ -127,6 +127,8 @@ def lookup(index: pd.Index, series: pd.Series) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EncodedFeatures:
+    """Column-major arrays (``np.ascontiguousarray`` gives row-major ones)."""
+
     numeric: np.ndarray  # float32 [rows, numeric_feature_count]
     categorical: np.ndarray  # int64 [rows, categorical columns]
 
@@ -230,7 +232,8 @@ def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFe
     if missing:
         raise TransformError(f"input is missing column(s) {missing}")
     rows = len(frame)
-    numeric = np.empty((rows, len(transform.numeric_feature_names)), dtype=np.float32)
+    # Column-major: each feature is written (and later handed to Arrow) as one contiguous run.
+    numeric = np.empty((len(transform.numeric_feature_names), rows), dtype=np.float32).T
     indicator = len(transform.numeric)
     for i, col in enumerate(transform.numeric):
         values = numeric_values(frame[col.name])
@@ -238,7 +241,7 @@ def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFe
         if col.missing_indicator:
             numeric[:, indicator] = np.isnan(values)
             indicator += 1
-    categorical = np.empty((rows, len(transform.categorical)), dtype=np.int64)
+    categorical = np.empty((len(transform.categorical), rows), dtype=np.int64).T
     for i, cat in enumerate(transform.categorical):
         categorical[:, i] = cat.encode(frame[cat.name])
     return EncodedFeatures(numeric=numeric, categorical=categorical)

@@ -391,8 +391,8 @@ def test_min_frequency_sends_rare_categories_to_the_other_code(
 def test_batch_size_does_not_change_the_output(
     preprocessed: Path, sample_parquet: Path, tmp_path: Path
 ) -> None:
-    small = tmp_path / "small-batches"
-    assert run(sample_parquet, small, "--batch-rows", "256") == 0
+    small = tmp_path / "small-batches"  # and streamed twice instead of read once
+    assert run(sample_parquet, small, "--batch-rows", "256", "--in-memory-limit-mb", "0") == 0
     assert dataset.load_transform(str(small)) == dataset.load_transform(str(preprocessed))
     for name in (
         "train.parquet",
@@ -443,7 +443,8 @@ def test_crash_in_mid_write_leaves_no_manifest_and_no_partial_files(
 
     with monkeypatch.context() as patch:
         patch.setattr(stream, "encode_batch", crash)
-        assert run(sample_parquet, preprocessed, "--batch-rows", "500", "--seed", "9") == 1
+        argv = ("--batch-rows", "500", "--seed", "9", "--in-memory-limit-mb", "0")
+        assert run(sample_parquet, preprocessed, *argv) == 1
     assert not (preprocessed / "manifest.json").exists()
     assert not xcom_file.exists()
     assert sorted(p.name for p in preprocessed.rglob("*") if ".partial-" in p.name) == []

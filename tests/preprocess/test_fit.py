@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from demo.sample_data import TARGET, generate
@@ -23,7 +24,8 @@ def fit_in_batches(frame: pd.DataFrame, options: FitOptions, batch: int) -> Tran
     fitter = TransformFitter(TARGET, column_types(frame, TARGET), options)
     for start in range(0, len(frame), batch):
         part = frame.iloc[start : start + batch]
-        fitter.update(part, np.ones(len(part), dtype=bool), start)
+        rows = pa.RecordBatch.from_pandas(part, preserve_index=False)
+        fitter.update(rows, np.ones(len(part), dtype=bool), start)
     return fitter
 
 

@@ -69,7 +69,8 @@ def test_served_model_matches_the_network_on_the_encoded_split(
 ) -> None:
     out = tmp_path / "out"
     argv = ["--input", str(raw_with_rare_values), "--output", str(out), "--target", TARGET]
-    assert main([*argv, "--numeric-scaling", scaling, "--batch-rows", "700"]) == 0
+    argv += ["--numeric-scaling", scaling, "--batch-rows", "700"]
+    assert main([*argv, "--in-memory-limit-mb", "0" if scaling == "robust" else "100"]) == 0
     model = served_model(out / "transform.json", tmp_path)
     transform = model.transform
     encoded = dataset.load_split(str(out), transform, "test")

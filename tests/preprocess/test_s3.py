@@ -63,7 +63,7 @@ def test_partitioned_input_to_s3_output(
     tmp_path: Path,
 ) -> None:
     out = f"s3://{s3_bucket}/runs/1/preprocess"
-    assert run(partitioned, out) == 0
+    assert run(partitioned, out, "--in-memory-limit-mb", "0") == 0  # streamed from S3 twice
     result = read_result("preprocess", xcom_file)
     assert result["train_uri"] == f"{out}/train.parquet"
     assert result["manifest_uri"] == f"{out}/manifest.json"
