@@ -74,7 +74,26 @@ PARAMS = {
         0.0, type="number", minimum=0, maximum=1, description="test accuracy floor to deploy"
     ),
     "min_improvement": Param(
-        0.0, type="number", description="required test accuracy gain over the champion"
+        0.0,
+        type="number",
+        description="the lower bound of the test accuracy gain's interval must exceed this",
+    ),
+    "confidence": Param(
+        0.95, type="number", minimum=0.5, maximum=0.999, description="of the gain's interval"
+    ),
+    "slice_tolerance": Param(
+        0.05,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="how much worse the worst categorical slice may get than the champion's",
+    ),
+    "calibration_tolerance": Param(
+        0.02,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="how much the expected calibration error may grow over the champion's",
     ),
 }
 
@@ -270,12 +289,30 @@ with DAG(
             "{{ params.min_accuracy }}",
             "--min-improvement",
             "{{ params.min_improvement }}",
+            "--confidence",
+            "{{ params.confidence }}",
+            "--slice-tolerance",
+            "{{ params.slice_tolerance }}",
+            "--calibration-tolerance",
+            "{{ params.calibration_tolerance }}",
         ],
         **step_pod_kwargs(CONFIG, "evaluate"),
     )
     deploy = StepPodOperator(
         task_id=DEPLOY_TASK,
-        arguments=["--run-id", best["run_id"], "--model-name", CONFIG.model_name],
+        arguments=[
+            "--run-id",
+            best["run_id"],
+            "--model-name",
+            CONFIG.model_name,
+            # Compare-and-set: champion must still be the version the evaluation compared with.
+            "--expected-champion-version",
+            "{{ ti.xcom_pull(task_ids='evaluate')['champion_version'] or 'none' }}",
+            "--data-path",  # raw sample rows for the smoke test before the alias moves
+            run_path(CONFIG, "preprocess"),
+            "--tag",
+            "airflow.dag_run={{ dag.dag_id }}/{{ run_id }}",
+        ],
         **step_pod_kwargs(CONFIG, "deploy"),
     )
     skip_deploy = EmptyOperator(task_id=SKIP_TASK)

@@ -52,10 +52,16 @@ def render_summary(
             f" {result['samples_per_sec']:>10.0f}  {result['run_id'][:12]}{mark}"
         )
     baseline = decision["baseline_accuracy"]
+    interval = ""
+    if decision["improvement_low"] is not None:
+        interval = (
+            f", gain {decision['improvement']:+.4f} ({decision['confidence']:.0%} interval "
+            f"{decision['improvement_low']:+.4f} to {decision['improvement_high']:+.4f})"
+        )
     lines += [
         "",
         f"Evaluation on the test split: candidate {decision['new_accuracy']:.4f}, champion "
-        f"{'none' if baseline is None else f'{baseline:.4f}'} -> "
+        f"{'none' if baseline is None else f'{baseline:.4f}'}{interval} -> "
         f"{'deploy' if decision['should_deploy'] else 'keep the champion'} ({decision['reason']})",
     ]
     if deployed:

@@ -120,7 +120,8 @@ def run_demo(home: Path, *args: str) -> LocalRun:
 
 def _run_roots(home: Path) -> list[Path]:
     runs = home / "runs" / DAG_ID
-    return list(runs.iterdir()) if runs.is_dir() else []
+    # Beside the run folders lives the DAG's schema store (a file).
+    return [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
 
 
 @pytest.fixture(scope="session")

@@ -429,6 +429,9 @@ def test_params_and_their_defaults(dag: Any) -> None:
         "min_success_fraction": 0.5,
         "min_accuracy": 0.0,
         "min_improvement": 0.0,
+        "confidence": 0.95,
+        "slice_tolerance": 0.05,
+        "calibration_tolerance": 0.02,
     }
     assert dag.params.validate() == defaults  # the defaults meet their own schemas
     assert dag.params.get_param("search").schema["enum"] == ["grid", "random"]

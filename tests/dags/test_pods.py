@@ -44,6 +44,7 @@ KUBERNETES_VERSION = "1.33"
 RUN_ID = "scheduled__2026-03-01T00:00:00+00:00"
 DS = "2026-03-01"
 # The MLflow run id that select_best pushes under its "run_id" key.
+COMPARED_CHAMPION = 3  # the champion version the evaluation compared with
 SELECTED_RUN_ID = "5f0c6a1e9d2b4c7a8e3f1b0d2c4a6e8f"
 
 BASE = "base"
@@ -261,7 +262,10 @@ def render(
         path = write_config(overrides)
         config = load_config(path)
         dag = load_dag(path)
-        xcoms: dict[tuple[str, str], Any] = {("select_best", "run_id"): SELECTED_RUN_ID}
+        xcoms: dict[tuple[str, str], Any] = {
+            ("select_best", "run_id"): SELECTED_RUN_ID,
+            ("evaluate", "return_value"): {"champion_version": COMPARED_CHAMPION},
+        }
         steps = {step: render_step(dag, STEP_TASKS[step], xcoms) for step in CPU_STEPS}
         sweep = sweep_for(dag, arg_value(steps["preprocess"].args, "--output"), monkeypatch)
         xcoms[("hyperparameter_set", "return_value")] = sweep
@@ -320,7 +324,8 @@ def test_xcom_args_in_arguments_are_resolved_by_render_template_fields(
         assert arg_value(pod_step.args, "--run-id") == SELECTED_RUN_ID
         assert all(isinstance(arg, str) for arg in pod_step.args), pod_step.args
         pulled = [(p["task_ids"], p.get("key")) for p in pod_step.ti.pulls]
-        assert pulled == [("select_best", "run_id")]
+        # deploy also reads the champion version the evaluation compared with (a template)
+        assert pulled == [("select_best", "run_id")] + [("evaluate", None)] * (step == "deploy")
         assert pod_step.operator.arguments == pod_step.args
     for step in ("validate", "preprocess"):
         assert rendered.steps[step].ti.pulls == []
@@ -586,12 +591,34 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
     evaluate = steps["evaluate"].args
     assert arg_value(evaluate, "--data-path") == rendered.run_path("preprocess")
     assert arg_value(evaluate, "--min-accuracy") == "0.0"
+    assert arg_value(evaluate, "--confidence") == "0.95"
     assert steps["deploy"].args == [
         "--run-id",
         SELECTED_RUN_ID,
         "--model-name",
         rendered.config.model_name,
+        "--expected-champion-version",
+        str(COMPARED_CHAMPION),
+        "--data-path",
+        rendered.run_path("preprocess"),
+        "--tag",
+        f"airflow.dag_run={DAG_ID}/{RUN_ID}",
     ]
+
+
+def test_deploy_expects_no_champion_when_the_evaluation_compared_with_none(
+    write_config: Callable[..., Path],
+    load_dag: Callable[[Path | None], DAG],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({"conn_type": "kubernetes"}))
+    dag = load_dag(write_config({}))
+    xcoms = {
+        ("select_best", "run_id"): SELECTED_RUN_ID,
+        ("evaluate", "return_value"): {"champion_version": None},
+    }
+    deploy = render_step(dag, STEP_TASKS["deploy"], xcoms)
+    assert arg_value(deploy.operator.arguments, "--expected-champion-version") == "none"
 
 
 @pytest.mark.parametrize("overrides", [{}, CUSTOM_CONFIG], ids=["cluster", "custom"])
