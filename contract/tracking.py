@@ -82,6 +82,15 @@ def ensure_experiment(name: str) -> str:
         return str(experiment.experiment_id)
 
 
+IMAGE_ENV = "TABULAR_PIPELINE_IMAGE"  # the container image, set on every pod by the DAG
+
+
+def image() -> str | None:
+    """The container image this step runs in, when the environment says (tags runs and
+    model versions)."""
+    return os.environ.get(IMAGE_ENV) or None
+
+
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 

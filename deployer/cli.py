@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Sequence
 
 from contract.results import DeployResult, EvaluateResult
 from contract.step import StepArgumentParser, StepError, run_step
-from contract.tracking import CHAMPION, reaching_mlflow, run_model_uri
+from contract.tracking import CHAMPION, image, reaching_mlflow, run_model_uri
 from deployer.registry import (
     check_champion,
     move_champion,
@@ -26,8 +25,6 @@ from deployer.smoke import sample_rows, smoke_test
 from evaluator.recording import recorded_evaluation
 
 log = logging.getLogger(__name__)
-
-IMAGE_ENV = "TABULAR_PIPELINE_IMAGE"
 
 
 def expected_version(text: str) -> int | None:
@@ -115,8 +112,8 @@ def version_tags(
 ) -> dict[str, str]:
     """The decision behind this version: the evaluation's numbers, run ids, data, image."""
     tags = {"deploy.run_id": run_id}
-    if os.environ.get(IMAGE_ENV):
-        tags["deploy.image"] = os.environ[IMAGE_ENV]
+    if (running_image := image()) is not None:
+        tags["deploy.image"] = running_image
     if evaluation is not None:
         summary = evaluation.model_dump(
             include={

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
-import os
 import platform
 import time
 from collections.abc import Iterator
@@ -15,11 +14,10 @@ from typing import Any
 
 import torch
 
-from contract.tracking import configure_mlflow
+from contract.tracking import configure_mlflow, image
 from trainer.loop import EpochRecord, LoopOutcome, TrainingInterrupted
 
 PACKAGE = "tabular-gpu-pipeline"
-IMAGE_ENV = "TABULAR_PIPELINE_IMAGE"
 MAX_METRICS_PER_CALL = 1000  # MLflow's per-request limit
 
 
@@ -41,9 +39,8 @@ def run_tags(data_fingerprint: str, world_size: int, checkpoint_dir: str) -> dic
         "world_size": str(world_size),
         "checkpoint_dir": checkpoint_dir,
     }
-    image = os.environ.get(IMAGE_ENV)
-    if image:
-        tags["image"] = image
+    if (running_image := image()) is not None:
+        tags["image"] = running_image
     return tags
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from contract.tracking import ensure_experiment
+from contract.tracking import IMAGE_ENV, ensure_experiment
 from tests.trainer.workspace import mlflow_client
 from trainer.loop import EpochRecord, TrainingInterrupted
 from trainer.metrics import ClassificationMetrics
-from trainer.mlflow_run import IMAGE_ENV, MetricLogger, run_tags, training_run
+from trainer.mlflow_run import MetricLogger, run_tags, training_run
 
 
 @pytest.fixture
