@@ -2,7 +2,7 @@
 table of 40 numeric and 10 categorical columns plus a binary target (1M rows by default).
 
 Both run as fresh child processes (``python -m bench.preprocess --child ...``), so each one's
-peak memory is its own (``ru_maxrss``) and the wall time is what a pod would spend, interpreter
+peak memory is its own (``VmHWM``) and the wall time is what a pod would spend, interpreter
 start and imports included; ``work`` is the same run without them. The children are:
 
 - ``preprocess``: ``python -m preprocess`` with ``--numeric-scaling standard --min-frequency 1``
@@ -17,6 +17,7 @@ at most 3x the Arrow in-memory size of the input (``pyarrow.Table.nbytes`` of th
 
 The data is generated once into a temporary folder (``--data-dir`` keeps it between runs).
 ``--quick`` runs 50 000 rows as a check that everything works; its numbers mean little.
+``--repeat N`` runs every kind N times, interleaved, and reports medians (and the largest peak).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +45,7 @@ TARGET = "target"
 RESULT_MARKER = "PREPROCESS-BENCH "
 SPEEDUP_GOAL, MEMORY_GOAL = 5.0, 3.0
 CARDINALITIES = (3, 5, 8, 12, 20, 50, 100, 300, 1000, 5000)
+KINDS = ("sklearn", "preprocess", "preprocess-robust")
 
 
 def generate(rows: int, path: Path, seed: int = 0) -> None:
@@ -107,8 +110,18 @@ def child(kind: str, data: Path, out: Path) -> None:
     else:
         run_preprocess(data, out, standard=kind == "preprocess")
     work = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    print(RESULT_MARKER + json.dumps({"work_s": work, "peak_rss_bytes": peak}), flush=True)
+    print(RESULT_MARKER + json.dumps({"work_s": work, "peak_rss_bytes": peak_rss()}), flush=True)
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory. Linux: VmHWM, which starts afresh at exec;
+    ``ru_maxrss`` would carry over the parent's peak from before the exec."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def measure(kind: str, data: Path, work_dir: Path) -> dict[str, Any]:
@@ -161,18 +174,29 @@ def print_table(result: dict[str, Any]) -> None:
     )
 
 
-def benchmark(rows: int, data_dir: Path, as_json: bool) -> dict[str, Any]:
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median wall and work time of the samples; the largest peak memory."""
+    return {
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "work_s": statistics.median(r["work_s"] for r in runs),
+        "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
+    }
+
+
+def benchmark(rows: int, data_dir: Path, as_json: bool, repeat: int) -> dict[str, Any]:
     data = data_dir / f"bench-{rows}.parquet"
     if not data.exists():
         print(f"generating {rows:,} rows into {data}", file=sys.stderr)
         generate(rows, data)
     arrow_bytes = pq.read_table(data).nbytes
+    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as work:
-        runs = {
-            kind: measure(kind, data, Path(work))
-            for kind in ("sklearn", "preprocess", "preprocess-robust")
-        }
+        for _ in range(repeat):  # interleaved, so background load spreads over every kind
+            for kind in KINDS:
+                samples[kind].append(measure(kind, data, Path(work)))
+    runs = {kind: median_run(runs) for kind, runs in samples.items()}
     result = report(rows, arrow_bytes, runs)
+    result["repeat"] = repeat
     if as_json:
         print(json.dumps(result, indent=2))
     else:
@@ -185,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rows", type=int, default=1_000_000, help="rows of the generated table")
     p.add_argument("--quick", action="store_true", help="50 000 rows: checks that it runs")
     p.add_argument("--data-dir", type=Path, default=None, help="keep the generated data here")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each kind (medians reported)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.add_argument("--child", nargs=3, metavar=("KIND", "DATA", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -195,10 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = 50_000 if args.quick else args.rows
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
-        benchmark(rows, args.data_dir, args.json)
+        benchmark(rows, args.data_dir, args.json, args.repeat)
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-data-") as folder:
-        benchmark(rows, Path(folder), args.json)
+        benchmark(rows, Path(folder), args.json, args.repeat)
     return 0
 
 

@@ -113,16 +113,20 @@ def text_counts(column: pa.Array, rows: np.ndarray) -> pd.Series:
         codes = column.indices.fill_null(-1).to_numpy(zero_copy_only=False)[rows]
         counts = np.bincount(codes[codes >= 0], minlength=len(column.dictionary))
         text = pd.Index(column.dictionary.to_pandas()).astype("string")
-        return pd.Series(counts, index=text).loc[lambda c: c > 0].groupby(level=0).sum()
+        found = pd.Series(counts, index=text)[counts > 0]
+        # Two values can share a text form (1 and "1" in one dictionary): add them up.
+        return found if found.index.is_unique else found.groupby(level=0).sum()
     series = column.to_pandas()
     return series[rows].dropna().astype("string").value_counts()
 
 
 def numeric_matrix(batch: pa.RecordBatch, names: list[str], rows: np.ndarray) -> np.ndarray:
     """float64 [selected rows, columns]; nulls become NaN (as pandas' conversion does)."""
-    values = np.empty((len(names), int(np.count_nonzero(rows)))).T  # columns contiguous
+    positions = np.flatnonzero(rows)
+    values = np.empty((len(names), len(positions))).T  # column-major: each column contiguous
     for i, name in enumerate(names):
-        values[:, i] = batch.column(name).to_numpy(zero_copy_only=False)[rows]
+        column = batch.column(name).to_numpy(zero_copy_only=False)
+        np.take(column.astype(np.float64, copy=False), positions, out=values[:, i])
     return values
 
 

@@ -9,6 +9,7 @@ bounded by the batch size, not the input size):
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -70,11 +71,14 @@ class Scan:
             self.split_rows[code] += int(np.count_nonzero(codes == code))
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
             self.values[name] = self.values.get(name, 0) + len(column) - column.null_count
-            if pa.types.is_floating(column.type) and pc.any(pc.is_inf(column)).as_py():
+            if pa.types.is_floating(column.type) and _has_infinite(column):
                 self.infinite.add(name)
         labels = batch.column(self.target)
         self.null_labels += labels.null_count
-        uniques = pc.unique(labels.dictionary_decode() if _is_dict(labels) else labels)
+        if _is_dict(labels):  # the distinct codes, then their values: no decoding of every row
+            uniques = labels.dictionary.take(pc.unique(labels.indices.drop_null()))
+        else:
+            uniques = pc.unique(labels)
         self.labels.update(as_label(v) for v in uniques.to_pylist() if v is not None)
 
     @property
@@ -84,6 +88,12 @@ class Scan:
 
 def _is_dict(array: pa.Array) -> bool:
     return pa.types.is_dictionary(array.type)
+
+
+def _has_infinite(column: pa.Array) -> bool:
+    """One min/max pass (NaN is skipped by it) instead of a mask of every value."""
+    extremes = pc.min_max(column).as_py()
+    return any(v is not None and math.isinf(v) for v in extremes.values())
 
 
 def scan(source: io.BatchSource, spec: SplitSpec, fitter: TransformFitter, batch_rows: int) -> Scan:
@@ -99,7 +109,7 @@ def scan(source: io.BatchSource, spec: SplitSpec, fitter: TransformFitter, batch
 def encode_batch(transform: TableTransform, batch: pa.RecordBatch) -> pa.Table:
     """Raw rows → the encoded table (features, then the class index); once per batch, so each
     distinct category is looked up once, whatever split its rows go to."""
-    frame = batch.to_pandas()
+    frame = batch.to_pandas(split_blocks=True)  # one block per column: no consolidation copy
     try:
         features = encode_features(transform, frame)
         target = encode_target(transform, frame[transform.target])

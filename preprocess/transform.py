@@ -60,12 +60,13 @@ class NumericColumn:
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         """float64 values (NaN = missing) → scaled float64, missing → 0."""
-        missing = np.isnan(values)
         if self.scaling == "quantile":
             scaled = 2.0 * quantile_cdf(values, np.asarray(self.quantiles)) - 1.0
         else:
-            scaled = (values - self.center) / self.scale
-        return np.where(missing, 0.0, scaled)  # type: ignore[no-any-return]
+            scaled = values - self.center
+            scaled /= self.scale
+        scaled[np.isnan(values)] = 0.0
+        return scaled
 
 
 def quantile_cdf(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
