@@ -4,9 +4,10 @@ the served model (``trainer.serving``), so a row is encoded the same way in trai
 - numeric columns: scaled (``standard``: mean/std, ``robust``: median/IQR, ``quantile``: the
   train CDF mapped to [-1, 1]); a missing value encodes as 0 and, when train had missing values,
   sets a ``<name>__missing`` indicator feature;
-- categorical columns: code 0 = missing, code 1 = other (a value unseen in train or seen fewer than
-  ``min_frequency`` times, so the "other" embedding is trained on the rare values), codes 2.. = the
-  vocabulary, most frequent first.
+- categorical columns (as fitted by ``preprocess.fit``): code 0 = missing, code 1 = other (a value
+  unseen in train or seen fewer than ``min_frequency`` times, so the "other" embedding is trained
+  on the rare values), codes 2.. = the vocabulary, most frequent first. Values are compared by
+  their pandas text form (``astype("string")``), whatever their type.
 
 Stored as JSON (no pickle). Version 1 files (standard scaling, code 0 for missing and unseen
 values, vocabulary from code 1) still load and encode exactly as they did.
