@@ -151,6 +151,8 @@ def preprocess(config: PreprocessConfig) -> PreprocessResult:
     out = config.output
     # A rerun into the same folder: readers must refuse it until the new manifest is written.
     io.remove(dataset.manifest_uri(out))
+    if removed := io.remove_partials(out):
+        log.info("removed %d half-written file(s) of an earlier, killed run in %s", removed, out)
     with ThreadPoolExecutor(max_workers=1) as pool:
         data = batch_source(source, config)
         # Hashing the input's bytes overlaps both passes (hashlib releases the GIL); it starts

@@ -298,7 +298,7 @@ def open_for_write(uri: str) -> Iterator[Any]:
     with storage_errors(uri):
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         if isinstance(fs, LocalFileSystem):
-            partial = f"{path}.partial-{os.getpid()}"
+            partial = f"{path}{PARTIAL}{os.getpid()}"
             try:
                 with pa.OSFile(partial, "wb") as fh:  # Arrow's own file: no Python in writes
                     yield fh
@@ -317,6 +317,22 @@ def open_for_write(uri: str) -> Iterator[Any]:
                 fh.close()
                 fh.discard()
             raise
+
+
+PARTIAL = ".partial-"  # infix of a local file still being written (see open_for_write)
+
+
+def remove_partials(folder: str) -> int:
+    """Delete files left half-written under ``folder`` by a process that was killed (a local
+    ``open_for_write`` renames only complete files); how many were removed."""
+    fs, path = _filesystem(folder)
+    with storage_errors(folder):
+        if not fs.isdir(path):
+            return 0
+        partial = [f for f in fs.find(path) if PARTIAL in posixpath.basename(f)]
+        for file in partial:
+            fs.rm(file)
+    return len(partial)
 
 
 @contextmanager

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from contract.step import StepError
@@ -155,3 +157,75 @@ def test_fingerprint_covers_file_names_in_a_folder(tmp_path: Path) -> None:
 def test_fingerprint_of_a_missing_path_names_it(tmp_path: Path) -> None:
     with pytest.raises(StepError, match=r"nowhere\.parquet does not exist"):
         io.fingerprint(str(tmp_path / "nowhere.parquet"))
+
+
+# --- streaming sources and atomic writes ------------------------------------------------------
+
+
+def test_source_batches_read_text_dictionary_encoded(small: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    small.to_parquet(path, index=False)
+    source = io.open_source(str(path))
+    assert source.size_bytes > 0
+    (plain,) = source.batches(100)
+    (encoded,) = source.batches(100, dictionary=True)
+    assert plain.schema.field("b").type in (pa.string(), pa.large_string())
+    assert pa.types.is_dictionary(encoded.schema.field("b").type)
+    assert encoded.column("b").dictionary_decode().to_pylist() == ["x", "y", None]
+    assert [b.num_rows for b in source.batches(2)] == [2, 1]
+
+
+def test_hive_partitions_become_columns(small: pd.DataFrame, tmp_path: Path) -> None:
+    frame = small.assign(day=["2024-01-01", "2024-01-02", "2024-01-02"])
+    frame.to_parquet(tmp_path / "hive", partition_cols=["day"], index=False)
+    source = io.open_source(str(tmp_path / "hive"))
+    assert source.partitions == ("day",)
+    batches = list(source.batches(100, dictionary=True))
+    days = [d for b in batches for d in b.column("day").dictionary_decode().to_pylist()]
+    assert days == ["2024-01-01", "2024-01-02", "2024-01-02"]  # file order: sorted paths
+    memory = source.in_memory(100)
+    assert [b.num_rows for b in memory.batches(100, dictionary=True)] == [1, 2]
+
+
+def test_open_for_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "file.bin"
+    with pytest.raises(RuntimeError, match="boom"), io.open_for_write(str(target)) as fh:
+        fh.write(b"half")
+        raise RuntimeError("boom")
+    assert list((tmp_path / "out").iterdir()) == []
+    with io.open_for_write(str(target)) as fh:
+        fh.write(b"whole")
+    assert target.read_bytes() == b"whole"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["file.bin"]
+
+
+def test_parquet_writer_writes_table_by_table(small: pd.DataFrame, tmp_path: Path) -> None:
+    table = pa.Table.from_pandas(small, preserve_index=False)
+    uri = str(tmp_path / "t.parquet")
+    with io.parquet_writer(uri, table.schema) as writer:
+        writer.write_table(table.slice(0, 2))
+        writer.write_table(table.slice(2))
+    pd.testing.assert_frame_equal(pd.read_parquet(uri), small)
+
+
+def test_remove_partials_cleans_what_a_killed_run_left(tmp_path: Path) -> None:
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "train.parquet.partial-123").write_bytes(b"x")
+    (tmp_path / "raw" / "test.parquet.partial-9").write_bytes(b"x")
+    (tmp_path / "train.parquet").write_bytes(b"kept")
+    assert io.remove_partials(str(tmp_path)) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["train.parquet"]
+    assert io.remove_partials(str(tmp_path / "nowhere")) == 0
+
+
+def test_unreadable_local_file_is_access_denied(small: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "locked.parquet"
+    small.to_parquet(path, index=False)
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as a user that reads any file (root)")
+        with pytest.raises(StepError, match=f"{re.escape(str(path))}: access denied"):
+            io.read_table(str(path))
+    finally:
+        path.chmod(0o644)
