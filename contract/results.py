@@ -102,10 +102,10 @@ class TrainResult(StepResult):
     epochs: NonNegativeInt
     device: str
     hyperparameters: dict[str, Hyperparameter]
-    world_size: int = Field(1, ge=1, description="data-parallel processes (torchrun)")
-    resumed: bool = Field(False, description="continued from a checkpoint of an earlier attempt")
-    data_fingerprint: str | None = Field(
-        None, description="sha256 of the data trained on (from the preprocess manifest)"
+    world_size: int = Field(ge=1, description="data-parallel processes (torchrun)")
+    resumed: bool = Field(description="continued from a checkpoint of an earlier attempt")
+    data_fingerprint: str = Field(
+        description="sha256 of the data trained on (from the preprocess manifest)"
     )
 
 

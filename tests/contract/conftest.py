@@ -30,6 +30,9 @@ TRAIN_FIELDS: dict[str, Any] = {
     "epochs": 3,
     "device": "cpu",
     "hyperparameters": {"lr": 0.001, "batch_size": 256, "amp": False, "optimizer": "adamw"},
+    "world_size": 1,
+    "resumed": False,
+    "data_fingerprint": "sha256:" + "3" * 64,
 }
 
 EVALUATE_FIELDS: dict[str, Any] = {
@@ -94,6 +97,8 @@ def example_results() -> dict[str, StepResult]:
             test_uri=f"{out}/test.parquet",
             raw_test_uri=f"{out}/raw/test.parquet",
             transform_uri=f"{out}/transform.json",
+            manifest_uri=f"{out}/manifest.json",
+            fingerprint="sha256:" + "2" * 64,
             row_counts=SplitCounts(train=2100, val=450, test=450),
             feature_count=11,
             target="default",

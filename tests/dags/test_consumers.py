@@ -85,6 +85,8 @@ def test_every_key_tasks_read_is_in_the_producer_schema(
             "min_success_fraction": 0.5,
         },
         ds="2026-11-23",
+        dag=dag_module.dag,
+        run_id=run.run_root.name,
     )
     sweep = dag_module.hyperparameter_set.function(data)
     trials = {
