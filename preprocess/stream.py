@@ -9,7 +9,6 @@ bounded by the batch size, not the input size):
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -91,9 +90,9 @@ def _is_dict(array: pa.Array) -> bool:
 
 
 def _has_infinite(column: pa.Array) -> bool:
-    """One min/max pass (NaN is skipped by it) instead of a mask of every value."""
-    extremes = pc.min_max(column).as_py()
-    return any(v is not None and math.isinf(v) for v in extremes.values())
+    """numpy on the column's own buffer (no copy without nulls; nulls read as NaN, not inf):
+    several times cheaper than Arrow's min/max or is_inf kernels here."""
+    return bool(np.isinf(column.to_numpy(zero_copy_only=False)).any())
 
 
 def scan(source: io.BatchSource, spec: SplitSpec, fitter: TransformFitter, batch_rows: int) -> Scan:

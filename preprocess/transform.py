@@ -224,6 +224,8 @@ def numeric_from_dict(data: dict[str, Any], v1: bool) -> NumericColumn:
 
 def numeric_values(series: pd.Series) -> np.ndarray:
     """float64 values of a numeric column; text that is not a number counts as missing."""
+    if series.dtype == np.float64:  # already numbers, NaN for missing: no conversion, no copy
+        return series.to_numpy()  # type: ignore[no-any-return]
     return pd.to_numeric(series, errors="coerce").to_numpy("float64", na_value=np.nan)  # type: ignore[no-any-return]
 
 
