@@ -4,6 +4,7 @@ embedded sqlite store and local artifact folder under ``$PIPELINE_HOME`` (no ser
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,9 @@ def configure_mlflow() -> Any:
     """Point MLflow at the tracking URI and return the ``mlflow`` module (imported lazily)."""
     import mlflow
 
+    # Creating or migrating the embedded store logs at INFO on stderr, which holds only a
+    # failed step's reason line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     for name, value in MLFLOW_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     uri = tracking_uri()
