@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from demo.sample_data import TARGET, generate
+from tests.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures for every test module)
 
 StepMain = Callable[[Sequence[str] | None], int]
 

@@ -6,7 +6,7 @@ cached filesystem instances before and after, so no test sees another's connecti
 ``access_refused()`` makes the server check credentials, so the dummy ones are refused (HTTP 403)
 as a bucket the job may not read or write would be.
 
-Use it from a test module with ``from tests.s3 import s3_bucket, s3_server  # noqa: F401``.
+``tests/conftest.py`` makes both fixtures available to every test module.
 """
 
 from __future__ import annotations

@@ -10,12 +10,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from .conftest import DAGS_FOLDER
 
@@ -47,20 +46,11 @@ print("STATES " + json.dumps(states))
 """
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> object:
+def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> object:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     existing = {b["Name"] for b in client.list_buckets()["Buckets"]}
     if BUCKET not in existing:
         client.create_bucket(Bucket=BUCKET)
@@ -118,20 +108,20 @@ def sensor_config(write_config: Callable[..., Path], timeout_seconds: int) -> Pa
 
 
 def test_sensor_succeeds_at_once_when_the_day_s_data_is_there(
-    tmp_path: Path, s3: object, s3_endpoint: str, write_config: Callable[..., Path]
+    tmp_path: Path, s3: object, s3_server: str, write_config: Callable[..., Path]
 ) -> None:
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"parquet bytes")  # type: ignore[attr-defined]
-    states, output = run_sensor(tmp_path, sensor_config(write_config, 60), s3_endpoint)
+    states, output = run_sensor(tmp_path, sensor_config(write_config, 60), s3_server)
     assert states == {"wait_for_data": "success"}, output[-4000:]
     assert DEFERRED not in output  # a deferrable sensor checks once before it defers
 
 
 def test_sensor_defers_until_the_data_arrives(
-    tmp_path: Path, s3: object, s3_endpoint: str, write_config: Callable[..., Path]
+    tmp_path: Path, s3: object, s3_server: str, write_config: Callable[..., Path]
 ) -> None:
     def upload() -> None:
         s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"parquet bytes")  # type: ignore[attr-defined]
 
-    states, output = run_sensor(tmp_path, sensor_config(write_config, 120), s3_endpoint, upload)
+    states, output = run_sensor(tmp_path, sensor_config(write_config, 120), s3_server, upload)
     assert DEFERRED in output
     assert states == {"wait_for_data": "success"}, output[-4000:]

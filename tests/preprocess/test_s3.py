@@ -22,9 +22,6 @@ from preprocess.cli import main
 from tests import s3
 from tests.s3 import access_refused, object_keys
 
-s3_server = s3.s3_server  # the fixtures, for this module's tests
-s3_bucket = s3.s3_bucket
-
 pytestmark = pytest.mark.integration
 
 

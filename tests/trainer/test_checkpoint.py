@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from contract.step import StepError
-from tests.s3 import object_keys, s3_bucket, s3_server  # noqa: F401
+from tests.s3 import object_keys
 from trainer.checkpoint import LATEST, CheckpointStore
 
 STATE: dict[str, Any] = {
@@ -103,7 +103,7 @@ def test_clear_removes_pointer_and_checkpoints_only(tmp_path: Path) -> None:
     assert store.pointer() is None
 
 
-def test_the_same_on_s3(s3_bucket: str, s3_server: str) -> None:  # noqa: F811
+def test_the_same_on_s3(s3_bucket: str, s3_server: str) -> None:
     store = CheckpointStore(f"s3://{s3_bucket}/runs/r1/checkpoints")
     names = [store.save(STATE, f"e{i}", "run-a") for i in range(3)]
     keys = object_keys(s3_server, s3_bucket)
