@@ -46,7 +46,7 @@ def test_first_run_trains_the_sweep_and_deploys(local_runs: tuple[LocalRun, Loca
     # The first run's schema is inferred and kept for every later run of the DAG.
     validated = run.result("data_preparation.validate")
     assert validated["schema_origin"] == "data"
-    assert validated["schema_uri"] == str(run.run_root / "validate" / "schema.json")
+    assert validated["schema_uri"] == str(run.run_root.parent / "schema.json")  # the store
     assert (run.run_root.parent / "schema.json").is_file()
     assert f"Validation report: {validated['html_report_uri']}" in run.output
 
