@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="split by a hash of this column instead (a key lands in the same split every day); "
         "the column is not used as a feature",
     )
+    p.add_argument(
+        "--split-column",
+        default=None,
+        help="take each row's split from this column (values train, val, test) instead of "
+        "hashing; the fractions and seed are then unused and the column is not a feature",
+    )
     p.add_argument("--val-fraction", type=float, default=0.15, help="share of rows for val")
     p.add_argument("--test-fraction", type=float, default=0.15, help="share of rows for test")
     p.add_argument(
@@ -82,7 +88,11 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     for flag, low in lows:
         if getattr(args, flag) < low:
             raise StepError(f"--{flag.replace('_', '-')} must be at least {low}")
-    split = SplitSpec(args.val_fraction, args.test_fraction, args.seed, args.split_key)
+    if args.split_key is not None and args.split_column is not None:
+        raise StepError("--split-key and --split-column are alternatives; give one")
+    split = SplitSpec(
+        args.val_fraction, args.test_fraction, args.seed, args.split_key, args.split_column
+    )
     fit = FitOptions(args.numeric_scaling, args.min_frequency, seed=args.seed)
     output = args.output.rstrip("/")
     return PreprocessConfig(
@@ -101,13 +111,18 @@ def feature_types(source: io.Source, config: PreprocessConfig) -> dict[str, Any]
     """Logical type of every feature column, from the input's schema; refuses a missing target
     or split key."""
     names = source.schema.names
-    for flag, column in (("--target", config.target), ("--split-key", config.split.key)):
+    flags = (
+        ("--target", config.target),
+        ("--split-key", config.split.key),
+        ("--split-column", config.split.column),
+    )
+    for flag, column in flags:
         if column is not None and column not in names:
             raise StepError(
                 f"{config.input}: {flag} column {column!r} not found; columns are {names[:30]}"
             )
     empty = source.schema.empty_table().to_pandas()
-    skip = {config.target, config.split.key}
+    skip = {config.target, *config.split.columns}
     return {name: logical_type(empty[name]) for name in names if name not in skip}
 
 
@@ -201,6 +216,7 @@ def build_manifest(
         "target": config.target,
         "seed": config.split.seed,
         "split_key": config.split.key,
+        "split_column": config.split.column,
         "val_fraction": config.split.val_fraction,
         "test_fraction": config.split.test_fraction,
         "numeric_scaling": config.fit.scaling,

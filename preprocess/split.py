@@ -9,6 +9,9 @@ numpy version, or on the process:
   split, but a row that moves (new rows inserted before it) may change split;
 - ``--split-key COLUMN``: ``u = siphash-2-4(key as UTF-8 text)``; a row with the same key lands in
   the same split on every day, whatever else the file holds (the seed is not used).
+
+A split can also be given outright: ``--split-column COLUMN`` holds ``train``, ``val`` or ``test``
+per row (a benchmark's fixed test set, a time cut made upstream); ``column_codes`` reads it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 class SplitKeyError(ValueError):
-    """A split key column that cannot be hashed (nulls)."""
+    """A split key column that cannot be hashed (nulls), or a split column with values other
+    than the split names."""
 
 
 def splitmix64(values: np.ndarray) -> np.ndarray:
@@ -63,6 +67,20 @@ def key_uniforms(keys: pa.Array | pa.ChunkedArray, column: str) -> np.ndarray:
     text = pc.cast(keys, pa.string()).to_numpy(zero_copy_only=False)
     hashes = pd.util.hash_array(text, encoding="utf8", hash_key=KEY_HASH_KEY, categorize=True)
     return to_unit(hashes)
+
+
+def column_codes(names: pa.Array | pa.ChunkedArray, column: str) -> np.ndarray:
+    """Split codes (int8) from a column of split names; anything else, nulls included, is
+    refused with the offending values named."""
+    text = pc.cast(names, pa.string())
+    codes = pc.index_in(text, value_set=pa.array(SPLITS))
+    if codes.null_count:
+        bad = pc.unique(pc.filter(text, pc.is_null(codes))).to_pylist()
+        raise SplitKeyError(
+            f"split column {column!r} holds {codes.null_count} value(s) other than "
+            f"{list(SPLITS)}: {bad[:10]}"
+        )
+    return codes.to_numpy(zero_copy_only=False).astype(np.int8)  # type: ignore[no-any-return]
 
 
 def assign(uniforms: np.ndarray, val_fraction: float, test_fraction: float) -> np.ndarray:

@@ -21,7 +21,16 @@ import pyarrow.parquet as pq
 from contract.step import StepError
 from preprocess import dataset, io
 from preprocess.fit import TransformFitter
-from preprocess.split import SPLITS, TEST, TRAIN, SplitKeyError, assign, key_uniforms, row_uniforms
+from preprocess.split import (
+    SPLITS,
+    TEST,
+    TRAIN,
+    SplitKeyError,
+    assign,
+    column_codes,
+    key_uniforms,
+    row_uniforms,
+)
 from preprocess.transform import (
     Label,
     TableTransform,
@@ -37,18 +46,26 @@ class SplitSpec:
     val_fraction: float
     test_fraction: float
     seed: int
-    key: str | None  # hash this column instead of the row position
+    key: str | None = None  # hash this column instead of the row position
+    column: str | None = None  # this column names each row's split (fractions unused)
+
+    @property
+    def columns(self) -> set[str]:
+        """Input columns that decide the split and so are not features."""
+        return {c for c in (self.key, self.column) if c is not None}
 
 
 def split_codes(batch: pa.RecordBatch, start: int, spec: SplitSpec) -> np.ndarray:
     """TRAIN/VAL/TEST per row of a batch whose first row is row ``start`` of the input."""
-    if spec.key is None:
-        uniforms = row_uniforms(start, batch.num_rows, spec.seed)
-    else:
-        try:
+    try:
+        if spec.column is not None:
+            return column_codes(batch.column(spec.column), spec.column)
+        if spec.key is None:
+            uniforms = row_uniforms(start, batch.num_rows, spec.seed)
+        else:
             uniforms = key_uniforms(batch.column(spec.key), spec.key)
-        except SplitKeyError as exc:
-            raise StepError(str(exc)) from exc
+    except SplitKeyError as exc:
+        raise StepError(str(exc)) from exc
     return assign(uniforms, spec.val_fraction, spec.test_fraction)
 
 

@@ -359,6 +359,43 @@ def test_split_key_problems_name_the_column(
     assert f"{path}: --split-key column 'account' not found" in capsys.readouterr().err
 
 
+def test_split_column_decides_each_rows_split(
+    sample_frame: pd.DataFrame, tmp_path: Path, xcom_file: Path
+) -> None:
+    names = np.array(["train", "val", "test"])[np.arange(len(sample_frame)) % 10 // 4]
+    frame = sample_frame.assign(fold=names)  # rows 8, 9 of every 10 are test
+    frame.to_parquet(tmp_path / "folds.parquet", index=False)
+    out = tmp_path / "out"
+    assert run(tmp_path / "folds.parquet", out, "--split-column", "fold") == 0
+    counts = read_result("preprocess", xcom_file)["row_counts"]
+    assert counts == {"train": 1200, "val": 1200, "test": 600}
+    raw = pd.read_parquet(out / "raw" / "test.parquet")
+    expected = pd.read_parquet(tmp_path / "folds.parquet")[names == "test"]
+    pd.testing.assert_frame_equal(raw, expected.reset_index(drop=True))
+    assert "fold" not in dataset.load_transform(str(out)).input_columns
+    assert dataset.read_manifest(str(out))["split_column"] == "fold"
+
+
+def test_split_column_problems_name_the_column(
+    sample_frame: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = sample_frame.head(300).assign(fold="train")
+    frame.loc[3, "fold"], frame.loc[5, "fold"] = "holdout", None
+    path = tmp_path / "folds.parquet"
+    frame.to_parquet(path, index=False)
+    assert run(path, tmp_path / "out", "--split-column", "fold") == 1
+    err = capsys.readouterr().err
+    assert "split column 'fold' holds 2 value(s) other than ['train', 'val', 'test']" in err
+    assert "holdout" in err
+    assert run(path, tmp_path / "out", "--split-column", "fold", "--split-key", "age") == 1
+    assert "--split-key and --split-column are alternatives" in capsys.readouterr().err
+    frame["fold"] = "train"
+    frame.to_parquet(path, index=False)
+    assert run(path, tmp_path / "out", "--split-column", "fold") == 1
+    assert "too few for train/val/test splits" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
 @pytest.mark.parametrize("scaling", ["quantile", "standard"])
 def test_numeric_scaling_flag(
     scaling: str, sample_parquet: Path, sample_frame: pd.DataFrame, tmp_path: Path
@@ -418,6 +455,7 @@ def test_manifest_records_the_input_and_the_settings(
         "target": TARGET,
         "seed": 42,
         "split_key": None,
+        "split_column": None,
         "val_fraction": 0.15,
         "test_fraction": 0.15,
         "numeric_scaling": "robust",
