@@ -39,6 +39,7 @@ from tabular_pipeline.pods import (
     step_pod_kwargs,
     trainer_device,
 )
+from tabular_pipeline.sweep import DEFAULT_SEARCH_SPACE
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,7 @@ SKIP_TASK = "skip_deploy"
 PARAMS = {
     "search": Param("grid", enum=["grid", "random"], description="grid or random search"),
     "search_space": Param(
-        {
-            "lr": [0.001, 0.003],
-            "optimizer": ["adamw"],
-            # Periodic numeric embeddings often win on tabular data; the sweep lets it show.
-            "numeric_embedding": ["none", "periodic"],
-            "width": [256],
-            "depth": [3],
-            "batch_size": [1024],
-            "epochs": [20],
-        },
+        DEFAULT_SEARCH_SPACE,
         type="object",
         description="trainer flag → list of values (grid), or list / {log_uniform|uniform|"
         "int_uniform: [low, high]} (random)",

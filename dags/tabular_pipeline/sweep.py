@@ -36,6 +36,17 @@ TRAINER_FLAGS: dict[str, type] = {
     "periodic_sigma": float,
     "ple_bins": int,
 }
+# The DAG's default search space (param ``search_space``): a 4-trial grid. Periodic numeric
+# embeddings often win on tabular data; the sweep lets it show.
+DEFAULT_SEARCH_SPACE: dict[str, list[Any]] = {
+    "lr": [0.001, 0.003],
+    "optimizer": ["adamw"],
+    "numeric_embedding": ["none", "periodic"],
+    "width": [256],
+    "depth": [3],
+    "batch_size": [1024],
+    "epochs": [20],
+}
 RANGES = ("uniform", "log_uniform", "int_uniform")
 SEARCHES = ("grid", "random")
 
