@@ -43,6 +43,9 @@ class Thresholds:
     null_rate_warning: float = 0.1  # rise of a column's null rate over the schema's
     null_rate_error: float = 0.5
     invalid_share_error: float = 0.1  # share of rows out of range or with unseen categories
+    # The schema's range is what one sample showed: a fresh sample of an unbounded column has
+    # new extremes. Values are out of range beyond this share of the range's width past either end.
+    range_margin: float = 0.1
     label_shift_warning: float = 0.1  # largest change of a class's share of rows
     label_shift_error: float = 0.3
     psi_warning: float = 0.1  # population stability index of a column against the reference
@@ -256,16 +259,18 @@ class ColumnCheck:
         low, high, values = self.want.min, self.want.max, self.got.values
         if low is None or high is None or values is None or not len(values):
             return []
-        outside = int(np.count_nonzero((values < low) | (values > high)))
+        margin = (high - low) * self.thresholds.range_margin
+        outside = int(np.count_nonzero((values < low - margin) | (values > high + margin)))
         if not outside:
             return []
         share = outside / len(values)
         severity: Severity = "error" if share > self.thresholds.invalid_share_error else "warning"
         observed = [significant(values.min()), significant(values.max())]
+        allowed = f" ± {significant(margin):g}" if margin else ""
         text = (
             f"column {self.name!r} has {plural(outside, 'value')} ({share:.2%}) outside the "
-            f"schema range "
-            f"[{low:g}, {high:g}]; observed [{observed[0]:g}, {observed[1]:g}]"
+            f"schema range [{low:g}, {high:g}]{allowed}; observed "
+            f"[{observed[0]:g}, {observed[1]:g}]"
         )
         expected = [significant(low), significant(high)]
         return [Anomaly(self.name, "out_of_range", severity, expected, observed, text)]

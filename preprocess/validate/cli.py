@@ -38,6 +38,8 @@ THRESHOLD_HELP = {
     "null_rate_error": "rise of a column's null rate over the schema's that is an error",
     "invalid_share_error": "share of a column's values out of the schema range or with unseen "
     "categories that is an error (any is a warning)",
+    "range_margin": "values this share of the schema range's width beyond either end still "
+    "pass (0: the range is exact)",
     "label_shift_warning": "change of a class's share of rows (vs the schema) that is a warning",
     "label_shift_error": "change of a class's share of rows that is an error",
     "psi_warning": "population stability index against --reference that is a warning",

@@ -3,6 +3,7 @@ what it leaves alone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -185,6 +186,19 @@ def test_out_of_range_share_sets_the_severity(base: pd.DataFrame, rows: int, sev
     assert anomaly.observed[1] == 1000.0
 
 
+def test_range_margin_lets_new_extremes_near_the_range_pass(base: pd.DataFrame) -> None:
+    schema = schema_of(base.assign(amount=np.linspace(0, 100, 100)))
+    changed = base.copy()
+    changed.loc[0, "amount"], changed.loc[1, "amount"] = 109.0, -9.0  # inside 10 % of the width
+    assert not [a for a in against(changed, schema) if a.check == "out_of_range"]
+    exact = only(against(changed, schema, replace(LIMITS, range_margin=0.0)), "out_of_range")
+    assert "has 2 values (2.00%) outside the schema range [0, 100];" in exact.description
+    changed.loc[2, "amount"] = 111.0
+    anomaly = only(against(changed, schema), "out_of_range")
+    assert "has 1 value (1.00%) outside the schema range [0, 100] ± 10;" in anomaly.description
+    assert (anomaly.expected, anomaly.observed) == ([0.0, 100.0], [-9.0, 111.0])
+
+
 @pytest.mark.parametrize(("rows", "severity"), [(2, "warning"), (30, "error")])
 def test_unseen_categories_share_sets_the_severity(
     base: pd.DataFrame, rows: int, severity: str
@@ -223,7 +237,7 @@ def test_anomalies_are_json_safe(base: pd.DataFrame) -> None:
 
     schema = schema_of(base)
     changed = base.assign(label=["yes"] * 90 + ["maybe"] * 10, extra=1)
-    changed.loc[:30, "amount"] = -5.0
+    changed.loc[:30, "amount"] = -50.0
     payload: list[dict[str, Any]] = [a.to_dict() for a in against(changed, schema)]
     json.dumps(payload, allow_nan=False)
     assert {p["check"] for p in payload} >= {"label_shift", "unseen_labels", "out_of_range"}
