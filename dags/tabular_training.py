@@ -80,6 +80,12 @@ PARAMS = {
         maximum=1,
         description="how much worse the worst categorical slice may get than the champion's",
     ),
+    "drift_reference": Param(
+        f"models:/{CONFIG.model_name}@champion",
+        type="string",
+        description="data that validate measures drift against: models:/NAME@ALIAS (the raw "
+        "data that version was trained on), a data URI, or none",
+    ),
     "calibration_tolerance": Param(
         0.02,
         type="number",
@@ -240,6 +246,8 @@ with DAG(
                 # against it (max_active_runs=1 keeps two first runs from racing).
                 "--schema-store",
                 f"{CONFIG.data.root}/{{{{ dag.dag_id }}}}/schema.json",
+                "--reference",
+                "{{ params.drift_reference }}",
             ],
             **step_pod_kwargs(CONFIG, "validate"),
         )

@@ -27,6 +27,7 @@ from preprocess.validate.checks import (
 )
 from preprocess.validate.drift import ColumnDrift, compare, drift_anomalies
 from preprocess.validate.profile import ColumnProfile, profile_frame
+from preprocess.validate.reference import ResolvedReference, resolve_reference
 from preprocess.validate.report import SchemaOrigin, ValidationReport, render_html
 from preprocess.validate.schema import DataSchema, SchemaError, infer_schema, parse_schema
 
@@ -83,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reference",
-        help="reference data (e.g. the champion's training data) for drift; without a schema, "
+        help="reference data for drift: a data URI, or models:/NAME@ALIAS for the raw data that "
+        "model version was trained on (e.g. models:/churn@champion), or none; without a schema, "
         "the schema is inferred from it",
     )
     p.add_argument(
@@ -206,12 +208,12 @@ class Reference:
     schema: DataSchema
 
 
-def read_reference(config: ValidateConfig) -> Reference | None:
-    if not config.reference:
+def read_reference(config: ValidateConfig, resolved: ResolvedReference) -> Reference | None:
+    if resolved.uri is None:
         return None
-    frame = io.read_table(config.reference)
+    frame = io.read_table(resolved.uri)
     profiles = profile_frame(frame)
-    return Reference(config.reference, profiles, infer_schema(frame, profiles, config.target))
+    return Reference(resolved.uri, profiles, infer_schema(frame, profiles, config.target))
 
 
 def check(
@@ -234,10 +236,13 @@ def check(
 
 def validate(args: argparse.Namespace) -> ValidateResult:
     config = resolve_config(args)
+    resolved = resolve_reference(config.reference)
     frame = io.read_table(config.source)
     profiles = profile_frame(frame)
-    reference = read_reference(config)
+    reference = read_reference(config, resolved)
     choice, anomalies, drift = check(config, frame, profiles, reference)
+    if resolved.anomaly is not None:
+        anomalies = ordered([*anomalies, resolved.anomaly])
     failed = any(a.severity == "error" for a in anomalies)
     schema_uri = choice.uri
     if choice.store_at and not failed:
@@ -251,7 +256,8 @@ def validate(args: argparse.Namespace) -> ValidateResult:
         schema_uri=schema_uri,
         schema_origin=choice.origin,
         schema_stored=schema_uri == choice.store_at,
-        reference=config.reference,
+        reference=resolved.uri,
+        reference_note=resolved.note,
         keys=config.keys,
         row_count=len(frame),
         anomalies=anomalies,

@@ -40,7 +40,8 @@ class ValidationReport:
     schema_uri: str
     schema_origin: SchemaOrigin
     schema_stored: bool
-    reference: str | None
+    reference: str | None  # the data drift was measured against (None: not measured)
+    reference_note: str | None  # what the reference is, or why there is none
     keys: tuple[str, ...]
     row_count: int
     anomalies: list[Anomaly]
@@ -78,6 +79,7 @@ class ValidationReport:
             "schema_origin": self.schema_origin,
             "schema_stored": self.schema_stored,
             "reference": self.reference,
+            "reference_note": self.reference_note,
             "keys": list(self.keys),
             "row_count": self.row_count,
             "column_count": len(self.profiles),
@@ -186,6 +188,7 @@ def render_html(
         schema_note=SCHEMA_NOTES[report.schema_origin]
         + ("; stored for later runs" if report.schema_stored else ""),
         reference=report.reference,
+        reference_note=report.reference_note,
         keys=report.keys,
         row_count=report.row_count,
         column_count=len(report.profiles),

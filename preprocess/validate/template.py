@@ -79,7 +79,9 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
   <tr><th>Fingerprint</th><td class="mono">{{ fingerprint }}</td></tr>
   <tr><th>Schema</th><td><span class="mono">{{ schema_uri }}</span>
     <span class="muted">({{ schema_note }})</span></td></tr>
-  <tr><th>Reference</th><td class="mono">{{ reference or "none (no drift comparison)" }}</td></tr>
+  <tr><th>Reference</th><td>
+    <span class="mono">{{ reference or "none (no drift comparison)" }}</span>
+    {%- if reference_note %}<br><span class="muted">{{ reference_note }}</span>{% endif %}</td></tr>
   {% if keys %}<tr><th>Key</th><td class="mono">{{ keys | join(", ") }}</td></tr>{% endif %}
 </table>
 

@@ -431,6 +431,7 @@ def test_params_and_their_defaults(dag: Any) -> None:
         "min_improvement": 0.0,
         "confidence": 0.95,
         "slice_tolerance": 0.05,
+        "drift_reference": "models:/tabular-classifier@champion",
         "calibration_tolerance": 0.02,
     }
     assert dag.params.validate() == defaults  # the defaults meet their own schemas

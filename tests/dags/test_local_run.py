@@ -47,6 +47,7 @@ def test_first_run_trains_the_sweep_and_deploys(local_runs: tuple[LocalRun, Loca
     validated = run.result("data_preparation.validate")
     assert validated["schema_origin"] == "data"
     assert validated["schema_uri"] == str(run.run_root.parent / "schema.json")  # the store
+    assert validated["drift"] is None  # no champion to compare with yet
     assert (run.run_root.parent / "schema.json").is_file()
     assert f"Validation report: {validated['html_report_uri']}" in run.output
 
@@ -79,6 +80,9 @@ def test_second_run_tolerates_a_failed_trial_and_skips_a_weak_candidate(
     validated = run.result("data_preparation.validate")
     assert validated["schema_origin"] == "store"
     assert validated["schema_uri"] == str(run.run_root.parent / "schema.json")
+    # Drift against the data the champion (the first run's model) was trained on: the same file.
+    assert validated["drift"]["reference_uri"] == validated["source"]
+    assert validated["drift"]["drifted_count"] == 0
 
 
 def test_runs_write_only_under_their_own_run_folder(local_runs: tuple[LocalRun, LocalRun]) -> None:

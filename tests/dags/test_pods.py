@@ -577,6 +577,8 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
         arg_value(validate, "--schema-store") == f"{rendered.config.data.root}/{DAG_ID}/schema.json"
     )
     assert arg_value(validate, "--source") == rendered.config.data.source.replace("{{ ds }}", DS)
+    # Drift against the raw data the champion was trained on (the param's default).
+    assert arg_value(validate, "--reference") == f"models:/{rendered.config.model_name}@champion"
     assert arg_value(preprocess, "--output") == rendered.run_path("preprocess")
     assert arg_value(preprocess, "--input") == arg_value(validate, "--source")
     assert arg_value(steps["train"].args, "--data-path") == rendered.run_path("preprocess")
