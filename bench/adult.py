@@ -279,16 +279,13 @@ def train_trial(index: int, config: dict[str, Any], args: argparse.Namespace, da
     return Trial(index, config, time.perf_counter() - started, result)
 
 
-def evaluated(trial: Trial, data: str, work: Path) -> None:
-    """``python -m evaluator`` on the trial's served model: its accuracy on the raw test rows
-    (left None when the evaluator fails)."""
+def evaluated(run_id: str, data: str, work: Path) -> Any:
+    """``python -m evaluator`` on the run's served model, scoring the raw test rows: its
+    result (``new_accuracy``, ``test_rows``...), or None when it failed."""
     from evaluator.cli import main
 
-    assert trial.result is not None
-    argv = ["--run-id", trial.result["run_id"], "--data-path", data, "--model-name", MODEL_NAME]
-    result = run_step("evaluate", main, [*argv, "--no-plots"], work)
-    if result is not None:
-        trial.test_accuracy, trial.test_rows = result["new_accuracy"], result["test_rows"]
+    argv = ["--run-id", run_id, "--data-path", data, "--model-name", MODEL_NAME, "--no-plots"]
+    return run_step("evaluate", main, argv, work)
 
 
 def sweep(args: argparse.Namespace, data: str) -> list[Trial]:
@@ -300,8 +297,11 @@ def sweep(args: argparse.Namespace, data: str) -> list[Trial]:
     trials = []
     for index, config in enumerate(configs):
         trial = train_trial(index, config, args, data)
-        if trial.result is not None:
-            evaluated(trial, data, args.work)
+        scored = (
+            None if trial.result is None else evaluated(trial.result["run_id"], data, args.work)
+        )
+        if scored is not None:
+            trial.test_accuracy, trial.test_rows = scored["new_accuracy"], scored["test_rows"]
         print(
             f"  trial {index} {config}: val {trial.val_accuracy} test {trial.test_accuracy} "
             f"({trial.seconds:.1f} s)",
@@ -309,7 +309,10 @@ def sweep(args: argparse.Namespace, data: str) -> list[Trial]:
         )
         trials.append(trial)
     checked = checked_trials([t.result for t in trials], [f"trial {t.index}" for t in trials])
-    best = select_best(checked, MIN_SUCCESS_FRACTION)
+    try:
+        best = select_best(checked, MIN_SUCCESS_FRACTION)
+    except ValueError as exc:  # the DAG's ResultError: too few trials succeeded
+        raise SystemExit(f"select_best: {exc}") from exc
     for trial in trials:
         trial.selected = trial.result is not None and trial.result["run_id"] == best["run_id"]
     return trials

@@ -234,18 +234,28 @@ def test_a_quick_run_selects_a_trial_and_scores_it_on_every_test_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(adult, "FILES", write_uci(tmp_path, train_rows=120, test_rows=30))
-    space = '{"numeric_embedding": ["none", "periodic"], "width": [16], "depth": [1]}'
-    argv = ["--quick", "--data-dir", str(tmp_path), "--search-space", space, "--json"]
+    # Dropout 1.5 is refused by the trainer: two of the four trials fail, as many as the DAG's
+    # min_success_fraction tolerates.
+    space = {"numeric_embedding": ["none", "periodic"], "dropout": [0.0, 1.5], "width": [16]}
+    argv = ["--quick", "--data-dir", str(tmp_path), "--search-space", json.dumps(space), "--json"]
     assert adult.main(argv) == 0
     out = capsys.readouterr().out
     assert "| **trial" in out and "| HistGradientBoosting" in out
+    assert out.count(" | failed | failed |") == 2
     report = json.loads(out[out.index("\n{") :])
     assert report["rows"] == {"train": 96, "val": 24, "test": 30}
     trials = report["trials"]
-    assert [t["config"]["numeric_embedding"] for t in trials] == ["none", "periodic"]
-    assert [t["result"]["epochs"] for t in trials] == [2, 2]  # --quick's epochs
-    best = max(trials, key=lambda t: (t["result"]["accuracy"], -t["result"]["loss"]))
+    assert [(t["config"]["numeric_embedding"], t["config"]["dropout"]) for t in trials] == [
+        ("none", 0.0),
+        ("periodic", 0.0),
+        ("none", 1.5),
+        ("periodic", 1.5),
+    ]
+    assert [t["result"] is None for t in trials] == [False, False, True, True]
+    trained = [t for t in trials if t["result"] is not None]
+    assert [t["result"]["epochs"] for t in trained] == [2, 2]  # --quick's epochs
+    best = max(trained, key=lambda t: (t["result"]["accuracy"], -t["result"]["loss"]))
     assert [t["selected"] for t in trials] == [t is best for t in trials]
     assert report["selected_test_accuracy"] == best["test_accuracy"]
-    assert all(0 <= t["test_accuracy"] <= 1 and t["test_rows"] == 30 for t in trials)
+    assert all(0 <= t["test_accuracy"] <= 1 and t["test_rows"] == 30 for t in trained)
     assert 0 <= report["hgb_test_accuracy"] <= 1
