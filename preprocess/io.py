@@ -377,10 +377,12 @@ def data_files(uri: str) -> list[str]:
     """The files holding the data at ``uri``: the file itself, or every file under a folder (a
     partitioned dataset), sorted, as paths of its filesystem."""
     fs, path = _filesystem(uri)
-    if not fs.exists(path):
-        raise StepError(f"{uri} does not exist")
-    if fs.isdir(path):
-        return sorted(f for f in fs.find(path) if not posixpath.basename(f).startswith((".", "_")))
+    with storage_errors(uri):
+        if not fs.exists(path):
+            raise StepError(f"{uri} does not exist")
+        if fs.isdir(path):
+            files = fs.find(path)
+            return sorted(f for f in files if not posixpath.basename(f).startswith((".", "_")))
     return [path]
 
 
@@ -412,17 +414,20 @@ def write_bytes_atomic(data: bytes, uri: str) -> None:
     copied in one request (object stores) over the target."""
     fs, path = _filesystem(uri)
     parent = posixpath.dirname(path)
-    fs.makedirs(parent, exist_ok=True)
     temp = posixpath.join(parent, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        fs.pipe_file(temp, data)
-        fs.mv(temp, path)
-    finally:
-        if fs.exists(temp):
-            fs.rm(temp)
+    with storage_errors(uri):
+        fs.makedirs(parent, exist_ok=True)
+        try:
+            fs.pipe_file(temp, data)
+            fs.mv(temp, path)
+        finally:
+            with suppress(Exception):  # best effort: the write's own error matters more
+                if fs.exists(temp):
+                    fs.rm(temp)
 
 
 def exists(uri: str) -> bool:
     """Whether a file or folder exists at ``uri``."""
     fs, path = _filesystem(uri)
-    return bool(fs.exists(path))
+    with storage_errors(uri):
+        return bool(fs.exists(path))
