@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,18 +107,26 @@ class BottomKSample:
         return out
 
 
-def text_counts(column: pa.Array, rows: np.ndarray) -> pd.Series:
+def text_counts(column: pa.Array, rows: np.ndarray) -> dict[str, int]:
     """How often each non-missing value occurs in the rows selected by the boolean mask
     ``rows``, by its text form (the form vocabularies hold: pandas' ``astype("string")``)."""
     if pa.types.is_dictionary(column.type):  # counted per code, named once per distinct value
         codes = column.indices.fill_null(-1).to_numpy(zero_copy_only=False)[rows]
         counts = np.bincount(codes[codes >= 0], minlength=len(column.dictionary))
-        text = pd.Index(column.dictionary.to_pandas()).astype("string")
-        found = pd.Series(counts, index=text)[counts > 0]
-        # Two values can share a text form (1 and "1" in one dictionary): add them up.
-        return found if found.index.is_unique else found.groupby(level=0).sum()
-    series = column.to_pandas()
-    return series[rows].dropna().astype("string").value_counts()
+        present = np.flatnonzero(counts)
+        values = column.dictionary.take(present)
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            text = values.to_pylist()  # already their text form
+        else:
+            text = pd.Index(values.to_pandas()).astype("string").tolist()
+        pairs = zip(text, counts[present].tolist(), strict=True)
+    else:
+        series = column.to_pandas()
+        pairs = series[rows].dropna().astype("string").value_counts().items()
+    found: dict[str, int] = {}
+    for value, count in pairs:  # two values can share a text form (1 and "1"): add them up
+        found[value] = found.get(value, 0) + count
+    return found
 
 
 def numeric_matrix(batch: pa.RecordBatch, names: list[str], rows: np.ndarray) -> np.ndarray:
@@ -142,7 +151,7 @@ class TransformFitter:
         self.moments = Moments(len(self.numeric))
         k = min(options.sample_rows, max(10_000, SAMPLE_VALUES // max(1, len(self.numeric))))
         self.sample = BottomKSample(k, len(self.numeric))
-        self.counts = {name: pd.Series(dtype="int64") for name in self.categorical}
+        self.counts: dict[str, Counter[str]] = {name: Counter() for name in self.categorical}
 
     def update(self, batch: pa.RecordBatch, train: np.ndarray, start: int) -> None:
         """Add the rows of ``batch`` where the boolean mask ``train`` is set; the batch's first
@@ -156,8 +165,7 @@ class TransformFitter:
             priorities = position_uniforms(positions, self.options.seed ^ PRIORITY_SALT)
             self.sample.update(priorities, values)
         for name in self.categorical:
-            counts = text_counts(batch.column(name), train)
-            self.counts[name] = self.counts[name].add(counts, fill_value=0)
+            self.counts[name].update(text_counts(batch.column(name), train))
 
     def transform(self, classes: tuple[Label, ...]) -> TableTransform:
         probabilities = np.linspace(0.0, 1.0, QUANTILE_POINTS)
@@ -186,10 +194,9 @@ class TransformFitter:
         return NumericColumn(name, median, iqr if iqr > 0 else fallback, missing, scaling)
 
     def _categorical(self, name: str) -> CategoricalColumn:
-        counts = self.counts[name]
-        kept = counts[counts >= self.options.min_frequency]
+        kept = [(v, n) for v, n in self.counts[name].items() if n >= self.options.min_frequency]
         # Most frequent first, ties by value, so the vocabulary is deterministic.
-        ordered = sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))
+        ordered = sorted(kept, key=lambda kv: (-kv[1], kv[0]))
         return CategoricalColumn(name, tuple(str(value) for value, _ in ordered), other_code=True)
 
 
