@@ -183,15 +183,16 @@ def read_uci(path: Path) -> pd.DataFrame:
     if frame[list(NUMERIC)].isna().any().any():
         raise DataError(f"{path}: a numeric column has a missing or non-numeric value")
     frame[TARGET] = frame[TARGET].str.removesuffix(".")
-    unknown = sorted(set(frame[TARGET].dropna()) - set(LABELS)) + ["<missing>"] * bool(
-        frame[TARGET].isna().any()
-    )
-    if unknown:
-        raise DataError(f"{path}: column {TARGET}: labels {unknown[:5]} are not {LABELS}")
+    unknown = sorted(set(frame[TARGET].dropna()) - set(LABELS))
+    if unknown or frame[TARGET].isna().any():
+        shown = unknown[:5] or ["<missing>"]
+        raise DataError(f"{path}: column {TARGET}: labels {shown} are not {LABELS}")
     return frame.astype({c: "int64" for c in NUMERIC})
 
 
-def with_folds(train: pd.DataFrame, test: pd.DataFrame, val_fraction: float, seed: int) -> Any:
+def with_folds(
+    train: pd.DataFrame, test: pd.DataFrame, val_fraction: float, seed: int
+) -> pd.DataFrame:
     """``train`` then ``test`` rows with a ``fold`` column: a seeded ``val_fraction`` of the
     train rows (rounded up, as sklearn's train_test_split does) are ``val``, the rest ``train``;
     every test row is ``test``."""
