@@ -417,7 +417,9 @@ def test_params_and_their_defaults(dag: Any) -> None:
         "search_space": {
             "lr": [0.001, 0.003],
             "optimizer": ["adamw"],
-            "numeric_embedding": ["none", "periodic"],
+            "numeric_embedding": ["periodic"],
+            "periodic_sigma": [0.1, 3.0, 10.0],
+            "embedding_dim": [32],
             "width": [256],
             "depth": [3],
             "batch_size": [1024],
@@ -445,7 +447,7 @@ def test_params_and_their_defaults(dag: Any) -> None:
         defaults["seed"],
         defaults["max_trials"],
     )
-    assert len(trials) == 4  # the default grid: 2 learning rates x 2 numeric embeddings
+    assert len(trials) == 6  # the default grid: 2 learning rates x 3 periodic sigmas
 
 
 def test_s3_source_waits_with_a_deferrable_s3_key_sensor(dag: Any) -> None:
