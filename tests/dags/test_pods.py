@@ -297,7 +297,7 @@ def test_mapped_trainer_is_unmapped_per_index_like_at_run_time(
     mapped = dag.get_task(STEP_TASKS["train"])
     assert isinstance(mapped, MappedOperator)
     assert mapped.operator_class is StepPodOperator
-    assert len(rendered.sweep) == 4  # the default grid: 2 lr x 2 numeric embeddings
+    assert len(rendered.sweep) == 6  # the default grid: 2 learning rates x 3 periodic sigmas
 
     xcoms = {("hyperparameter_set", "return_value"): rendered.sweep}
     for index, trial in enumerate(rendered.sweep):
