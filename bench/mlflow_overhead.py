@@ -8,7 +8,8 @@ run with the same model and data:
   interval (what ``python -m trainer`` does).
 
 Overhead = median wall time of a mode / median wall time of ``none`` - 1; the modes alternate
-within each repeat so that drift in the machine's speed hits them alike. On a small shared
+within each repeat, in an order that rotates between repeats, so that drift in the machine's
+speed hits them alike. On a small shared
 machine that difference is noisier than the effect, so each logging mode also reports the time
 the training thread itself spent in MLflow calls (starting the run, handing each epoch's batch
 to the sender, the final flush and ending the run) as a share of its wall time: the part of the
@@ -92,8 +93,9 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         experiment_id = ensure_experiment("bench-mlflow-overhead")
         train_once("metrics", args, experiment_id)  # warm-up: imports, first connections
         samples: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
-        for _ in range(args.repeats):
-            for mode in MODES:
+        for repeat in range(args.repeats):
+            # The order rotates between repeats, so no mode always runs first (or last).
+            for mode in MODES[repeat % len(MODES) :] + MODES[: repeat % len(MODES)]:
                 samples[mode].append(train_once(mode, args, experiment_id))
     return {
         mode: {
