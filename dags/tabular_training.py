@@ -49,6 +49,12 @@ DEPLOY_TASK = "deploy"
 SKIP_TASK = "skip_deploy"
 
 PARAMS = {
+    "drift_reference": Param(
+        f"models:/{CONFIG.model_name}@champion",
+        type="string",
+        description="data that validate measures drift against: models:/NAME@ALIAS (the raw "
+        "data that version was trained on), a data URI, or none",
+    ),
     "search": Param("grid", enum=["grid", "random"], description="grid or random search"),
     "search_space": Param(
         DEFAULT_SEARCH_SPACE,
@@ -79,12 +85,6 @@ PARAMS = {
         minimum=0,
         maximum=1,
         description="how much worse the worst categorical slice may get than the champion's",
-    ),
-    "drift_reference": Param(
-        f"models:/{CONFIG.model_name}@champion",
-        type="string",
-        description="data that validate measures drift against: models:/NAME@ALIAS (the raw "
-        "data that version was trained on), a data URI, or none",
     ),
     "calibration_tolerance": Param(
         0.02,
