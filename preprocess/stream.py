@@ -135,9 +135,18 @@ def encode_batch(transform: TableTransform, batch: pa.RecordBatch) -> pa.Table:
     return dataset.encoded_table(transform, encoded)
 
 
+def raw_schema(source: io.BatchSource, spec: SplitSpec) -> pa.Schema:
+    """The raw rows' schema: the input's, less a split column (it says only which split a row
+    went to, which its file already says)."""
+    if spec.column is None:
+        return source.schema
+    return source.schema.remove(source.schema.get_field_index(spec.column))
+
+
 def as_raw(rows: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
-    """Rows in the input's own types (text columns were read dictionary-encoded)."""
-    return pa.Table.from_batches([rows]).cast(schema)
+    """Rows in the input's own types (text columns were read dictionary-encoded), with the
+    columns of ``schema``."""
+    return pa.Table.from_batches([rows]).select(schema.names).cast(schema)
 
 
 def write_splits(
@@ -157,7 +166,8 @@ def write_splits(
     schema = dataset.encoded_schema(transform)
     with ExitStack() as files:
         uris = [dataset.split_uri(output, s) for s in SPLITS] + [dataset.raw_uri(output, "test")]
-        schemas = [schema] * len(SPLITS) + [source.schema]
+        raw = raw_schema(source, spec)
+        schemas = [schema] * len(SPLITS) + [raw]
         writers = [
             files.enter_context(io.parquet_writer(u, s)) for u, s in zip(uris, schemas, strict=True)
         ]
@@ -170,20 +180,20 @@ def write_splits(
                 encoded = encode_batch(transform, batch)
                 masks = [pa.array(codes == code) for code in range(len(SPLITS))]
                 tables = [encoded.filter(mask) for mask in masks]
-                tables.append(as_raw(batch.filter(masks[TEST]), source.schema))
+                tables.append(as_raw(batch.filter(masks[TEST]), raw))
                 for name, table in zip(SPLITS, tables, strict=False):
                     counts[name] += table.num_rows
                 taken = sum(t.num_rows for t in sample)
                 if taken < sample_rows:
                     train = batch.filter(masks[TRAIN]).slice(0, sample_rows - taken)
-                    sample.append(as_raw(train, source.schema))
+                    sample.append(as_raw(train, raw))
                 if pending is not None:
                     pending.result()  # raises the writer's error here, in the main thread
                 pending = background.submit(write_all, writers, tables)
             if pending is not None:
                 pending.result()
-        with io.parquet_writer(dataset.raw_uri(output, "sample"), source.schema) as writer:
-            writer.write_table(pa.concat_tables(sample) if sample else source.schema.empty_table())
+        with io.parquet_writer(dataset.raw_uri(output, "sample"), raw) as writer:
+            writer.write_table(pa.concat_tables(sample) if sample else raw.empty_table())
     return counts
 
 

@@ -370,8 +370,9 @@ def test_split_column_decides_each_rows_split(
     counts = read_result("preprocess", xcom_file)["row_counts"]
     assert counts == {"train": 1200, "val": 1200, "test": 600}
     raw = pd.read_parquet(out / "raw" / "test.parquet")
-    expected = pd.read_parquet(tmp_path / "folds.parquet")[names == "test"]
-    pd.testing.assert_frame_equal(raw, expected.reset_index(drop=True))
+    expected = pd.read_parquet(tmp_path / "folds.parquet")[names == "test"].drop(columns="fold")
+    pd.testing.assert_frame_equal(raw, expected.reset_index(drop=True))  # the fold is dropped
+    assert "fold" not in pd.read_parquet(out / "raw" / "sample.parquet").columns
     assert "fold" not in dataset.load_transform(str(out)).input_columns
     assert dataset.read_manifest(str(out))["split_column"] == "fold"
 
