@@ -5,7 +5,6 @@ checkpoint, and the same command resumes from it."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pandas as pd
 import pytest
 
 from contract.xcom import read_result
-from tests.trainer.test_preemption import LONG_RUN
+from tests.trainer.test_preemption import LONG_RUN, child_env
 from tests.trainer.workspace import FAST_TRAIN_FLAGS, build_workspace, mlflow_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -30,11 +29,6 @@ def torchrun(data: Path, experiment: str, *flags: str) -> list[str]:
         "--data-path", str(data), "--experiment-name", experiment, *FAST_TRAIN_FLAGS,
         "--system-metrics-interval", "0", *flags,
     ]  # fmt: skip
-
-
-def child_env() -> dict[str, str]:
-    """This test's environment (its XCom path, pipeline home, MLflow store), one thread."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def test_two_processes_train_one_model_and_write_one_result(
