@@ -76,6 +76,17 @@ class SharedInterrupts(Interrupts):
         super().__init__()
         self.group = group
         self.device = device
+        # This process's own requests (signal handler, timer thread). The inherited flags hold
+        # only what every process agreed on at the last settle: a request that lands while the
+        # flags are being combined is kept for the next settle, never overwritten by the result.
+        self.local_stop = False
+        self.local_checkpoint = False
+
+    def request_stop(self) -> None:
+        self.local_stop = True
+
+    def request_checkpoint(self) -> None:
+        self.local_checkpoint = True
 
     def poll(self, step: int) -> bool:
         if step % INTERRUPT_SYNC_STEPS:
@@ -83,11 +94,12 @@ class SharedInterrupts(Interrupts):
         return self.settle()
 
     def settle(self) -> bool:
-        flags = torch.tensor(
-            [float(self.stop_requested), float(self.checkpoint_due)], device=self.device
-        )
+        asked_checkpoint = self.local_checkpoint
+        flags = torch.tensor([float(self.local_stop), float(asked_checkpoint)], device=self.device)
         torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
         stop, due = (bool(v) for v in flags.tolist())
+        if asked_checkpoint:  # taken into this decision; a newer request waits for the next
+            self.local_checkpoint = False
         self.stop_requested, self.checkpoint_due = stop, due
         return stop or due
 

@@ -8,10 +8,15 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 
 from tests.trainer.test_loop import CONFIG, new_net, separable
+from trainer.distributed import ProcessGroup, SharedInterrupts
 from trainer.interrupts import Interrupts, checkpoint_timer, stop_on_sigterm
 from trainer.loop import LoopHooks, fit
 
@@ -77,3 +82,36 @@ def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
     assert not progress.on_terminal()
     assert progress.epoch_bar(False, 1, 2, 10, 0) is None
+
+
+@pytest.fixture
+def gloo_alone(tmp_path: Path) -> Iterator[None]:
+    """A one-process gloo group, so SharedInterrupts' all-reduce runs for real."""
+    store = tmp_path / "gloo-store"
+    torch.distributed.init_process_group("gloo", init_method=store.as_uri(), rank=0, world_size=1)
+    yield
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.usefixtures("gloo_alone")
+@pytest.mark.parametrize("request_name", ["request_stop", "request_checkpoint"])
+def test_a_request_landing_while_the_flags_are_combined_is_kept(
+    request_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupts = SharedInterrupts(ProcessGroup(world_size=2), torch.device("cpu"))
+    real = torch.distributed.all_reduce
+    landed: list[bool] = []
+
+    def reduce_then_signal(tensor: torch.Tensor, **kwargs: Any) -> Any:
+        done = real(tensor, **kwargs)
+        if not landed:  # SIGTERM (or the timer) arrives during the first reduce
+            landed.append(True)
+            getattr(interrupts, request_name)()
+        return done
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", reduce_then_signal)
+    assert not interrupts.settle()  # decided before the request: nothing yet
+    assert interrupts.settle()  # the request was kept for the next decision
+    stop = request_name == "request_stop"
+    assert (interrupts.stop_requested, interrupts.checkpoint_due) == (stop, not stop)
+    assert interrupts.settle() is stop  # a stop stays; a checkpoint was taken once
