@@ -26,7 +26,7 @@ test: venv
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contract preprocess trainer evaluator deployer demo dags bench
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contract common tabular_model validator preprocess trainer evaluator deployer demo dags bench
 
 schemas: venv
 	$(BIN)/python -m contract.publish

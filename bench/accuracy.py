@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from preprocess import dataset
+from common import dataset
+from common.metrics import classification_metrics
+from tabular_model.network import NUMERIC_EMBEDDINGS, predict_proba
 from trainer.loop import fit
-from trainer.metrics import classification_metrics
-from trainer.network import NUMERIC_EMBEDDINGS, predict_proba
 
 TARGET = "target"
 MODELS = (*NUMERIC_EMBEDDINGS, "hgb")

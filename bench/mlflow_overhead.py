@@ -34,12 +34,12 @@ from pathlib import Path
 import torch
 
 from bench.train_throughput import CARDINALITIES, CLASSES, NUMERIC, synthetic
-from contract.tracking import configure_mlflow, ensure_experiment
+from common.tracking import configure_mlflow, ensure_experiment
+from tabular_model.network import NetworkConfig, TabularMLP
 from tests.mlflow_server import running_server
 from trainer.cli import build_parser as trainer_parser
 from trainer.loop import EpochRecord, LoopConfig, LoopHooks, fit
 from trainer.mlflow_run import MetricLogger, training_run
-from trainer.network import NetworkConfig, TabularMLP
 
 MODES = ("none", "metrics", "metrics+system")
 

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tabular_model.network import NetworkConfig, TabularMLP
 from trainer.loop import LoopConfig, TensorSplit, make_optimization, train_epoch
-from trainer.network import NetworkConfig, TabularMLP
 
 NUMERIC, CARDINALITIES, CLASSES = 40, (12, 30, 8, 100, 5, 20, 50, 7, 15, 9), 2
 

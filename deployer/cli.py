@@ -10,9 +10,10 @@ import argparse
 import logging
 from collections.abc import Sequence
 
+from common.evaluation_record import recorded_evaluation
+from common.step import StepArgumentParser, StepError, run_step
+from common.tracking import CHAMPION, image, reaching_mlflow, run_model_uri
 from contract.results import DeployResult, EvaluateResult
-from contract.step import StepArgumentParser, StepError, run_step
-from contract.tracking import CHAMPION, image, reaching_mlflow, run_model_uri
 from deployer.registry import (
     check_champion,
     move_champion,
@@ -22,7 +23,6 @@ from deployer.registry import (
     tag_version,
 )
 from deployer.smoke import sample_rows, smoke_test
-from evaluator.recording import recorded_evaluation
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contract.step import StepError
-from contract.tracking import (
+from common.step import StepError
+from common.tracking import (
     CHAMPION,
     PREVIOUS_CHAMPION,
     alias_version,

@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from contract.step import StepError
-from contract.tracking import configure_mlflow, is_unreachable
-from preprocess import dataset, io
+from common import dataset, storage
+from common.step import StepError
+from common.tracking import configure_mlflow, is_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def sample_rows(data_path: str | None) -> pd.DataFrame | None:
         return None
     data_path = data_path.rstrip("/")
     target = dataset.load_transform(data_path).target
-    rows = io.read_table(dataset.raw_uri(data_path, "sample"))
+    rows = storage.read_table(dataset.raw_uri(data_path, "sample"))
     if rows.empty:
         raise StepError(f"{dataset.raw_uri(data_path, 'sample')} has no rows")
     return rows.drop(columns=[target], errors="ignore")

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from contract.results import EvaluateResult, SliceAccuracy
-from contract.step import StepArgumentParser, StepError, run_step
-from contract.tracking import (
+from common import dataset, storage
+from common.evaluation_record import record_evaluation
+from common.step import StepArgumentParser, StepError, run_step
+from common.tracking import (
     CHAMPION,
     alias_version,
     configure_mlflow,
@@ -24,13 +25,12 @@ from contract.tracking import (
     reaching_mlflow,
     run_model_uri,
 )
+from contract.results import EvaluateResult, SliceAccuracy
 from evaluator.gate import Comparison, Decision, Scores, Thresholds, decide
 from evaluator.metrics import paired_bootstrap_interval, slice_accuracies, worst_slice
 from evaluator.plots import evaluation_figures
-from evaluator.recording import record_evaluation
 from evaluator.scoring import IncompatibleModelError, Scored, score
-from preprocess import dataset, io
-from preprocess.transform import TableTransform, TransformError, encode_target
+from tabular_model.transform import TableTransform, TransformError, encode_target
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class TestRows:
 def load_test_rows(data_path: str) -> TestRows:
     transform = dataset.load_transform(data_path)
     uri = dataset.raw_uri(data_path, "test")
-    test = io.read_table(uri)
+    test = storage.read_table(uri)
     if test.empty:
         raise StepError(f"{uri} has no rows")
     if transform.target not in test.columns:
@@ -148,7 +148,7 @@ def load_test_rows(data_path: str) -> TestRows:
     except TransformError as exc:
         raise StepError(f"{uri}: {exc}") from exc
     features = test.drop(columns=[transform.target])
-    return TestRows(uri, transform, features, labels, io.fingerprint(uri))
+    return TestRows(uri, transform, features, labels, storage.fingerprint(uri))
 
 
 def predict(model_uri: str, features: pd.DataFrame) -> pd.DataFrame:

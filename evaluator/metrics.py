@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from common.metrics import classification_metrics
 from contract.results import EvaluationMetrics, SliceAccuracy
-from trainer.metrics import classification_metrics
 
 ECE_BINS = 15
 MISSING = "<missing>"

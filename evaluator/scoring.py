@@ -10,8 +10,8 @@ import pandas as pd
 
 from contract.results import EvaluationMetrics
 from evaluator.metrics import evaluation_metrics, normalised
-from preprocess.transform import TableTransform
-from trainer.serving import probability_column
+from tabular_model.serving import probability_column
+from tabular_model.transform import TableTransform
 
 
 class IncompatibleModelError(ValueError):

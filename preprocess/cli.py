@@ -14,12 +14,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from common import dataset, storage
+from common.step import StepArgumentParser, StepError, run_step
 from contract.results import PreprocessResult, SplitCounts
-from contract.step import StepArgumentParser, StepError, run_step
-from preprocess import dataset, io
 from preprocess.fit import FitOptions, TransformFitter
 from preprocess.stream import Scan, SplitSpec, scan, write_splits
-from preprocess.transform import SCALINGS, TRANSFORM_VERSION, Label, logical_type
+from tabular_model.transform import SCALINGS, TRANSFORM_VERSION, Label, logical_type
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     )
 
 
-def feature_types(source: io.Source, config: PreprocessConfig) -> dict[str, Any]:
+def feature_types(source: storage.Source, config: PreprocessConfig) -> dict[str, Any]:
     """Logical type of every feature column, from the input's schema; refuses a missing target
     or split key."""
     names = source.schema.names
@@ -149,7 +149,7 @@ def check_scan(scan: Scan, config: PreprocessConfig) -> tuple[Label, ...]:
     return tuple(sorted(values) if numeric else sorted(values, key=str))
 
 
-def batch_source(source: io.Source, config: PreprocessConfig) -> io.BatchSource:
+def batch_source(source: storage.Source, config: PreprocessConfig) -> storage.BatchSource:
     """The input, read once into memory when it is small enough: both passes then cost one
     read (the fast path); otherwise streamed, once per pass, in bounded memory."""
     mib = source.size_bytes / (1 << 20)
@@ -161,27 +161,27 @@ def batch_source(source: io.Source, config: PreprocessConfig) -> io.BatchSource:
 
 
 def preprocess(config: PreprocessConfig) -> PreprocessResult:
-    source = io.open_source(config.input)
+    source = storage.open_source(config.input)
     fitter = TransformFitter(config.target, feature_types(source, config), config.fit)
     out = config.output
     # A rerun into the same folder: readers must refuse it until the new manifest is written.
-    io.remove(dataset.manifest_uri(out))
-    if removed := io.remove_partials(out):
+    storage.remove(dataset.manifest_uri(out))
+    if removed := storage.remove_partials(out):
         log.info("removed %d half-written file(s) of an earlier, killed run in %s", removed, out)
     with ThreadPoolExecutor(max_workers=1) as pool:
         data = batch_source(source, config)
         # Hashing the input's bytes overlaps both passes (hashlib releases the GIL); it starts
         # after an in-memory read, which would compete with it for the disk and both cores.
-        fingerprint = pool.submit(io.fingerprint, config.input)
+        fingerprint = pool.submit(storage.fingerprint, config.input)
         stats = scan(data, config.split, fitter, config.batch_rows)
         classes = check_scan(stats, config)
         transform = fitter.transform(classes)
         counts = write_splits(
             data, config.split, transform, out, config.batch_rows, config.sample_rows
         )
-        io.write_json(transform.to_dict(), dataset.transform_uri(out))
+        storage.write_json(transform.to_dict(), dataset.transform_uri(out))
         manifest = build_manifest(config, fingerprint.result(), counts, transform.feature_count)
-    io.write_json(manifest, dataset.manifest_uri(out))
+    storage.write_json(manifest, dataset.manifest_uri(out))
     log.info(
         "preprocessed %s: %s rows, %d features, classes %s -> %s",
         config.input,

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from preprocess.split import position_uniforms
-from preprocess.transform import (
+from tabular_model.transform import (
     CategoricalColumn,
     Label,
     LogicalType,

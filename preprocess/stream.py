@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from contract.step import StepError
-from preprocess import dataset, io
+from common import dataset, storage
+from common.step import StepError
 from preprocess.fit import TransformFitter
 from preprocess.split import (
     SPLITS,
@@ -31,7 +31,7 @@ from preprocess.split import (
     key_uniforms,
     row_uniforms,
 )
-from preprocess.transform import (
+from tabular_model.transform import (
     Label,
     TableTransform,
     TransformError,
@@ -112,7 +112,9 @@ def _has_infinite(column: pa.Array) -> bool:
     return bool(np.isinf(column.to_numpy(zero_copy_only=False)).any())
 
 
-def scan(source: io.BatchSource, spec: SplitSpec, fitter: TransformFitter, batch_rows: int) -> Scan:
+def scan(
+    source: storage.BatchSource, spec: SplitSpec, fitter: TransformFitter, batch_rows: int
+) -> Scan:
     """Pass 1: statistics of every row, and the transform's statistics of the train rows."""
     result = Scan(fitter.target)
     for batch in source.batches(batch_rows, dictionary=True):
@@ -135,7 +137,7 @@ def encode_batch(transform: TableTransform, batch: pa.RecordBatch) -> pa.Table:
     return dataset.encoded_table(transform, encoded)
 
 
-def raw_schema(source: io.BatchSource, spec: SplitSpec) -> pa.Schema:
+def raw_schema(source: storage.BatchSource, spec: SplitSpec) -> pa.Schema:
     """The raw rows' schema: the input's, less a split column (it says only which split a row
     went to, which its file already says)."""
     if spec.column is None:
@@ -150,7 +152,7 @@ def as_raw(rows: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
 
 
 def write_splits(
-    source: io.BatchSource,
+    source: storage.BatchSource,
     spec: SplitSpec,
     transform: TableTransform,
     output: str,
@@ -169,7 +171,8 @@ def write_splits(
         raw = raw_schema(source, spec)
         schemas = [schema] * len(SPLITS) + [raw]
         writers = [
-            files.enter_context(io.parquet_writer(u, s)) for u, s in zip(uris, schemas, strict=True)
+            files.enter_context(storage.parquet_writer(u, s))
+            for u, s in zip(uris, schemas, strict=True)
         ]
         with ThreadPoolExecutor(max_workers=1) as background:
             pending: Future[None] | None = None
@@ -192,7 +195,7 @@ def write_splits(
                 pending = background.submit(write_all, writers, tables)
             if pending is not None:
                 pending.result()
-        with io.parquet_writer(dataset.raw_uri(output, "sample"), raw) as writer:
+        with storage.parquet_writer(dataset.raw_uri(output, "sample"), raw) as writer:
             writer.write_table(pa.concat_tables(sample) if sample else raw.empty_table())
     return counts
 

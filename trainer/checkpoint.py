@@ -25,7 +25,7 @@ from typing import Any
 import fsspec
 import torch
 
-from contract.step import StepError
+from common.step import StepError
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,19 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from common import dataset, storage
+from common.step import StepArgumentParser, StepError, run_step
+from common.tracking import configure_mlflow, ensure_experiment
 from contract.results import TrainResult
-from contract.step import StepArgumentParser, StepError, run_step
-from contract.tracking import configure_mlflow, ensure_experiment
-from preprocess import dataset, io
+from tabular_model.network import (
+    NUMERIC_EMBEDDINGS,
+    EmbeddingOptions,
+    NetworkConfig,
+    TabularMLP,
+    as_tensors,
+    compiled,
+)
+from tabular_model.packaging import log_served_model
 from trainer import distributed
 from trainer.distributed import SINGLE_PROCESS, ProcessGroup
 from trainer.interrupts import Interrupts, Preempted, checkpoint_timer, stop_on_sigterm
@@ -34,15 +43,6 @@ from trainer.loop import (
     fit,
 )
 from trainer.mlflow_run import MetricLogger, final_metrics, run_tags, training_run
-from trainer.network import (
-    NUMERIC_EMBEDDINGS,
-    EmbeddingOptions,
-    NetworkConfig,
-    TabularMLP,
-    as_tensors,
-    compiled,
-)
-from trainer.packaging import log_served_model
 from trainer.progress import on_terminal
 from trainer.resume import CheckpointOptions, ResumePoint, RunCheckpoints
 
@@ -321,7 +321,7 @@ def data_fingerprint(data_path: str) -> str:
         if isinstance(manifest.get(key), str):
             return str(manifest[key])
     uris = [dataset.split_uri(data_path, s) for s in ("train", "val")]
-    parts = [io.fingerprint(uri) for uri in [*uris, dataset.transform_uri(data_path)]]
+    parts = [storage.fingerprint(uri) for uri in [*uris, dataset.transform_uri(data_path)]]
     return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -438,7 +438,7 @@ def start_logging(p: Prepared, run_id: str, group: ProcessGroup) -> MetricLogger
 def train_and_log(p: Prepared, group: ProcessGroup) -> TrainResult:
     """Rank 0: fit inside the MLflow run (continued on a resume), log the model, return the
     result; the run's checkpoints are deleted once the model is safely logged."""
-    example = io.read_table(dataset.raw_uri(p.config.data_path, "sample"))
+    example = storage.read_table(dataset.raw_uri(p.config.data_path, "sample"))
     experiment_id = ensure_experiment(p.config.experiment_name)
     previous_run = p.resume.mlflow_run_id if p.resume else None
     with training_run(experiment_id, previous_run, p.config.system_metrics_interval) as run:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from contract.step import StepError
+from common.step import StepError
 
 log = logging.getLogger(__name__)
 

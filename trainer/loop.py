@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from common.metrics import ClassificationMetrics, classification_metrics
+from tabular_model.network import TabularMLP, predict_proba
 from trainer.distributed import SINGLE_PROCESS, ProcessGroup
 from trainer.interrupts import Interrupts
-from trainer.metrics import ClassificationMetrics, classification_metrics
-from trainer.network import TabularMLP, predict_proba
 from trainer.progress import epoch_bar
 
 log = logging.getLogger(__name__)

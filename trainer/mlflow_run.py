@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from contract.tracking import configure_mlflow, image
+from common.tracking import configure_mlflow, image
 from trainer.loop import EpochRecord, LoopOutcome, TrainingInterrupted
 
 PACKAGE = "tabular-gpu-pipeline"

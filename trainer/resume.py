@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from contract.step import StepError
-from contract.tracking import pipeline_home
+from common.step import StepError
+from common.tracking import pipeline_home
 from trainer.checkpoint import CheckpointStore, identity_hash
 
 log = logging.getLogger(__name__)

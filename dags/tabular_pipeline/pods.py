@@ -17,7 +17,7 @@ from kubernetes.client import models as k8s
 from tabular_pipeline.config import PipelineConfig
 
 STEP_MODULES = {
-    "validate": "preprocess.validate",
+    "validate": "validator",
     "preprocess": "preprocess",
     "train": "trainer",
     "evaluate": "evaluator",

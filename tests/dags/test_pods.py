@@ -63,7 +63,7 @@ STEP_TASKS = {
 STEPS = tuple(STEP_TASKS)
 CPU_STEPS = tuple(step for step in STEPS if step != "train")
 STEP_MODULES = {
-    "validate": "preprocess.validate",
+    "validate": "validator",
     "preprocess": "preprocess",
     "train": "trainer",
     "evaluate": "evaluator",

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contract.tracking import MLFLOW_ENV_DEFAULTS, configure_mlflow
+from common.tracking import MLFLOW_ENV_DEFAULTS, configure_mlflow
 from contract.xcom import read_result
 from deployer.cli import main
 from tests.step_failures import assert_step_fails

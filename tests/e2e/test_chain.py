@@ -34,8 +34,8 @@ def test_validate_preprocess_train_evaluate_deploy(tmp_path: Path, isolated_env:
     from deployer.cli import main as deploy_main
     from evaluator.cli import main as evaluate_main
     from preprocess.cli import main as preprocess_main
-    from preprocess.validate.cli import main as validate_main
     from trainer.cli import main as train_main
+    from validator.cli import main as validate_main
 
     frame = generate(4000)
     source = tmp_path / "landing" / "credit.parquet"

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
+from common.evaluation_record import recorded_evaluation
+from common.storage import fingerprint
 from demo.sample_data import TARGET
 from evaluator.cli import main
-from evaluator.recording import recorded_evaluation
-from preprocess.io import fingerprint
 from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     CANDIDATES_EXPERIMENT,

@@ -1,4 +1,4 @@
-"""Bad inputs fail both ``python -m preprocess`` and ``python -m preprocess.validate`` with a
+"""Bad inputs fail both ``python -m preprocess`` and ``python -m validator`` with a
 non-zero exit, one line on stderr naming the file or column, and no return.json."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from common import storage
 from demo.sample_data import TARGET
-from preprocess import io
 from preprocess.cli import main as preprocess_main
-from preprocess.validate.cli import main as validate_main
+from validator.cli import main as validate_main
 
 # A bad input: (tmp_path, sample_frame, sample_parquet) -> (path, target, words in the message)
 Case = Callable[[Path, pd.DataFrame, Path], tuple[Path, str, list[str]]]
@@ -108,7 +108,7 @@ CASES = [
 def csv_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """Column types of a CSV come from its first block (16 MiB); a 4 KiB block lets a small
     file have rows after it."""
-    monkeypatch.setattr(io, "CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(storage, "CSV_BLOCK_BYTES", 4096)
 
 
 @pytest.mark.parametrize(("step", "case"), CASES)

@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contract.step import StepError
+from common import dataset, storage
+from common.step import StepError
 from contract.xcom import read_result
 from demo.sample_data import TARGET
-from preprocess import dataset, io, stream
+from preprocess import stream
 from preprocess.cli import main
 from preprocess.split import split_indices
-from preprocess.transform import TableTransform
+from tabular_model.transform import TableTransform
 
 
 def run(input_path: Path | str, output: Path, *extra: str, target: str = TARGET) -> int:
@@ -449,7 +450,9 @@ def test_manifest_records_the_input_and_the_settings(
 ) -> None:
     manifest = dataset.read_manifest(str(preprocessed))
     result = read_result("preprocess", xcom_file)
-    assert manifest["fingerprint"] == result["fingerprint"] == io.fingerprint(str(sample_parquet))
+    assert (
+        manifest["fingerprint"] == result["fingerprint"] == storage.fingerprint(str(sample_parquet))
+    )
     assert manifest == {
         "source": str(sample_parquet),
         "fingerprint": result["fingerprint"],

@@ -17,7 +17,7 @@ from preprocess.fit import (
     column_types,
     fit_transform,
 )
-from preprocess.transform import Scaling
+from tabular_model.transform import Scaling
 
 
 def fit_in_batches(frame: pd.DataFrame, options: FitOptions, batch: int) -> TransformFitter:

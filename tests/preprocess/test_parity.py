@@ -1,5 +1,5 @@
-"""Training/serving parity: raw rows through the served model (``trainer.serving``, loaded from
-its artifacts) give exactly the probabilities of the network on the encoded split that
+"""Training/serving parity: raw rows through the served model (``tabular_model.serving``, loaded
+from its artifacts) give exactly the probabilities of the network on the encoded split that
 ``python -m preprocess`` wrote for the same rows, for every scaling, with missing values,
 infrequent and unseen categories."""
 
@@ -15,12 +15,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from common import dataset
 from demo.sample_data import TARGET
-from preprocess import dataset
 from preprocess.cli import main
-from preprocess.transform import OTHER_CODE, TableTransform
-from trainer import serving
-from trainer.network import NetworkConfig, TabularMLP, as_tensors, predict_proba
+from tabular_model import serving
+from tabular_model.network import NetworkConfig, TabularMLP, as_tensors, predict_proba
+from tabular_model.transform import OTHER_CODE, TableTransform
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 import s3fs
 
-from contract.step import StepError
+from common import dataset, storage
+from common.step import StepError
 from contract.xcom import read_result
 from demo.sample_data import TARGET
-from preprocess import dataset, io, stream
+from preprocess import stream
 from preprocess.cli import main
 from tests import s3
 from tests.s3 import access_refused, object_keys
@@ -78,7 +79,7 @@ def test_partitioned_input_to_s3_output(
     train = dataset.load_split(out, transform, "train")
     assert train.rows == result["row_counts"]["train"]
     manifest = dataset.read_manifest(out)
-    assert manifest["fingerprint"] == result["fingerprint"] == io.fingerprint(partitioned)
+    assert manifest["fingerprint"] == result["fingerprint"] == storage.fingerprint(partitioned)
 
 
 def test_failure_in_mid_write_commits_nothing(

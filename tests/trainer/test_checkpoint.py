@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from contract.step import StepError
+from common.step import StepError
 from tests.s3 import object_keys
 from trainer.checkpoint import LATEST, CheckpointStore
 

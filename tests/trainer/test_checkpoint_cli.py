@@ -23,7 +23,7 @@ QUIET = ("--system-metrics-interval", "0")
 @pytest.fixture(autouse=True)
 def mlflow_store(isolated_env: Path) -> None:
     """The embedded store exists before a step runs (creating it logs to stderr)."""
-    from contract.tracking import ensure_experiment
+    from common.tracking import ensure_experiment
 
     ensure_experiment("setup")
 

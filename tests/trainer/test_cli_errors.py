@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from preprocess.dataset import TARGET_COLUMN
+from common.dataset import TARGET_COLUMN
 from tests.step_failures import assert_step_fails
 from trainer.cli import main
 

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from tabular_model.network import NetworkConfig, TabularMLP, predict_proba
 from trainer.loop import (
     DivergedError,
     LoopConfig,
@@ -22,7 +23,6 @@ from trainer.loop import (
     make_optimizer,
     train_epoch,
 )
-from trainer.network import NetworkConfig, TabularMLP, predict_proba
 
 CONFIG = LoopConfig(
     lr=3e-2, batch_size=100, optimizer="adam", epochs=8, weight_decay=0.0, patience=100, seed=0

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from contract.tracking import IMAGE_ENV, ensure_experiment
+from common.metrics import ClassificationMetrics
+from common.tracking import IMAGE_ENV, ensure_experiment
 from tests.trainer.workspace import mlflow_client
 from trainer.loop import EpochRecord, TrainingInterrupted
-from trainer.metrics import ClassificationMetrics
 from trainer.mlflow_run import MetricLogger, run_tags, training_run
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+from tabular_model.network import NetworkConfig, TabularMLP
 from tests.trainer.test_loop import CONFIG, new_net, separable
 from trainer.checkpoint import CheckpointStore
 from trainer.interrupts import Interrupts
@@ -23,7 +24,6 @@ from trainer.loop import (
     TrainingInterrupted,
     fit,
 )
-from trainer.network import NetworkConfig, TabularMLP
 
 # Dropout on, cosine schedule with warmup, clipping: every piece of state a resume must restore.
 RESUME_CONFIG = dataclasses.replace(

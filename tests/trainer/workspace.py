@@ -111,13 +111,13 @@ def build_workspace(root: Path, frame: pd.DataFrame) -> Workspace:
 
 def load_model(model_uri: str) -> Any:
     """Load a logged or registered model from the current embedded store."""
-    from contract.tracking import configure_mlflow
+    from common.tracking import configure_mlflow
 
     return configure_mlflow().pyfunc.load_model(model_uri)
 
 
 def mlflow_client() -> Any:
-    from contract.tracking import configure_mlflow
+    from common.tracking import configure_mlflow
 
     return configure_mlflow().MlflowClient()
 
@@ -183,10 +183,10 @@ def model_name(request: pytest.FixtureRequest) -> str:
 def log_untrained_model(data: Path, experiment: str = CANDIDATES_EXPERIMENT) -> str:
     """Log an untrained network for the preprocess output ``data`` as a run's served model
     (no training: for tests that damage a model); returns the run id."""
-    from contract.tracking import configure_mlflow, ensure_experiment
-    from preprocess import dataset
-    from trainer.network import NetworkConfig, TabularMLP
-    from trainer.packaging import log_served_model
+    from common import dataset
+    from common.tracking import configure_mlflow, ensure_experiment
+    from tabular_model.network import NetworkConfig, TabularMLP
+    from tabular_model.packaging import log_served_model
 
     transform = dataset.load_transform(str(data))
     config = NetworkConfig(
@@ -207,7 +207,7 @@ def log_untrained_model(data: Path, experiment: str = CANDIDATES_EXPERIMENT) -> 
 def stored_model_file(run_id: str, file_name: str) -> Path:
     """The stored copy (in the embedded store's artifact folder) of one file of the model that
     run ``run_id`` logged."""
-    from contract.tracking import configure_mlflow, run_model_uri
+    from common.tracking import configure_mlflow, run_model_uri
 
     mlflow = configure_mlflow()
     model_id = run_model_uri(run_id).removeprefix("models:/")

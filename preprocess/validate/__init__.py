@@ -1,1 +1,0 @@
-"""``python -m preprocess.validate``: infer or check a data schema and report every anomaly."""

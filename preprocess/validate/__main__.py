@@ -1,5 +1,0 @@
-import sys
-
-from preprocess.validate.cli import main
-
-sys.exit(main())

@@ -1,0 +1,267 @@
+"""The fitted transform and the one function that applies it, used both by preprocessing and by
+the served model (``tabular_model.serving``), so a row is encoded the same way in training and
+serving.
+
+- numeric columns: scaled (``standard``: mean/std, ``robust``: median/IQR, ``quantile``: the
+  train CDF mapped to [-1, 1]); a missing value encodes as 0 and, when train had missing values,
+  sets a ``<name>__missing`` indicator feature;
+- categorical columns (as fitted by ``preprocess.fit``): code 0 = missing, code 1 = other (a value
+  unseen in train or seen fewer than ``min_frequency`` times, so the "other" embedding is trained
+  on the rare values), codes 2.. = the vocabulary, most frequent first. Values are compared by
+  their pandas text form (``astype("string")``), whatever their type.
+
+Stored as JSON (no pickle). Version 1 files (standard scaling, code 0 for missing and unseen
+values, vocabulary from code 1) still load and encode exactly as they did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+Label = str | int | float | bool
+LogicalType = Literal["numeric", "categorical"]
+Scaling = Literal["robust", "quantile", "standard"]
+SCALINGS: tuple[str, ...] = get_args(Scaling)
+MISSING_CODE = 0  # categorical code of a missing value
+OTHER_CODE = 1  # categorical code of an unseen or infrequent value (version 2)
+UNKNOWN_CODE = MISSING_CODE  # version 1: missing and unseen values shared code 0
+TRANSFORM_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+class TransformError(ValueError):
+    """Data the transform cannot encode (missing column, unseen label) or an invalid transform."""
+
+
+def logical_type(series: pd.Series) -> LogicalType:
+    """Numbers (not booleans) are numeric; everything else is categorical."""
+    is_number = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return "numeric" if is_number else "categorical"
+
+
+def as_label(value: Any) -> Label:
+    """A JSON-safe Python scalar for a label value (numpy scalars become int/float/bool)."""
+    return value.item() if isinstance(value, np.generic) else value  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    """``(x - center) / scale``, or for ``quantile`` the position of x among ``quantiles``."""
+
+    name: str
+    center: float
+    scale: float
+    missing_indicator: bool
+    scaling: Scaling = "standard"
+    quantiles: tuple[float, ...] = ()
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        """float64 values (NaN = missing) → scaled float64, missing → 0."""
+        if self.scaling == "quantile":
+            scaled = 2.0 * quantile_cdf(values, np.asarray(self.quantiles)) - 1.0
+        else:
+            scaled = values - self.center
+            scaled /= self.scale
+        scaled[np.isnan(values)] = 0.0
+        return scaled
+
+
+def quantile_cdf(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """The train CDF at ``values`` by linear interpolation between evenly spaced quantiles.
+    Repeated quantiles (a value held by many rows) map to the middle of their range: averaging
+    the interpolation from both ends, as scikit-learn's QuantileTransformer does."""
+    references = np.linspace(0.0, 1.0, len(quantiles))
+    forward = np.interp(values, quantiles, references)
+    backward = np.interp(-values, -quantiles[::-1], -references[::-1])
+    return 0.5 * (forward - backward)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    """Codes: 0 missing, then (with ``other_code``) 1 for unseen or infrequent values, then the
+    vocabulary. Without ``other_code`` (version 1 files) unseen values share code 0."""
+
+    name: str
+    vocabulary: tuple[str, ...]
+    other_code: bool = False
+
+    @property
+    def offset(self) -> int:
+        return 2 if self.other_code else 1
+
+    @property
+    def cardinality(self) -> int:
+        """Number of codes, including the missing (and other) codes."""
+        return len(self.vocabulary) + self.offset
+
+    @cached_property
+    def index(self) -> pd.Index:
+        return pd.Index(self.vocabulary, dtype="string")
+
+    def encode(self, series: pd.Series) -> np.ndarray:
+        """Values → int64 codes, compared as text (so 1, "1" and 1.0 differ only as text does).
+        A dictionary (categorical) column is looked up once per distinct value."""
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            per_category = np.append(self._codes(series.cat.categories), MISSING_CODE)
+            return per_category[series.cat.codes.to_numpy()]  # code -1 (missing): the last
+        codes = self._codes(series)
+        codes[series.isna().to_numpy()] = MISSING_CODE
+        return codes
+
+    def _codes(self, values: pd.Series | pd.Index) -> np.ndarray:
+        positions = self.index.get_indexer(values.astype("string"))
+        unseen = OTHER_CODE if self.other_code else UNKNOWN_CODE
+        return np.where(positions >= 0, positions + self.offset, unseen).astype(np.int64)  # type: ignore[no-any-return]
+
+
+def lookup(index: pd.Index, series: pd.Series) -> np.ndarray:
+    """Position of each value of ``series`` in ``index`` (-1: missing or not there); a
+    categorical column is looked up once per distinct value."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        found = np.append(index.get_indexer(series.cat.categories), -1)
+        return found[series.cat.codes.to_numpy()]  # type: ignore[no-any-return]
+    return index.get_indexer(series)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class EncodedFeatures:
+    """Column-major arrays (``np.ascontiguousarray`` gives row-major ones)."""
+
+    numeric: np.ndarray  # float32 [rows, numeric_feature_count]
+    categorical: np.ndarray  # int64 [rows, categorical columns]
+
+
+@dataclass(frozen=True)
+class TableTransform:
+    target: str
+    classes: tuple[Label, ...]
+    numeric: tuple[NumericColumn, ...]
+    categorical: tuple[CategoricalColumn, ...]
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [c.name for c in self.numeric] + [c.name for c in self.categorical]
+
+    @property
+    def numeric_feature_names(self) -> list[str]:
+        names = [c.name for c in self.numeric]
+        return names + [f"{c.name}__missing" for c in self.numeric if c.missing_indicator]
+
+    @property
+    def feature_count(self) -> int:
+        return len(self.numeric_feature_names) + len(self.categorical)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": TRANSFORM_VERSION,
+            "target": self.target,
+            "classes": list(self.classes),
+            "numeric": [numeric_to_dict(c) for c in self.numeric],
+            "categorical": [
+                {"name": c.name, "other_code": c.other_code, "vocabulary": list(c.vocabulary)}
+                for c in self.categorical
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableTransform:
+        """Reads version 2 and version 1 transforms; anything else is a TransformError."""
+        version = data.get("version")
+        if version not in READABLE_VERSIONS:
+            raise TransformError(
+                f"unsupported transform version {version!r} (this code reads versions "
+                f"{list(READABLE_VERSIONS)}); rerun `python -m preprocess` to refit it"
+            )
+        v1 = version == 1
+        return cls(
+            target=data["target"],
+            classes=tuple(data["classes"]),
+            numeric=tuple(numeric_from_dict(c, v1) for c in data["numeric"]),
+            categorical=tuple(
+                CategoricalColumn(c["name"], tuple(c["vocabulary"]), not v1 and c["other_code"])
+                for c in data["categorical"]
+            ),
+        )
+
+
+def numeric_to_dict(column: NumericColumn) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": column.name,
+        "scaling": column.scaling,
+        "center": column.center,
+        "scale": column.scale,
+        "missing_indicator": column.missing_indicator,
+    }
+    if column.scaling == "quantile":
+        out["quantiles"] = list(column.quantiles)
+    return out
+
+
+def numeric_from_dict(data: dict[str, Any], v1: bool) -> NumericColumn:
+    if v1:  # version 1 stored the standard scaling as mean/std
+        return NumericColumn(data["name"], data["mean"], data["std"], data["missing_indicator"])
+    scaling = data["scaling"]
+    if scaling not in SCALINGS:
+        raise TransformError(f"column {data['name']!r}: unknown scaling {scaling!r}")
+    quantiles = tuple(data.get("quantiles", ()))
+    if scaling == "quantile" and len(quantiles) < 2:
+        raise TransformError(f"column {data['name']!r}: quantile scaling needs quantiles")
+    if not data["scale"] > 0:
+        raise TransformError(f"column {data['name']!r}: scale must be positive")
+    return NumericColumn(
+        data["name"],
+        data["center"],
+        data["scale"],
+        data["missing_indicator"],
+        scaling,
+        quantiles,
+    )
+
+
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """float64 values of a numeric column; text that is not a number counts as missing."""
+    if series.dtype == np.float64:  # already numbers, NaN for missing: no conversion, no copy
+        return series.to_numpy()  # type: ignore[no-any-return]
+    return pd.to_numeric(series, errors="coerce").to_numpy("float64", na_value=np.nan)  # type: ignore[no-any-return]
+
+
+def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFeatures:
+    """Encode raw rows: scaled numerics (+ indicators) and categorical codes. The served model
+    and ``python -m preprocess`` both call this function."""
+    missing = [c for c in transform.input_columns if c not in frame.columns]
+    if missing:
+        raise TransformError(f"input is missing column(s) {missing}")
+    rows = len(frame)
+    # Column-major: each feature is written (and later handed to Arrow) as one contiguous run.
+    numeric = np.empty((len(transform.numeric_feature_names), rows), dtype=np.float32).T
+    indicator = len(transform.numeric)
+    for i, col in enumerate(transform.numeric):
+        values = numeric_values(frame[col.name])
+        numeric[:, i] = col.encode(values)
+        if col.missing_indicator:
+            numeric[:, indicator] = np.isnan(values)
+            indicator += 1
+    categorical = np.empty((len(transform.categorical), rows), dtype=np.int64).T
+    for i, cat in enumerate(transform.categorical):
+        categorical[:, i] = cat.encode(frame[cat.name])
+    return EncodedFeatures(numeric=numeric, categorical=categorical)
+
+
+def encode_target(transform: TableTransform, labels: pd.Series) -> np.ndarray:
+    """Class indices (int64) in the order of ``transform.classes``; unseen labels are an error."""
+    codes = lookup(pd.Index(list(transform.classes), dtype=object), labels)
+    if (codes < 0).any():
+        unseen = sorted({str(v) for v in labels[codes < 0].unique()})[:10]
+        raise TransformError(
+            f"target {transform.target!r} has labels not in {list(transform.classes)}: {unseen}"
+        )
+    return codes.astype(np.int64)  # type: ignore[no-any-return]
+
+
+def decode_target(transform: TableTransform, codes: np.ndarray) -> list[Label]:
+    return [transform.classes[int(i)] for i in codes]

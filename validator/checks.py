@@ -1,0 +1,318 @@
+"""Data checks. Pure: a frame, its profiles and a schema in, every anomaly out (not just the first).
+
+Severities follow what stops a pipeline in production: anything that breaks training or makes the
+model meaningless (missing or unusable target, missing columns, type changes, infinities, unseen
+labels, duplicate keys, too few rows) is an error; changes a model survives but a person should
+look at (new columns, more nulls, values outside the known range, new categories, moderate drift)
+are warnings, which become errors past a larger threshold."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from validator.profile import ColumnProfile
+from validator.schema import ColumnSchema, DataSchema, class_shares
+
+Severity = Literal["error", "warning"]
+MIXED_NUMERIC_SHARE = 0.5  # a text column whose values are mostly numbers is a numeric column
+EXAMPLES = 5  # offending values quoted in a description
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    column: str | None
+    check: str
+    severity: Severity
+    expected: Any
+    observed: Any
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits of the checks; rates and shares are fractions of rows (0..1)."""
+
+    min_rows: int = 10
+    null_rate_warning: float = 0.1  # rise of a column's null rate over the schema's
+    null_rate_error: float = 0.5
+    invalid_share_error: float = 0.1  # share of rows out of range or with unseen categories
+    # The schema's range is what one sample showed: a fresh sample of an unbounded column has
+    # new extremes. Values are out of range beyond this share of the range's width past either end.
+    range_margin: float = 0.1
+    label_shift_warning: float = 0.1  # largest change of a class's share of rows
+    label_shift_error: float = 0.3
+    psi_warning: float = 0.1  # population stability index of a column against the reference
+    psi_error: float = 0.25
+
+
+def graded(value: float, warning: float, error: float) -> Severity | None:
+    """The severity of ``value`` against a warning and an error threshold (None: below both)."""
+    if value > error:
+        return "error"
+    if value > warning:
+        return "warning"
+    return None
+
+
+def ordered(anomalies: list[Anomaly]) -> list[Anomaly]:
+    """Errors first, then by column and check, so reports are stable across runs."""
+    return sorted(anomalies, key=lambda a: (a.severity, a.column or "", a.check))
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 value``, ``2 values``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def significant(value: float) -> float:
+    """``value`` to 6 significant digits, so reports do not show float noise."""
+    return float(f"{value:.6g}")
+
+
+def _examples(values: Any) -> list[str]:
+    return [str(v) for v in list(values)[:EXAMPLES]]
+
+
+# --- checks that need no schema ----------------------------------------------------------------
+
+
+def check_data(
+    frame: pd.DataFrame,
+    profiles: dict[str, ColumnProfile],
+    target: str,
+    thresholds: Thresholds,
+    keys: tuple[str, ...] = (),
+) -> list[Anomaly]:
+    """Row count, the target, all-null, infinite and mixed-type columns, and declared keys."""
+    found = _row_count(len(frame), thresholds)
+    found += _target(frame, target)
+    for profile in profiles.values():
+        found += _column(profile)
+    if keys:
+        found += check_keys(frame, keys)
+    return ordered(found)
+
+
+def _row_count(rows: int, thresholds: Thresholds) -> list[Anomaly]:
+    if rows >= thresholds.min_rows:
+        return []
+    need = thresholds.min_rows
+    text = f"only {rows} rows; at least {need} are needed (--min-rows)"
+    return [Anomaly(None, "too_few_rows", "error", f">= {need}", rows, text)]
+
+
+def _target(frame: pd.DataFrame, target: str) -> list[Anomaly]:
+    if target not in frame:
+        columns = [str(c) for c in frame.columns][:30]
+        text = f"target column {target!r} is missing; columns: {columns}"
+        return [Anomaly(target, "missing_target", "error", "present", "absent", text)]
+    labels = frame[target]
+    found: list[Anomaly] = []
+    nulls = int(labels.isna().sum())
+    if nulls:
+        text = f"target {target!r} has {plural(nulls, 'null label')}; every row needs a label"
+        found.append(Anomaly(target, "null_target", "error", 0, nulls, text))
+    classes = sorted(class_shares(labels))
+    if len(classes) < 2:
+        text = f"target {target!r} needs at least two classes, has {classes}"
+        found.append(Anomaly(target, "single_class", "error", ">= 2 classes", classes, text))
+    return found
+
+
+def _column(profile: ColumnProfile) -> list[Anomaly]:
+    name = profile.name
+    if profile.rows and profile.null_count == profile.rows:
+        text = f"column {name!r} has no values at all (every row is null)"
+        return [Anomaly(name, "all_null", "error", "some values", "all null", text)]
+    if profile.inf_count:
+        text = f"column {name!r} has {plural(profile.inf_count, 'infinite value')} (inf or -inf)"
+        return [Anomaly(name, "infinite_values", "error", 0, profile.inf_count, text)]
+    return _mixed_types(profile)
+
+
+def _mixed_types(profile: ColumnProfile) -> list[Anomaly]:
+    """A text column whose values are mostly numbers but not all: a numeric column polluted
+    with placeholders such as '?' or 'n/a' (typical of CSV exports)."""
+    counts = profile.counts
+    if counts is None or not len(counts) or profile.dtype == "boolean":
+        return []
+    is_number = pd.to_numeric(pd.Series(counts.index, dtype="string"), errors="coerce").notna()
+    share = float(counts[is_number.to_numpy()].sum() / counts.sum())
+    if not MIXED_NUMERIC_SHARE <= share < 1:
+        return []
+    text_values = _examples(counts.index[~is_number.to_numpy()])
+    text = (
+        f"column {profile.name!r} mixes numbers ({share:.1%} of its values) and text "
+        f"({1 - share:.1%}, e.g. {text_values}); clean the source or write those values as missing"
+    )
+    observed = {"numeric_share": round(share, 6), "text_values": text_values}
+    return [Anomaly(profile.name, "mixed_types", "error", "one type", observed, text)]
+
+
+def check_keys(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[Anomaly]:
+    """A declared key (one or more columns) must be present, non-null and unique."""
+    label = ", ".join(keys)
+    absent = [k for k in keys if k not in frame]
+    if absent:
+        text = f"key column(s) {absent} (--key) are not in the data"
+        return [Anomaly(label, "missing_key", "error", list(keys), "absent", text)]
+    part = frame[list(keys)]
+    found: list[Anomaly] = []
+    nulls = int(part.isna().any(axis=1).sum())
+    if nulls:
+        text = f"key ({label}) is null in {nulls} rows; every row needs a key"
+        found.append(Anomaly(label, "null_keys", "error", 0, nulls, text))
+    duplicated = part.duplicated(keep="first")
+    count = int(duplicated.sum())
+    if count:
+        repeats = part[duplicated].drop_duplicates().head(EXAMPLES)
+        rows = repeats.to_numpy().tolist()  # Python scalars, so examples read 5, not np.int64(5)
+        examples = [str(tuple(row)) if len(keys) > 1 else str(row[0]) for row in rows]
+        text = (
+            f"key ({label}) repeats in {plural(count, 'row')}, e.g. {examples}; keys must be unique"
+        )
+        found.append(Anomaly(label, "duplicate_keys", "error", 0, count, text))
+    return found
+
+
+# --- checks against a schema -------------------------------------------------------------------
+
+
+def check_against_schema(
+    frame: pd.DataFrame,
+    profiles: dict[str, ColumnProfile],
+    schema: DataSchema,
+    thresholds: Thresholds,
+) -> list[Anomaly]:
+    """Every difference between the data and ``schema``."""
+    found: list[Anomaly] = []
+    for name in sorted(schema.columns.keys() - profiles.keys()):
+        text = f"column {name!r} is in the schema but not in the data"
+        found.append(Anomaly(name, "missing_column", "error", "present", "absent", text))
+    for name in sorted(profiles.keys() - schema.columns.keys()):
+        text = f"column {name!r} is not in the schema (a new column; it is ignored until adopted)"
+        found.append(Anomaly(name, "new_column", "warning", "absent", "present", text))
+    for name in sorted(schema.columns.keys() & profiles.keys()):
+        column = ColumnCheck(name, schema.columns[name], profiles[name], thresholds, schema.target)
+        found += column.anomalies()
+    if schema.target in frame and schema.class_shares is not None:
+        found += _labels(schema, class_shares(frame[schema.target]), thresholds)
+    return ordered(found)
+
+
+@dataclass(frozen=True)
+class ColumnCheck:
+    """One column's profile against its schema."""
+
+    name: str
+    want: ColumnSchema
+    got: ColumnProfile
+    thresholds: Thresholds
+    target: str
+
+    def anomalies(self) -> list[Anomaly]:
+        if self.want.type != self.got.type:
+            text = f"column {self.name!r} was {self.want.type}, is now {self.got.type}"
+            return [
+                Anomaly(self.name, "type_changed", "error", self.want.type, self.got.type, text)
+            ]
+        return (
+            self.storage()
+            + self.nulls()
+            + (self.range() if self.got.values is not None else self.categories())
+        )
+
+    def storage(self) -> list[Anomaly]:
+        kinds = {self.want.dtype, self.got.dtype}
+        if len(kinds) == 1 or kinds == {"integer", "float"}:  # nulls turn integers into floats
+            return []
+        text = f"column {self.name!r} was stored as {self.want.dtype}, is now {self.got.dtype}"
+        return [
+            Anomaly(self.name, "dtype_changed", "warning", self.want.dtype, self.got.dtype, text)
+        ]
+
+    def nulls(self) -> list[Anomaly]:
+        if self.name == self.target:
+            return []  # null labels are always an error (check_data)
+        want, got, limits = self.want.null_rate, self.got.null_rate, self.thresholds
+        severity = graded(got - want, limits.null_rate_warning, limits.null_rate_error)
+        if severity:
+            text = (
+                f"column {self.name!r} is {got:.1%} null, the schema {want:.1%} "
+                f"(a rise over {limits.null_rate_warning:.0%} is a warning, over "
+                f"{limits.null_rate_error:.0%} an error)"
+            )
+            return [Anomaly(self.name, "null_rate", severity, round(want, 4), round(got, 4), text)]
+        if not self.want.nullable and self.got.null_count:
+            text = f"column {self.name!r} had no nulls in the schema, now has {self.got.null_count}"
+            return [Anomaly(self.name, "new_nulls", "warning", 0, self.got.null_count, text)]
+        return []
+
+    def range(self) -> list[Anomaly]:
+        low, high, values = self.want.min, self.want.max, self.got.values
+        if low is None or high is None or values is None or not len(values):
+            return []
+        margin = (high - low) * self.thresholds.range_margin
+        outside = int(np.count_nonzero((values < low - margin) | (values > high + margin)))
+        if not outside:
+            return []
+        share = outside / len(values)
+        severity: Severity = "error" if share > self.thresholds.invalid_share_error else "warning"
+        observed = [significant(values.min()), significant(values.max())]
+        allowed = f" ± {significant(margin):g}" if margin else ""
+        text = (
+            f"column {self.name!r} has {plural(outside, 'value')} ({share:.2%}) outside the "
+            f"schema range [{low:g}, {high:g}]{allowed}; observed "
+            f"[{observed[0]:g}, {observed[1]:g}]"
+        )
+        expected = [significant(low), significant(high)]
+        return [Anomaly(self.name, "out_of_range", severity, expected, observed, text)]
+
+    def categories(self) -> list[Anomaly]:
+        counts, known = self.got.counts, self.want.categories
+        if counts is None or not known or not len(counts):
+            return []
+        unseen = counts[~counts.index.isin(known)]
+        if not len(unseen):
+            return []
+        share = float(unseen.sum() / counts.sum())
+        severity: Severity = "error" if share > self.thresholds.invalid_share_error else "warning"
+        examples = _examples(unseen.index)
+        text = (
+            f"column {self.name!r} has {len(unseen)} unseen categor"
+            f"{'y' if len(unseen) == 1 else 'ies'} in {share:.2%} of its values, e.g. {examples}"
+        )
+        return [Anomaly(self.name, "unseen_categories", severity, len(known), examples, text)]
+
+
+def _labels(schema: DataSchema, shares: dict[str, float], thresholds: Thresholds) -> list[Anomaly]:
+    """Unseen labels (an error: the model cannot predict them) and a shift of class shares."""
+    target, known = schema.target, schema.classes or []
+    found: list[Anomaly] = []
+    unseen = sorted(set(shares) - set(known))
+    if unseen:
+        text = f"target {target!r} has labels the schema does not know: {unseen}"
+        found.append(Anomaly(target, "unseen_labels", "error", known, unseen, text))
+    before = schema.class_shares or {}
+    change = {c: shares.get(c, 0.0) - before.get(c, 0.0) for c in sorted(set(before) | set(shares))}
+    worst = max(change, key=lambda c: abs(change[c]), default=None)
+    if worst is None:
+        return found
+    severity = graded(
+        abs(change[worst]), thresholds.label_shift_warning, thresholds.label_shift_error
+    )
+    if severity:
+        text = (
+            f"target {target!r}: class {worst!r} was {before.get(worst, 0.0):.1%} of rows, is now "
+            f"{shares.get(worst, 0.0):.1%} ({change[worst] * 100:+.1f} points)"
+        )
+        observed = {c: round(v, 4) for c, v in shares.items()}
+        found.append(Anomaly(target, "label_shift", severity, before, observed, text))
+    return found
