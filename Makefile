@@ -26,10 +26,11 @@ test: venv
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contract common tabular_model validator preprocess trainer evaluator deployer demo dags bench
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy contract common tabular_model validator preprocess trainer evaluator deployer demo dags bench tools
+	PYTHONPATH=dags $(BIN)/lint-imports --no-cache
 
 schemas: venv
-	$(BIN)/python -m contract.publish
+	$(BIN)/python -m tools.publish
 
 clean:
 	rm -rf $(VENV) .demo

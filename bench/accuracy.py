@@ -94,7 +94,8 @@ def mlp_accuracy(
 ) -> float:
     """Train the trainer's network (its flags' defaults, ``flags``, this embedding and seed) on
     the train split, early-stopped on val; returns the test accuracy."""
-    from trainer.cli import build_network, build_parser, config_from_args, load_tensors
+    from trainer.cli import build_parser, config_from_args
+    from trainer.job import build_network, load_tensors
 
     argv = ["--data-path", data, "--experiment-name", "bench", "--device", device.type, *flags]
     argv += ["--numeric-embedding", embedding, "--seed", str(seed)]

@@ -38,7 +38,7 @@ from common.tracking import configure_mlflow, ensure_experiment
 from tabular_model.network import NetworkConfig, TabularMLP
 from tests.mlflow_server import running_server
 from trainer.cli import build_parser as trainer_parser
-from trainer.loop import EpochRecord, LoopConfig, LoopHooks, fit
+from trainer.loop import EpochRecord, LoopCallbacks, LoopConfig, fit
 from trainer.mlflow_run import MetricLogger, training_run
 
 MODES = ("none", "metrics", "metrics+system")
@@ -51,15 +51,8 @@ def train_once(mode: str, args: argparse.Namespace, experiment_id: str) -> tuple
     val = synthetic(args.rows // 5, torch.device("cpu"), seed=1)
     torch.manual_seed(0)
     net = TabularMLP(NetworkConfig(NUMERIC, CARDINALITIES, CLASSES, args.width, args.depth, 0.1))
-    config = LoopConfig(
-        lr=1e-3,
-        batch_size=args.batch_size,
-        optimizer="adamw",
-        epochs=args.epochs,
-        weight_decay=1e-5,
-        patience=args.epochs,
-        seed=0,
-    )
+    # The trainer's defaults, but every epoch runs (no early stop).
+    config = LoopConfig(batch_size=args.batch_size, epochs=args.epochs, patience=args.epochs)
     started = time.perf_counter()
     if mode == "none":
         fit(net, train, val, config)
@@ -76,7 +69,7 @@ def train_once(mode: str, args: argparse.Namespace, experiment_id: str) -> tuple
             logger.epoch(record)
             in_epochs += time.perf_counter() - handed
 
-        fit(net, train, val, config, LoopHooks(on_epoch=on_epoch))
+        fit(net, train, val, config, callbacks=LoopCallbacks(on_epoch=on_epoch))
         trained = time.perf_counter()
         logger.flush()
     wall = time.perf_counter() - started

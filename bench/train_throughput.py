@@ -1,5 +1,8 @@
 """Training throughput of the trainer's loop against two baselines, same model and data, one run:
 
+* ours: one epoch of the loop ``python -m trainer`` runs (``trainer.loop.Training``, the class
+  ``fit`` trains with: shuffled device-resident batches, bf16 autocast on CUDA, the trainer's
+  default optimizer, learning-rate schedule and gradient clipping), timed without validation;
 * naive: ``DataLoader(TensorDataset)`` with per-sample collation, fp32 (what most published
   tabular PyTorch code does);
 * compute-only: one batch already on the device reused every step, no data movement at all
@@ -12,6 +15,7 @@ prints a table and, with ``--json``, the numbers as JSON.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -22,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tabular_model.network import NetworkConfig, TabularMLP
-from trainer.loop import LoopConfig, TensorSplit, make_optimization, train_epoch
+from trainer.loop import LoopCallbacks, LoopConfig, LoopRuntime, TensorSplit, Training
 
 NUMERIC, CARDINALITIES, CLASSES = 40, (12, 30, 8, 100, 5, 20, 50, 7, 15, 9), 2
 
@@ -53,7 +57,51 @@ def timed(fn: Callable[[], int], device: torch.device, repeats: int) -> float:
     return best
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def trainer_epoch(net: TabularMLP, data: TensorSplit, batch_size: int, repeats: int) -> Training:
+    """What ``fit`` would train ``net`` on ``data`` with, under the trainer's defaults but the
+    batch size; enough epochs that the cosine schedule has not run the learning rate down to
+    zero by the last timed one (the warm-up and ``repeats`` epochs)."""
+    config = LoopConfig(batch_size=batch_size, epochs=max(LoopConfig().epochs, repeats + 1))
+    return Training(net, data, data, config, LoopRuntime(), LoopCallbacks())
+
+
+def baselines(
+    net: TabularMLP, optimizer: torch.optim.Optimizer, data: TensorSplit, batch_size: int
+) -> dict[str, Callable[[], int]]:
+    """The naive DataLoader loop and the compute-only loop over ``data`` (device-resident),
+    each a callable that trains one epoch's worth of steps and returns its samples."""
+    device = data.target.device
+    loader = DataLoader(
+        TensorDataset(data.numeric.cpu(), data.categorical.cpu(), data.target.cpu()),
+        batch_size=batch_size,
+        shuffle=True,
+    )
+    one = slice(0, batch_size)
+    batch = (data.numeric[one], data.categorical[one], data.target[one])
+    steps = -(-data.rows // batch_size)
+
+    def step(numeric: torch.Tensor, categorical: torch.Tensor, target: torch.Tensor) -> None:
+        loss = nn.functional.cross_entropy(net(numeric, categorical), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def naive() -> int:
+        net.train()
+        for numeric, categorical, target in loader:
+            step(*(t.to(device) for t in (numeric, categorical, target)))
+        return data.rows
+
+    def compute_only() -> int:
+        net.train()
+        for _ in range(steps):
+            step(*batch)
+        return steps * batch_size
+
+    return {"naive_dataloader": naive, "compute_only": compute_only}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.train_throughput", description=__doc__)
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--width", type=int, default=256)
@@ -62,58 +110,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def measure(args: argparse.Namespace) -> dict[str, float]:
+    """Best samples/s of ours and of each baseline, on the same network and data."""
     device = torch.device(args.device)
     torch.manual_seed(0)
     data = synthetic(args.rows, device)
     net = TabularMLP(NetworkConfig(NUMERIC, CARDINALITIES, CLASSES, args.width, args.depth, 0.0))
     net.to(device)
-    # The trainer's default training control: cosine schedule with warmup, gradient clipping.
-    config = LoopConfig(
-        1e-3, args.batch_size, "adamw", 1, 0.0, 1, 0, "cosine", warmup_epochs=0.1, grad_clip=1.0
-    )
-    optimization = make_optimization(net, data, config)
-    optimizer = optimization.optimizer
-    generator = torch.Generator(device=device).manual_seed(0)
+    training = trainer_epoch(net, data, args.batch_size, args.repeats)
+    epochs = itertools.count(1)
 
     def ours() -> int:
-        train_epoch(net, optimization, data, config, generator)
+        training.run_epoch(next(epochs))
         return data.rows
 
-    loader = DataLoader(
-        TensorDataset(data.numeric.cpu(), data.categorical.cpu(), data.target.cpu()),
-        batch_size=args.batch_size,
-        shuffle=True,
-    )
+    loops = {"ours": ours, **baselines(net, training.optimization.optimizer, data, args.batch_size)}
+    return {name: timed(loop, device, args.repeats) for name, loop in loops.items()}
 
-    def naive() -> int:
-        net.train()
-        for numeric, categorical, target in loader:
-            numeric, categorical, target = (t.to(device) for t in (numeric, categorical, target))
-            loss = nn.functional.cross_entropy(net(numeric, categorical), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        return data.rows
 
-    one = slice(0, args.batch_size)
-    batch = (data.numeric[one], data.categorical[one], data.target[one])
-    steps = -(-data.rows // args.batch_size)
-
-    def compute_only() -> int:
-        net.train()
-        for _ in range(steps):
-            loss = nn.functional.cross_entropy(net(batch[0], batch[1]), batch[2])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        return steps * args.batch_size
-
-    results = {
-        "ours": timed(ours, device, args.repeats),
-        "naive_dataloader": timed(naive, device, args.repeats),
-        "compute_only": timed(compute_only, device, args.repeats),
-    }
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = measure(args)
+    device = torch.device(args.device)
     report = {
         "device": torch.cuda.get_device_name()
         if device.type == "cuda"

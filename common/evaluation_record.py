@@ -35,7 +35,7 @@ def run_metrics(result: EvaluateResult) -> dict[str, float]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def run_tags(result: EvaluateResult) -> dict[str, str]:
+def evaluation_tags(result: EvaluateResult) -> dict[str, str]:
     """The decision in words a person can filter runs by in the MLflow UI."""
     champion = "none" if result.champion_version is None else str(result.champion_version)
     values = {
@@ -63,7 +63,7 @@ def record_evaluation(
     client.log_batch(
         result.run_id,
         metrics=[Metric(k, v, now, 0) for k, v in run_metrics(result).items()],
-        tags=[RunTag(k, v) for k, v in run_tags(result).items()],
+        tags=[RunTag(k, v) for k, v in evaluation_tags(result).items()],
     )
     client.log_dict(result.run_id, result.model_dump(mode="json"), RESULT_FILE)
     per_model = {name: [s.model_dump() for s in found] for name, found in slices.items()}

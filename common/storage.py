@@ -34,7 +34,9 @@ def join_uri(base: str, *parts: str) -> str:
     return posixpath.join(base.rstrip("/"), *parts)
 
 
-def _filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem holding ``uri`` and the path on it; a StepError naming ``uri`` for a
+    scheme fsspec does not know or whose package is not installed."""
     try:
         return fsspec.core.url_to_fs(uri)  # type: ignore[no-any-return]
     except (ValueError, ImportError) as exc:
@@ -214,7 +216,7 @@ def open_source(uri: str) -> Source:
     """Open raw data at ``uri``; refuses a missing path, an empty file, a folder without parquet
     files, unreadable parquet, files of a dataset that disagree on a column's type, and a CSV
     that seems to use another delimiter."""
-    fs, path = _filesystem(uri)
+    fs, path = filesystem(uri)
     with storage_errors(uri):
         if not fs.exists(path):
             raise StepError(f"{uri} does not exist")
@@ -294,7 +296,7 @@ def open_for_write(uri: str) -> Iterator[Any]:
     """A binary file at ``uri`` that appears only if the block ends without an exception: a
     local file is written beside its target and renamed; an object store upload is completed
     only then (otherwise aborted, so no partial object is ever visible)."""
-    fs, path = _filesystem(uri)
+    fs, path = filesystem(uri)
     with storage_errors(uri):
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         if isinstance(fs, LocalFileSystem):
@@ -325,7 +327,7 @@ PARTIAL = ".partial-"  # infix of a local file still being written (see open_for
 def remove_partials(folder: str) -> int:
     """Delete files left half-written under ``folder`` by a process that was killed (a local
     ``open_for_write`` renames only complete files); how many were removed."""
-    fs, path = _filesystem(folder)
+    fs, path = filesystem(folder)
     with storage_errors(folder):
         if not fs.isdir(path):
             return 0
@@ -350,19 +352,16 @@ def parquet_writer(uri: str, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
             writer.close()
 
 
-def write_parquet(frame: pd.DataFrame, uri: str) -> None:
-    with open_for_write(uri) as fh:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), fh)
-
-
 def write_json(payload: Any, uri: str) -> None:
+    """Write ``payload`` as indented JSON with sorted keys (NaN refused: not valid JSON)."""
     text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False)
     with open_for_write(uri) as fh:
         fh.write(text.encode("utf-8"))
 
 
 def read_json(uri: str) -> Any:
-    fs, path = _filesystem(uri)
+    """The JSON value at ``uri``; a StepError naming it when it is missing or not JSON."""
+    fs, path = filesystem(uri)
     with storage_errors(uri):
         if not fs.exists(path):
             raise StepError(f"{uri} does not exist")
@@ -376,7 +375,7 @@ def read_json(uri: str) -> Any:
 def data_files(uri: str) -> list[str]:
     """The files holding the data at ``uri``: the file itself, or every file under a folder (a
     partitioned dataset), sorted, as paths of its filesystem."""
-    fs, path = _filesystem(uri)
+    fs, path = filesystem(uri)
     with storage_errors(uri):
         if not fs.exists(path):
             raise StepError(f"{uri} does not exist")
@@ -389,7 +388,7 @@ def data_files(uri: str) -> list[str]:
 def fingerprint(uri: str, chunk_size: int = 1 << 20) -> str:
     """``sha256:<hex>`` of the bytes at ``uri`` (a folder: each data file's relative path and
     bytes, in sorted order). Same data, same fingerprint, wherever it is stored."""
-    fs, path = _filesystem(uri)
+    fs, path = filesystem(uri)
     digest = hashlib.sha256()
     with storage_errors(uri):
         for file in data_files(uri):
@@ -402,7 +401,7 @@ def fingerprint(uri: str, chunk_size: int = 1 << 20) -> str:
 
 def remove(uri: str) -> None:
     """Delete a file if it exists."""
-    fs, path = _filesystem(uri)
+    fs, path = filesystem(uri)
     with storage_errors(uri):
         if fs.exists(path):
             fs.rm(path)
@@ -412,7 +411,7 @@ def write_bytes_atomic(data: bytes, uri: str) -> None:
     """Write ``data`` at ``uri`` so that a reader sees the previous file or the whole new one,
     never a part: the bytes go to a hidden sibling in one call, which is then renamed (local) or
     copied in one request (object stores) over the target."""
-    fs, path = _filesystem(uri)
+    fs, path = filesystem(uri)
     parent = posixpath.dirname(path)
     temp = posixpath.join(parent, f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp")
     with storage_errors(uri):
@@ -428,6 +427,6 @@ def write_bytes_atomic(data: bytes, uri: str) -> None:
 
 def exists(uri: str) -> bool:
     """Whether a file or folder exists at ``uri``."""
-    fs, path = _filesystem(uri)
+    fs, path = filesystem(uri)
     with storage_errors(uri):
         return bool(fs.exists(path))

@@ -1,5 +1,5 @@
 """One Python definition per step's result; the JSON Schemas in ``contract/schemas`` derive from
-these models (``python -m contract.publish``) and are never edited by hand."""
+these models (``make schemas``) and are never edited by hand."""
 
 from __future__ import annotations
 

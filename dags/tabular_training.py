@@ -39,14 +39,43 @@ from tabular_pipeline.pods import (
     step_pod_kwargs,
     trainer_device,
 )
+from tabular_pipeline.step_flags import evaluation_gate
 from tabular_pipeline.sweep import DEFAULT_SEARCH_SPACE
 
 log = logging.getLogger(__name__)
 
 CONFIG = load_config()
+# Ranges of the gate's params (the evaluator checks its flags itself; these make the trigger
+# form refuse a bad value before a pod starts).
+GATE_PARAM_BOUNDS: dict[str, dict[str, Any]] = {
+    "min_accuracy": {"minimum": 0, "maximum": 1},
+    "confidence": {"minimum": 0.5, "maximum": 0.999},
+    "slice_tolerance": {"minimum": 0, "maximum": 1},
+    "calibration_tolerance": {"minimum": 0, "maximum": 1},
+}
+# The preprocess output that the trials trained on, as its result gives it.
+PREPROCESS_OUTPUT = (
+    "{{ ti.xcom_pull(task_ids='data_preparation.data_ready')['preprocess']['output_uri'] }}"
+)
 TRAIN_TASK = "hyperparameter_tuning.train"
 DEPLOY_TASK = "deploy"
 SKIP_TASK = "skip_deploy"
+
+
+def gate_param(name: str, flag: dict[str, Any]) -> Param:
+    """A run param for one of the evaluator's gate flags, with the evaluator's own default."""
+    bounds = GATE_PARAM_BOUNDS.get(name, {})
+    return Param(flag["default"], type=flag["type"], description=flag["help"], **bounds)
+
+
+def gate_arguments() -> list[str]:
+    """Every gate flag of the evaluator, from the run param of the same name."""
+    return [
+        a
+        for name, flag in evaluation_gate().items()
+        for a in (flag["flag"], f"{{{{ params.{name} }}}}")
+    ]
+
 
 PARAMS = {
     "drift_reference": Param(
@@ -68,31 +97,7 @@ PARAMS = {
     "min_success_fraction": Param(
         0.5, type="number", minimum=0, maximum=1, description="trials that must succeed"
     ),
-    "min_accuracy": Param(
-        0.0, type="number", minimum=0, maximum=1, description="test accuracy floor to deploy"
-    ),
-    "min_improvement": Param(
-        0.0,
-        type="number",
-        description="the lower bound of the test accuracy gain's interval must exceed this",
-    ),
-    "confidence": Param(
-        0.95, type="number", minimum=0.5, maximum=0.999, description="of the gain's interval"
-    ),
-    "slice_tolerance": Param(
-        0.05,
-        type="number",
-        minimum=0,
-        maximum=1,
-        description="how much worse the worst categorical slice may get than the champion's",
-    ),
-    "calibration_tolerance": Param(
-        0.02,
-        type="number",
-        minimum=0,
-        maximum=1,
-        description="how much the expected calibration error may grow over the champion's",
-    ),
+    **{name: gate_param(name, flag) for name, flag in evaluation_gate().items()},
 }
 
 
@@ -282,19 +287,10 @@ with DAG(
             "--run-id",
             best["run_id"],
             "--data-path",
-            run_path(CONFIG, "preprocess"),
+            PREPROCESS_OUTPUT,
             "--model-name",
             CONFIG.model_name,
-            "--min-accuracy",
-            "{{ params.min_accuracy }}",
-            "--min-improvement",
-            "{{ params.min_improvement }}",
-            "--confidence",
-            "{{ params.confidence }}",
-            "--slice-tolerance",
-            "{{ params.slice_tolerance }}",
-            "--calibration-tolerance",
-            "{{ params.calibration_tolerance }}",
+            *gate_arguments(),
         ],
         **step_pod_kwargs(CONFIG, "evaluate"),
     )
@@ -309,7 +305,7 @@ with DAG(
             "--expected-champion-version",
             "{{ ti.xcom_pull(task_ids='evaluate')['champion_version'] or 'none' }}",
             "--data-path",  # raw sample rows for the smoke test before the alias moves
-            run_path(CONFIG, "preprocess"),
+            PREPROCESS_OUTPUT,
             "--tag",
             "airflow.dag_run={{ dag.dag_id }}/{{ run_id }}",
         ],

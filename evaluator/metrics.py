@@ -7,18 +7,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from common.metrics import classification_metrics
+from common.metrics import classification_metrics, normalised
 from contract.results import EvaluationMetrics, SliceAccuracy
 
 ECE_BINS = 15
 MISSING = "<missing>"
-
-
-def normalised(probabilities: np.ndarray) -> np.ndarray:
-    """Probabilities clipped away from 0 and rescaled to sum to 1 per row (float32 softmax
-    outputs sum to 1 only up to rounding, which sklearn's checks refuse)."""
-    clipped = np.clip(probabilities.astype("float64"), 1e-12, 1.0)
-    return clipped / clipped.sum(axis=1, keepdims=True)
 
 
 def expected_calibration_error(

@@ -8,8 +8,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from common.metrics import normalised
 from contract.results import EvaluationMetrics
-from evaluator.metrics import evaluation_metrics, normalised
+from evaluator.metrics import evaluation_metrics
 from tabular_model.serving import probability_column
 from tabular_model.transform import TableTransform
 

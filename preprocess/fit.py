@@ -28,7 +28,6 @@ from tabular_model.transform import (
     NumericColumn,
     Scaling,
     TableTransform,
-    logical_type,
 )
 
 QUANTILE_POINTS = 101  # stored per column for quantile scaling (every percentile)
@@ -198,21 +197,3 @@ class TransformFitter:
         # Most frequent first, ties by value, so the vocabulary is deterministic.
         ordered = sorted(kept, key=lambda kv: (-kv[1], kv[0]))
         return CategoricalColumn(name, tuple(str(value) for value, _ in ordered), other_code=True)
-
-
-def column_types(frame: pd.DataFrame, target: str) -> dict[str, LogicalType]:
-    """The logical type of every feature column (all but the target), in input order."""
-    return {str(name): logical_type(frame[name]) for name in frame.columns if name != target}
-
-
-def fit_transform(
-    train: pd.DataFrame,
-    target: str,
-    classes: tuple[Label, ...],
-    options: FitOptions = FitOptions(),
-) -> TableTransform:
-    """Fit on an in-memory table of training rows (one batch of the streaming fit)."""
-    fitter = TransformFitter(target, column_types(train, target), options)
-    batch = pa.RecordBatch.from_pandas(train, preserve_index=False)
-    fitter.update(batch, np.ones(len(train), dtype=bool), 0)
-    return fitter.transform(classes)

@@ -89,12 +89,3 @@ def assign(uniforms: np.ndarray, val_fraction: float, test_fraction: float) -> n
     codes[uniforms < test_fraction + val_fraction] = VAL
     codes[uniforms < test_fraction] = TEST
     return codes
-
-
-def split_indices(
-    rows: int, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, np.ndarray]:
-    """Sorted row positions per split of a ``rows``-row input, seeded: exactly the rows that
-    ``python -m preprocess --seed`` puts in each split."""
-    codes = assign(row_uniforms(0, rows, seed), val_fraction, test_fraction)
-    return {name: np.flatnonzero(codes == code) for code, name in enumerate(SPLITS)}

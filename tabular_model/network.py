@@ -20,9 +20,53 @@ from torch import nn
 NUMERIC_EMBEDDINGS = ("none", "periodic", "ple")
 
 
+class SettingError(ValueError):
+    """A chosen setting out of its range: ``setting`` names the field, ``problem`` says what is
+    wrong with its value (e.g. ``must be positive, got 0``)."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting} {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+def check_setting(setting: str, value: object, valid: bool, requirement: str) -> None:
+    """Raise ``SettingError`` "<setting> <requirement>, got <value>" unless ``valid``."""
+    if not valid:
+        raise SettingError(setting, f"{requirement}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the user chooses about the architecture (the trainer's model flags of the same names;
+    their defaults are these). The shapes come from the data: see ``NetworkConfig.for_data``."""
+
+    width: int = 256  # hidden layer width
+    depth: int = 3  # hidden layers
+    dropout: float = 0.1
+    numeric_embedding: str = "none"  # one of NUMERIC_EMBEDDINGS
+    embedding_dim: int = 16  # size of each numeric feature's embedding
+    periodic_sigma: float = 0.1  # std of the initial periodic frequencies
+    ple_bins: int = 8  # piecewise-linear bins per numeric feature
+
+    def __post_init__(self) -> None:
+        """Raise ``SettingError`` naming the first field out of its range."""
+        for name in ("width", "depth", "embedding_dim", "ple_bins"):
+            value = getattr(self, name)
+            check_setting(name, value, value > 0, "must be positive")
+        check_setting("dropout", self.dropout, 0 <= self.dropout < 1, "must be in [0, 1)")
+        sigma = self.periodic_sigma
+        check_setting("periodic_sigma", sigma, 0 < sigma < math.inf, "must be a positive number")
+        embedding = self.numeric_embedding
+        valid = embedding in NUMERIC_EMBEDDINGS
+        check_setting("numeric_embedding", embedding, valid, f"must be one of {NUMERIC_EMBEDDINGS}")
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Everything needed to rebuild the network before loading its weights (JSON-serialisable).
+    """Everything needed to rebuild the network before loading its weights (JSON-serialisable):
+    the data's shapes and the resolved model settings. Its defaults are what a config written
+    before a field existed means, so they stay as they are whatever ``ModelConfig`` defaults to.
 
     ``ple_edges`` holds, per numeric feature, the strictly increasing bin edges of the
     piecewise-linear encoding (only with ``numeric_embedding="ple"``)."""
@@ -52,6 +96,32 @@ class NetworkConfig:
         if self.numeric_embedding == "ple":
             check_ple_edges(self.ple_edges, self.numeric_features)
 
+    @classmethod
+    def for_data(
+        cls,
+        model: ModelConfig,
+        train_numeric: torch.Tensor,
+        cardinalities: tuple[int, ...],
+        n_classes: int,
+    ) -> NetworkConfig:
+        """The network ``model`` describes, shaped for the data: ``train_numeric`` is the
+        training split's encoded numeric tensor [rows, F] (F numeric features; with ``ple``, the
+        bin edges are its quantiles), ``cardinalities`` the codes per categorical column and
+        ``n_classes`` the number of labels."""
+        ple = model.numeric_embedding == "ple"
+        return cls(
+            numeric_features=int(train_numeric.shape[1]),
+            cardinalities=cardinalities,
+            n_classes=n_classes,
+            width=model.width,
+            depth=model.depth,
+            dropout=model.dropout,
+            numeric_embedding=model.numeric_embedding,
+            numeric_embedding_dim=model.embedding_dim,
+            periodic_sigma=model.periodic_sigma,
+            ple_edges=ple_bin_edges(train_numeric, model.ple_bins) if ple else (),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
@@ -65,27 +135,6 @@ class NetworkConfig:
         with none."""
         edges = tuple(tuple(float(e) for e in feature) for feature in data.get("ple_edges", ()))
         return cls(**{**data, "cardinalities": tuple(data["cardinalities"]), "ple_edges": edges})
-
-
-@dataclass(frozen=True)
-class EmbeddingOptions:
-    """The numeric-embedding choices of a training run (the trainer's flags of the same names)."""
-
-    numeric_embedding: str = "none"
-    embedding_dim: int = 16
-    periodic_sigma: float = 0.1
-    ple_bins: int = 8
-
-    def network_fields(self, train_numeric: torch.Tensor) -> dict[str, Any]:
-        """``NetworkConfig`` keyword arguments for these options; the PLE bin edges come from
-        the training split's encoded numeric tensor [rows, F]."""
-        ple = self.numeric_embedding == "ple"
-        return {
-            "numeric_embedding": self.numeric_embedding,
-            "numeric_embedding_dim": self.embedding_dim,
-            "periodic_sigma": self.periodic_sigma,
-            "ple_edges": ple_bin_edges(train_numeric, self.ple_bins) if ple else (),
-        }
 
 
 def check_ple_edges(edges: tuple[tuple[float, ...], ...], numeric_features: int) -> None:

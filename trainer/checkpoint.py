@@ -8,9 +8,10 @@ Layout::
 A checkpoint is committed by replacing ``latest.json`` last, after its file is completely
 written under a name of its own. A write interrupted at any point leaves the previous pointer in
 place (on S3 a PUT is atomic per object; rename is not, so the pointer is the only thing that is
-replaced). The pointer carries the checkpoint's sha256, so a damaged file is refused, not loaded.
-Loading uses ``torch.load(weights_only=True)``: no pickle code runs. Only the last ``keep``
-committed checkpoints stay; older ones and leftovers of interrupted writes are deleted."""
+replaced, with ``common.storage.write_bytes_atomic``). The pointer carries the checkpoint's
+sha256, so a damaged file is refused, not loaded. Loading uses ``torch.load(weights_only=True)``:
+no pickle code runs. Only the last ``keep`` committed checkpoints stay; older ones and leftovers
+of interrupted writes are deleted."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ import posixpath
 import uuid
 from typing import Any
 
-import fsspec
 import torch
 
+from common import storage
 from common.step import StepError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ FORMAT_VERSION = 1
 
 
 class CheckpointStore:
-    """The checkpoints of one training run under ``uri``."""
+    """The checkpoints of one training run under ``uri``. Storage failures (access denied,
+    missing credentials) are StepErrors naming the file, as every other storage error is."""
 
     def __init__(self, uri: str, keep: int = 2) -> None:
         if keep < 1:
@@ -44,35 +46,34 @@ class CheckpointStore:
         self.uri = uri.rstrip("/")
         self.keep = keep
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.uri)
-        except (ValueError, ImportError) as exc:
-            raise StepError(f"--checkpoint-dir {uri}: unsupported URI ({exc})") from exc
+            self.fs, self.root = storage.filesystem(self.uri)
+        except StepError as exc:  # say which flag holds the URI
+            raise StepError(f"--checkpoint-dir {exc}") from exc
 
     def _path(self, name: str) -> str:
         return posixpath.join(self.root, name)
 
+    def _uri(self, name: str) -> str:
+        return storage.join_uri(self.uri, name)
+
     def pointer(self) -> dict[str, Any] | None:
         """The committed ``latest.json``, or None when nothing was committed yet."""
-        path = self._path(LATEST)
-        if not self.fs.exists(path):
+        uri = self._uri(LATEST)
+        if not storage.exists(uri):
             return None
-        try:
-            pointer = json.loads(self.fs.cat_file(path))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StepError(f"{self.uri}/{LATEST} is not valid JSON: {exc}") from exc
+        pointer = storage.read_json(uri)
         if not isinstance(pointer, dict) or pointer.get("format") != FORMAT_VERSION:
-            raise StepError(
-                f"{self.uri}/{LATEST}: not a checkpoint pointer of format {FORMAT_VERSION}"
-            )
+            raise StepError(f"{uri}: not a checkpoint pointer of format {FORMAT_VERSION}")
         return pointer
 
     def load(self, pointer: dict[str, Any]) -> dict[str, Any]:
         """The checkpoint ``pointer`` names, checked against its sha256, on the CPU."""
         name = pointer["file"]
-        try:
-            data = self.fs.cat_file(self._path(name))
-        except FileNotFoundError as exc:
-            raise StepError(f"{self.uri}/{LATEST} names {name}, which does not exist") from exc
+        with storage.storage_errors(self._uri(name)):
+            try:
+                data = self.fs.cat_file(self._path(name))
+            except FileNotFoundError as exc:
+                raise StepError(f"{self.uri}/{LATEST} names {name}, which does not exist") from exc
         if hashlib.sha256(data).hexdigest() != pointer["sha256"]:
             raise StepError(f"{self.uri}/{name} does not match the sha256 in {LATEST}")
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -85,8 +86,10 @@ class CheckpointStore:
         torch.save(state, buffer)
         data = buffer.getvalue()
         name = f"{PREFIX}{tag}-{uuid.uuid4().hex[:8]}{SUFFIX}"
-        self.fs.makedirs(self.root, exist_ok=True)
-        self.fs.pipe_file(self._path(name), data)
+        with storage.storage_errors(self._uri(name)):
+            self.fs.makedirs(self.root, exist_ok=True)
+            # A name of its own: no reader looks at it until the pointer names it.
+            self.fs.pipe_file(self._path(name), data)
         previous = self.pointer()
         kept = [name, *(previous or {}).get("history", [])][: self.keep]
         pointer = {
@@ -97,33 +100,28 @@ class CheckpointStore:
             "identity": identity,
             "history": kept,
         }
-        self._commit(json.dumps(pointer, indent=2, sort_keys=True).encode())
+        # Readers see the old pointer or the new one whole, never a part of it.
+        text = json.dumps(pointer, indent=2, sort_keys=True)
+        storage.write_bytes_atomic(text.encode(), self._uri(LATEST))
         self._prune(set(kept))
         return name
 
-    def _commit(self, data: bytes) -> None:
-        """Replace the pointer: a temporary object, then a move (a rename on local disks, a
-        server-side copy on S3; either way readers see the old or the new pointer whole)."""
-        temporary = self._path(f".{LATEST}.{uuid.uuid4().hex[:8]}")
-        self.fs.pipe_file(temporary, data)
-        self.fs.mv(temporary, self._path(LATEST))
-
     def _files(self) -> list[str]:
-        if not self.fs.exists(self.root):
-            return []
-        names = [posixpath.basename(p) for p in self.fs.ls(self.root, detail=False)]
+        with storage.storage_errors(self.uri):
+            if not self.fs.exists(self.root):
+                return []
+            names = [posixpath.basename(p) for p in self.fs.ls(self.root, detail=False)]
         return [n for n in names if n.startswith(PREFIX) and n.endswith(SUFFIX)]
 
     def _prune(self, kept: set[str]) -> None:
         for name in self._files():
             if name not in kept:
-                self.fs.rm(self._path(name))
+                with storage.storage_errors(self._uri(name)):
+                    self.fs.rm(self._path(name))
 
     def clear(self) -> None:
         """Delete the pointer first (so nothing half-deleted is ever resumed), then the files."""
-        path = self._path(LATEST)
-        if self.fs.exists(path):
-            self.fs.rm(path)
+        storage.remove(self._uri(LATEST))
         self._prune(set())
 
 

@@ -3,9 +3,10 @@ indexing a shuffled permutation, loss accumulated on the device and read once pe
 epoch (by validation loss) restored. Per-step learning-rate schedule (linear warmup, then
 constant or cosine decay), optional gradient clipping and class weights for imbalanced labels.
 
-The loop never touches files: it hands checkpoint snapshots (tensors and plain types) to a hook
-and resumes from one, so that an interrupted and resumed run ends exactly like an uninterrupted
-one (same weights, same metrics; bitwise on the CPU), at an epoch boundary or mid-epoch."""
+The loop never touches files: it hands checkpoint snapshots (tensors and plain types) to a
+callback and resumes from one, so that an interrupted and resumed run ends exactly like an
+uninterrupted one (same weights, same metrics; bitwise on the CPU), at an epoch boundary or
+mid-epoch."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from common.metrics import ClassificationMetrics, classification_metrics
-from tabular_model.network import TabularMLP, predict_proba
+from tabular_model.network import TabularMLP, check_setting, predict_proba
 from trainer.distributed import SINGLE_PROCESS, ProcessGroup
 from trainer.interrupts import Interrupts
 from trainer.progress import epoch_bar
@@ -56,17 +57,36 @@ class TensorSplit:
 
 @dataclass(frozen=True)
 class LoopConfig:
-    lr: float
-    batch_size: int
-    optimizer: str
-    epochs: int
-    weight_decay: float
-    patience: int
-    seed: int
-    lr_schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    grad_clip: float = 0.0  # max gradient norm; 0 turns clipping off
-    class_weights: str = "none"
+    """The optimisation settings (the trainer's flags of the same names; their defaults are
+    these)."""
+
+    lr: float = 1e-3
+    batch_size: int = 1024
+    optimizer: str = "adamw"  # one of OPTIMIZERS
+    epochs: int = 20  # at most; early stopping can end sooner
+    weight_decay: float = 1e-5
+    patience: int = 5  # epochs without a val_loss improvement before stopping
+    seed: int = 0  # of the initialisation and the shuffling
+    lr_schedule: str = "cosine"  # after the warmup; one of LR_SCHEDULES
+    warmup_epochs: float = 1.0  # linear learning-rate warmup
+    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    class_weights: str = "none"  # one of CLASS_WEIGHTS
+
+    def __post_init__(self) -> None:
+        """Raise ``SettingError`` naming the first field out of its range."""
+        for name in ("lr", "batch_size", "epochs", "patience"):
+            value = getattr(self, name)
+            check_setting(name, value, value > 0, "must be positive")
+        for name in ("weight_decay", "warmup_epochs", "grad_clip"):
+            value = getattr(self, name)
+            check_setting(name, value, value >= 0, "must not be negative")
+        for name, choices in (
+            ("optimizer", OPTIMIZERS),
+            ("lr_schedule", LR_SCHEDULES),
+            ("class_weights", CLASS_WEIGHTS),
+        ):
+            value = getattr(self, name)
+            check_setting(name, value, value in choices, f"must be one of {choices}")
 
 
 @dataclass(frozen=True)
@@ -123,24 +143,33 @@ class LoopOutcome:
         return cls(**{**data, "history": history})
 
 
-@dataclass
-class LoopHooks:
-    """How the loop meets the world outside it; every part is optional.
+@dataclass(frozen=True)
+class LoopCallbacks:
+    """What the loop hands out, both optional: ``on_epoch`` sees each finished epoch;
+    ``checkpoint`` receives each snapshot (see ``Training.snapshot``) to write. Without it no
+    checkpoint is written, though a stop asked for by the interrupts still ends the run."""
 
-    ``checkpoint`` receives snapshots (see ``Run.snapshot``) every ``checkpoint_every_epochs``
-    epochs (0: never) and whenever ``interrupts`` asks; ``resume`` is such a snapshot to go on
-    from. ``on_epoch`` sees each finished epoch. ``stream``: the training tensors stay in host
-    memory and go to ``device`` in copies of ``stream_chunk_steps`` batches. ``forward``: the
-    module the training steps call instead of the net (e.g. its ``torch.compile`` wrapper; it
-    must share the net's parameters). ``group``: the data-parallel processes. ``progress``:
-    show a bar over the steps."""
+    on_epoch: Callable[[EpochRecord], None] | None = None
+    checkpoint: Callable[[dict[str, Any]], None] | None = None
+
+
+@dataclass(frozen=True)
+class LoopRuntime:
+    """How and where the loop runs; the defaults train in this one process, on the device the
+    training data is on, from scratch.
+
+    ``interrupts`` are polled between steps; a snapshot goes to the checkpoint callback when they
+    ask and every ``checkpoint_every_epochs`` epochs (0: only when asked). ``resume``: a snapshot
+    to go on from. ``stream_from_host``: the training tensors stay in host memory and go to
+    ``device`` in copies of ``stream_chunk_steps`` batches. ``forward``: the module the training
+    steps call instead of the net (e.g. its ``torch.compile`` wrapper; it must share the net's
+    parameters). ``group``: the data-parallel processes. ``progress``: show a bar over the
+    steps."""
 
     interrupts: Interrupts = field(default_factory=Interrupts)
-    checkpoint: Callable[[dict[str, Any]], None] | None = None
     checkpoint_every_epochs: int = 0
     resume: dict[str, Any] | None = None
-    on_epoch: Callable[[EpochRecord], None] | None = None
-    stream: bool = False
+    stream_from_host: bool = False
     device: torch.device | None = None
     stream_chunk_steps: int = 64
     forward: nn.Module | None = None
@@ -159,20 +188,16 @@ class EpochCursor:
 
 
 def make_optimizer(net: nn.Module, config: LoopConfig) -> torch.optim.Optimizer:
-    """Adam and AdamW use the fused CUDA kernel on a GPU (one launch for all parameters)."""
+    """The optimizer ``config`` names over ``net``'s parameters. Adam and AdamW use the fused
+    CUDA kernel on a GPU (one launch for all parameters)."""
     params = list(net.parameters())
-    fused = bool(params) and params[0].device.type == "cuda"
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(
-            params, lr=config.lr, weight_decay=config.weight_decay, fused=fused
-        )
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
         )
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose from {OPTIMIZERS}")
+    adam = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    fused = bool(params) and params[0].device.type == "cuda"
+    return adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
 def lr_factor(step: int, config: LoopConfig, steps_per_epoch: int) -> float:
@@ -204,8 +229,6 @@ def make_optimization(
     """Optimizer, schedule and class weights; ``rows_per_epoch`` is what this process trains
     on per epoch (default: all of ``train``), ``device`` where the weights go (default: the
     data's)."""
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"unknown lr schedule {config.lr_schedule!r}; choose from {LR_SCHEDULES}")
     optimizer = make_optimizer(net, config)
     steps_per_epoch = math.ceil((rows_per_epoch or train.rows) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -215,17 +238,14 @@ def make_optimization(
     if config.class_weights == "balanced":
         weights = balanced_class_weights(train.target, net.config.n_classes)
         weights = weights.to(device or train.target.device)
-    elif config.class_weights != "none":
-        raise ValueError(
-            f"unknown class weights {config.class_weights!r}; choose from {CLASS_WEIGHTS}"
-        )
     return Optimization(optimizer, scheduler, weights)
 
 
-def evaluate(
+def validation_metrics(
     net: TabularMLP, split: TensorSplit, chunk_rows: int = 1 << 20
 ) -> ClassificationMetrics:
-    """Validation metrics; a split kept in host memory goes to the net's device in chunks."""
+    """The metrics of ``net`` on ``split``; a split kept in host memory goes to the net's device
+    in chunks of ``chunk_rows``."""
     device = next(net.parameters()).device
     if split.target.device == device:
         probabilities = predict_proba(net, split.numeric, split.categorical)
@@ -327,23 +347,6 @@ def train_steps(
     return True
 
 
-def train_epoch(
-    net: TabularMLP,
-    optimization: Optimization,
-    train: TensorSplit,
-    config: LoopConfig,
-    generator: torch.Generator,
-) -> float:
-    """One uninterrupted pass over shuffled device-resident data; returns the mean loss."""
-    device = train.target.device
-    order = torch.randperm(train.rows, device=device, generator=generator)
-    cursor = EpochCursor(order, 0, torch.zeros((), device=device))
-    train_steps(
-        net, optimization, device_batches(train, order, 0, config.batch_size), cursor, config
-    )
-    return float(cursor.loss_sum.item()) / train.rows  # the one host sync of the epoch
-
-
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
@@ -353,7 +356,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class Run:
+class Training:
     """One call of ``fit``: everything a checkpoint holds, and the epochs that change it."""
 
     def __init__(
@@ -362,13 +365,16 @@ class Run:
         train: TensorSplit,
         val: TensorSplit,
         config: LoopConfig,
-        hooks: LoopHooks,
+        runtime: LoopRuntime,
+        callbacks: LoopCallbacks,
     ) -> None:
-        self.net, self.train, self.val, self.config, self.hooks = net, train, val, config, hooks
-        self.group = hooks.group
-        self.device = hooks.device or train.target.device
+        self.net, self.train, self.val, self.config = net, train, val, config
+        self.runtime, self.callbacks = runtime, callbacks
+        self.group = runtime.group
+        self.device = runtime.device or train.target.device
         self.rows = self.group.shard_rows(train.rows)  # this process's rows per epoch
-        self.model = self.group.wrap(net if hooks.forward is None else hooks.forward, self.device)
+        forward = net if runtime.forward is None else runtime.forward
+        self.model = self.group.wrap(forward, self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.optimization = make_optimization(net, train, config, self.rows, self.device)
         self.outcome = LoopOutcome()
@@ -377,8 +383,8 @@ class Run:
         self.epoch_shuffle_state = self.generator.get_state()
         if self.group.rank > 0:  # same initial weights (seeded before), other dropout masks
             torch.manual_seed(config.seed + self.group.rank)
-        if hooks.resume is not None:
-            self.restore(hooks.resume)
+        if runtime.resume is not None:
+            self.restore(runtime.resume)
 
     def new_cursor(self) -> EpochCursor:
         """The next epoch's permutation (shared by every process; each takes its slice)."""
@@ -389,8 +395,9 @@ class Run:
         return EpochCursor(order, 0, torch.zeros((), device=self.device))
 
     def batches(self, cursor: EpochCursor) -> Iterator[Batch]:
+        """The rest of the epoch's batches, from ``cursor.next_step`` on."""
         size = self.config.batch_size
-        if not self.hooks.stream:
+        if not self.runtime.stream_from_host:
             return device_batches(self.train, cursor.order, cursor.next_step, size)
         return streamed_batches(
             self.train,
@@ -398,7 +405,7 @@ class Run:
             cursor.next_step,
             size,
             self.device,
-            self.hooks.stream_chunk_steps,
+            self.runtime.stream_chunk_steps,
         )
 
     def run_epoch(self, epoch: int) -> tuple[float, float]:
@@ -406,13 +413,13 @@ class Run:
         and the epoch's training seconds. Acts on interrupts between steps."""
         cursor = self.cursor = self.cursor or self.new_cursor()
         steps = math.ceil(self.rows / self.config.batch_size)
-        show = self.hooks.progress and self.group.is_main
+        show = self.runtime.progress and self.group.is_main
         bar = epoch_bar(show, epoch, self.config.epochs, steps, cursor.next_step)
         try:
             while True:
                 started = time.perf_counter()
                 args = (self.optimization, self.batches(cursor), cursor, self.config)
-                if train_steps(self.model, *args, self.hooks.interrupts, bar):
+                if train_steps(self.model, *args, self.runtime.interrupts, bar):
                     loss = float(self.group.sum(cursor.loss_sum.clone()).item())  # the sync
                     cursor.seconds += time.perf_counter() - started
                     break
@@ -430,20 +437,20 @@ class Run:
 
     def act_on_interrupts(self, epoch: int) -> None:
         """Checkpoint; then stop (``TrainingInterrupted``) when a stop was asked for."""
-        interrupts = self.hooks.interrupts
+        interrupts = self.runtime.interrupts
         self.save()
         interrupts.checkpoint_due = False
         if interrupts.stop_requested:
             where = f"epoch {epoch}" + (
                 f" step {self.cursor.next_step}" if self.cursor is not None else " end"
             )
-            saved = "a checkpoint was written" if self.hooks.checkpoint else "no checkpoint"
+            saved = "a checkpoint was written" if self.callbacks.checkpoint else "no checkpoint"
             raise TrainingInterrupted(f"training stopped on request at {where}; {saved}")
 
     def save(self) -> None:
-        """Hand a snapshot to the checkpoint hook (rank 0 only); a diverged state is refused,
-        so the last good checkpoint stays the latest."""
-        if self.hooks.checkpoint is None or not self.group.is_main:
+        """Hand a snapshot to the checkpoint callback (rank 0 only); a diverged state is
+        refused, so the last good checkpoint stays the latest."""
+        if self.callbacks.checkpoint is None or not self.group.is_main:
             return
         loss_ok = self.cursor is None or bool(torch.isfinite(self.cursor.loss_sum))
         if not loss_ok or not all(bool(torch.isfinite(p).all()) for p in self.net.parameters()):
@@ -451,7 +458,7 @@ class Run:
                 "training loss or weights became NaN or infinite; lower --lr "
                 "(no checkpoint written: the last good one stays the latest)"
             )
-        self.hooks.checkpoint(self.snapshot())
+        self.callbacks.checkpoint(self.snapshot())
 
     def snapshot(self) -> dict[str, Any]:
         """The training state as tensors and plain types (``torch.load(weights_only=True)``
@@ -482,6 +489,7 @@ class Run:
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
+        """Go on from ``snapshot`` (what ``snapshot`` returned, as saved and loaded)."""
         progress = json.loads(snapshot["progress"])
         if progress.get("format") != STATE_FORMAT:
             raise ValueError(f"checkpoint state format {progress.get('format')} is not supported")
@@ -503,6 +511,7 @@ class Run:
             self.cursor.seconds = progress["epoch_seconds"]
 
     def fit(self) -> LoopOutcome:
+        """The remaining epochs; on return the net holds the best epoch's weights."""
         started, first = time.perf_counter(), self.outcome.epochs_done + 1
         for epoch in range(first, self.config.epochs + 1):
             if self.outcome.stopped_early:
@@ -511,7 +520,8 @@ class Run:
             if not math.isfinite(train_loss):
                 raise DivergedError(f"training loss is {train_loss} at epoch {epoch}; lower --lr")
             samples = self.rows * self.group.world_size
-            record = EpochRecord(epoch, train_loss, evaluate(self.net, self.val), samples / seconds)
+            val = validation_metrics(self.net, self.val)
+            record = EpochRecord(epoch, train_loss, val, samples / seconds)
             # At most this long: early stopping can end the run sooner.
             eta = (
                 (time.perf_counter() - started) / (epoch - first + 1) * (self.config.epochs - epoch)
@@ -521,7 +531,7 @@ class Run:
         return self.outcome
 
     def finish_epoch(self, record: EpochRecord, eta: float) -> None:
-        """Book the epoch: best weights, log line, early stop, hook, checkpoint."""
+        """Book the epoch: best weights, log line, early stop, callback, checkpoint."""
         outcome = self.outcome
         outcome.history.append(record)
         if outcome.best_epoch == 0 or record.val.loss < outcome.best.val.loss:
@@ -540,10 +550,10 @@ class Run:
         if record.epoch - outcome.best_epoch >= self.config.patience:
             log.info("early stop: no val_loss improvement for %d epochs", self.config.patience)
             outcome.stopped_early = True
-        if self.hooks.on_epoch is not None:
-            self.hooks.on_epoch(record)
-        every = self.hooks.checkpoint_every_epochs
-        pending = self.hooks.interrupts.settle()  # every process calls it: they agree
+        if self.callbacks.on_epoch is not None:
+            self.callbacks.on_epoch(record)
+        every = self.runtime.checkpoint_every_epochs
+        pending = self.runtime.interrupts.settle()  # every process calls it: they agree
         if pending or (every > 0 and record.epoch % every == 0):
             self.act_on_interrupts(record.epoch)
 
@@ -553,9 +563,14 @@ def fit(
     train: TensorSplit,
     val: TensorSplit,
     config: LoopConfig,
-    hooks: LoopHooks | None = None,
+    runtime: LoopRuntime | None = None,
+    callbacks: LoopCallbacks | None = None,
 ) -> LoopOutcome:
-    """Train ``net`` in place; on return it holds the weights of the best validation epoch.
-    Raises ``DivergedError`` on a NaN/inf loss, ``TrainingInterrupted`` after a requested
-    stop (with a checkpoint handed to ``hooks.checkpoint`` first)."""
-    return Run(net, train, val, config, hooks or LoopHooks()).fit()
+    """Train ``net`` in place on ``train``, early-stopped on ``val``; returns the epochs' record,
+    and ``net`` holds the weights of the best validation epoch. Raises ``DivergedError`` on a
+    NaN/inf loss, ``TrainingInterrupted`` after a requested stop (with a snapshot handed to
+    ``callbacks.checkpoint`` first)."""
+    training = Training(
+        net, train, val, config, runtime or LoopRuntime(), callbacks or LoopCallbacks()
+    )
+    return training.fit()

@@ -30,7 +30,7 @@ def code_version() -> str:
         return "unknown"
 
 
-def run_tags(data_fingerprint: str, world_size: int, checkpoint_dir: str) -> dict[str, str]:
+def training_tags(data_fingerprint: str, world_size: int, checkpoint_dir: str) -> dict[str, str]:
     """Tags that say what produced the run: data, code, image, software, processes."""
     tags = {
         "data_fingerprint": data_fingerprint,

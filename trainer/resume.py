@@ -100,5 +100,5 @@ class RunCheckpoints:
         cannot be cleaned only costs storage, and the finished run stays a success."""
         try:
             self.store.clear()
-        except OSError as exc:
+        except (OSError, StepError) as exc:  # a refused access is a StepError here
             log.warning("could not delete the checkpoints in %s: %s", self.uri, exc)

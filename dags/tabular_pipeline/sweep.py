@@ -16,26 +16,11 @@ import math
 import random
 from typing import Any
 
-# Trainer flags a sweep may set, with the type of their values.
-TRAINER_FLAGS: dict[str, type] = {
-    "lr": float,
-    "batch_size": int,
-    "optimizer": str,
-    "epochs": int,
-    "patience": int,
-    "width": int,
-    "depth": int,
-    "dropout": float,
-    "weight_decay": float,
-    "lr_schedule": str,
-    "warmup_epochs": float,
-    "grad_clip": float,
-    "class_weights": str,
-    "numeric_embedding": str,
-    "embedding_dim": int,
-    "periodic_sigma": float,
-    "ple_bins": int,
-}
+from tabular_pipeline.step_flags import trainer_hyperparameters
+
+# The Python type of each JSON type in the trainer's published flags.
+PYTHON_TYPES: dict[str, type] = {"number": float, "integer": int, "string": str}
+
 # The DAG's default search space (param ``search_space``): a 6-trial grid of an MLP with
 # periodic numeric embeddings. Their initial frequency scale decides most: small (0.1) suits
 # small, smooth data, large (3-10) data with heavy-tailed columns such as the Adult census
@@ -67,11 +52,10 @@ def hyperparameter_set(
         raise SweepError(f"search must be one of {', '.join(SEARCHES)}; got {search!r}")
     if not space:
         raise SweepError("search_space is empty")
+    known = trainer_hyperparameters()
     for name in space:
-        if name not in TRAINER_FLAGS:
-            raise SweepError(
-                f"search_space.{name}: not a trainer flag; known: {', '.join(TRAINER_FLAGS)}"
-            )
+        if name not in known:
+            raise SweepError(f"search_space.{name}: not a trainer flag; known: {', '.join(known)}")
     names = sorted(space)
     if search == "grid":
         values = [_choices(name, space[name], search) for name in names]
@@ -105,12 +89,19 @@ def _choices(name: str, spec: Any, search: str) -> list[Any]:
 
 
 def _typed(name: str, value: Any) -> Any:
-    kind = TRAINER_FLAGS[name]
+    """``value`` as the trainer flag's type (an integer is a valid number); a value outside the
+    flag's choices is refused here, not in a trainer pod."""
+    flag = trainer_hyperparameters()[name]
+    kind = PYTHON_TYPES[flag["type"]]
     ok = isinstance(value, kind) and not isinstance(value, bool)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if not ok:
         raise SweepError(f"search_space.{name}: expected {kind.__name__} values; got {value!r}")
+    if "enum" in flag and value not in flag["enum"]:
+        raise SweepError(
+            f"search_space.{name}: {value!r} is not one of {', '.join(map(str, flag['enum']))}"
+        )
     return value
 
 

@@ -1,4 +1,5 @@
-"""classification_metrics against hand-computed values and scikit-learn."""
+"""classification_metrics against hand-computed values and scikit-learn; ``normalised``
+probabilities (clipped away from 0, rows summing to 1)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
-from common.metrics import classification_metrics
+from common.metrics import classification_metrics, normalised
 
 
 def test_binary_known_values() -> None:
@@ -89,3 +90,12 @@ def test_zero_probability_of_the_true_class_gives_a_finite_loss() -> None:
     assert math.isfinite(m.loss)
     assert m.loss == pytest.approx(-np.log(1e-12) / 2, rel=1e-3)
     assert m.accuracy == 0.5
+
+
+def test_normalised_rows_sum_to_one_without_zeros() -> None:
+    proba = np.array([[1.0, 0.0], [0.3, 0.7001]], dtype="float32")
+    out = normalised(proba)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=0, atol=1e-15)
+    assert out[0, 1] == pytest.approx(1e-12)
+    assert out[1, 1] == pytest.approx(0.7001 / 1.0001, rel=1e-6)

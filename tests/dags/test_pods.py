@@ -62,6 +62,16 @@ STEP_TASKS = {
 }
 STEPS = tuple(STEP_TASKS)
 CPU_STEPS = tuple(step for step in STEPS if step != "train")
+DATA_STEPS = ("validate", "preprocess")
+MODEL_STEPS = ("evaluate", "deploy")  # after the sweep: they read the data results
+DATA_READY = "data_preparation.data_ready"
+
+
+def data_results(preprocess_output: str) -> dict[str, Any]:
+    """What data_ready pushes, as far as the later steps read it."""
+    return {"validate": {}, "preprocess": {"output_uri": preprocess_output}}
+
+
 STEP_MODULES = {
     "validate": "validator",
     "preprocess": "preprocess",
@@ -266,8 +276,11 @@ def render(
             ("select_best", "run_id"): SELECTED_RUN_ID,
             ("evaluate", "return_value"): {"champion_version": COMPARED_CHAMPION},
         }
-        steps = {step: render_step(dag, STEP_TASKS[step], xcoms) for step in CPU_STEPS}
-        sweep = sweep_for(dag, arg_value(steps["preprocess"].args, "--output"), monkeypatch)
+        steps = {step: render_step(dag, STEP_TASKS[step], xcoms) for step in DATA_STEPS}
+        preprocess_output = arg_value(steps["preprocess"].args, "--output")
+        xcoms[(DATA_READY, "return_value")] = data_results(preprocess_output)
+        steps |= {step: render_step(dag, STEP_TASKS[step], xcoms) for step in MODEL_STEPS}
+        sweep = sweep_for(dag, preprocess_output, monkeypatch)
         xcoms[("hyperparameter_set", "return_value")] = sweep
         steps["train"] = render_step(dag, STEP_TASKS["train"], xcoms, map_index=0)
         return Rendered(config, dag, sweep, {step: steps[step] for step in STEPS})
@@ -324,8 +337,10 @@ def test_xcom_args_in_arguments_are_resolved_by_render_template_fields(
         assert arg_value(pod_step.args, "--run-id") == SELECTED_RUN_ID
         assert all(isinstance(arg, str) for arg in pod_step.args), pod_step.args
         pulled = [(p["task_ids"], p.get("key")) for p in pod_step.ti.pulls]
-        # deploy also reads the champion version the evaluation compared with (a template)
-        assert pulled == [("select_best", "run_id")] + [("evaluate", None)] * (step == "deploy")
+        # deploy also reads the champion version the evaluation compared with (a template);
+        # both read the preprocess output from the checked data results
+        champion = [("evaluate", None)] * (step == "deploy")
+        assert pulled == [("select_best", "run_id"), *champion, (DATA_READY, None)]
         assert pod_step.operator.arguments == pod_step.args
     for step in ("validate", "preprocess"):
         assert rendered.steps[step].ti.pulls == []
@@ -618,6 +633,7 @@ def test_deploy_expects_no_champion_when_the_evaluation_compared_with_none(
     xcoms = {
         ("select_best", "run_id"): SELECTED_RUN_ID,
         ("evaluate", "return_value"): {"champion_version": None},
+        (DATA_READY, "return_value"): data_results("s3://bucket/prepared"),
     }
     deploy = render_step(dag, STEP_TASKS["deploy"], xcoms)
     assert arg_value(deploy.operator.arguments, "--expected-champion-version") == "none"
@@ -741,3 +757,22 @@ def test_the_schema_validation_rejects_a_broken_pod(
     breakage(pod)
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+
+
+def test_evaluate_and_deploy_read_the_data_location_from_the_preprocess_result(
+    write_config: Callable[..., Path],
+    load_dag: Callable[[Path | None], DAG],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not rebuilt from the path template: where preprocess says it wrote its output."""
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({"conn_type": "kubernetes"}))
+    dag = load_dag(write_config({}))
+    elsewhere = "s3://other-bucket/prepared/elsewhere"
+    xcoms: dict[tuple[str, str], Any] = {
+        ("select_best", "run_id"): SELECTED_RUN_ID,
+        ("evaluate", "return_value"): {"champion_version": COMPARED_CHAMPION},
+        (DATA_READY, "return_value"): data_results(elsewhere),
+    }
+    for step in MODEL_STEPS:
+        args = render_step(dag, STEP_TASKS[step], xcoms).args
+        assert arg_value(args, "--data-path") == elsewhere, step

@@ -8,7 +8,13 @@ import math
 from typing import Any
 
 import pytest
-from tabular_pipeline.sweep import TRAINER_FLAGS, SweepError, hyperparameter_set, trainer_arguments
+from tabular_pipeline.step_flags import trainer_hyperparameters
+from tabular_pipeline.sweep import (
+    PYTHON_TYPES,
+    SweepError,
+    hyperparameter_set,
+    trainer_arguments,
+)
 
 RANDOM_SPACE: dict[str, Any] = {
     "lr": {"log_uniform": [1e-4, 1e-2]},
@@ -339,14 +345,15 @@ def test_every_sweep_flag_is_a_trainer_flag_of_the_same_type() -> None:
         "periodic_sigma": {"log_uniform": [0.01, 1.0]},
         "ple_bins": {"int_uniform": [2, 32]},
     }
-    assert set(space) == set(TRAINER_FLAGS)
+    flags = trainer_hyperparameters()
+    assert set(space) == set(flags)
     parser = build_parser()
     for trial in hyperparameter_set("random", space, n_trials=20, seed=11, max_trials=20):
         args = parser.parse_args(trainer_arguments(trial, "/data/p", "exp", seed=3))
         assert (args.data_path, args.experiment_name, args.seed) == ("/data/p", "exp", 3)
         for name, value in trial.items():
             parsed = getattr(args, name)
-            assert type(parsed) is TRAINER_FLAGS[name], name
+            assert type(parsed) is PYTHON_TYPES[flags[name]["type"]], name
             assert parsed == value, name
 
 
@@ -372,3 +379,10 @@ def test_int_uniform_refuses_non_integer_bounds() -> None:
         hyperparameter_set(
             "random", {"depth": {"int_uniform": [2.5, 3.5]}}, n_trials=20, seed=0, max_trials=20
         )
+
+
+def test_a_value_outside_a_flags_choices_is_a_sweep_error() -> None:
+    with pytest.raises(
+        SweepError, match=r"^search_space\.optimizer: 'adamax' is not one of adam, adamw, sgd"
+    ):
+        hyperparameter_set("grid", {"optimizer": ["adamw", "adamax"]}, 1, seed=0, max_trials=4)

@@ -15,10 +15,10 @@ from common import dataset, storage
 from common.step import StepError
 from contract.xcom import read_result
 from demo.sample_data import TARGET
-from preprocess import stream
+from preprocess import passes
 from preprocess.cli import main
-from preprocess.split import split_indices
 from tabular_model.transform import TableTransform
+from tests.preprocess.frames import seeded_splits
 
 
 def run(input_path: Path | str, output: Path, *extra: str, target: str = TARGET) -> int:
@@ -53,9 +53,9 @@ def test_result_matches_the_schema_and_the_files(preprocessed: Path, xcom_file: 
         assert Path(result[key]).is_file(), key
 
 
-def test_row_counts_add_up(preprocessed: Path, xcom_file: Path) -> None:
+def test_row_counts_add_up(preprocessed: Path, xcom_file: Path, sample_frame: pd.DataFrame) -> None:
     counts = read_result("preprocess", xcom_file)["row_counts"]
-    expected = split_indices(3000, 0.15, 0.15, seed=42)
+    expected = seeded_splits(sample_frame)
     assert counts == {name: len(rows) for name, rows in expected.items()}
     assert counts == {"train": 2088, "val": 459, "test": 453}
     manifest = json.loads((preprocessed / "manifest.json").read_text())
@@ -83,8 +83,7 @@ def test_transform_is_fitted_on_train_rows_only(
     preprocessed: Path, sample_frame: pd.DataFrame
 ) -> None:
     transform = dataset.load_transform(str(preprocessed))
-    parts = split_indices(len(sample_frame), 0.15, 0.15, seed=42)
-    train_rows = sample_frame.iloc[parts["train"]]
+    train_rows = seeded_splits(sample_frame)["train"]
     by_name = {c.name: c for c in transform.numeric}
     income = by_name["income"]  # robust scaling by default
     assert income.scaling == "robust"
@@ -176,12 +175,12 @@ def test_folder_of_parquet_files(
 
 
 def test_custom_fractions_and_sample_rows(
-    sample_parquet: Path, tmp_path: Path, xcom_file: Path
+    sample_frame: pd.DataFrame, sample_parquet: Path, tmp_path: Path, xcom_file: Path
 ) -> None:
     out = tmp_path / "out"
     args = ("--val-fraction", "0.1", "--test-fraction", "0.2", "--sample-rows", "5")
     assert run(sample_parquet, out, *args) == 0
-    parts = split_indices(3000, 0.1, 0.2, seed=42)
+    parts = seeded_splits(sample_frame, 0.1, 0.2)
     assert read_result("preprocess", xcom_file)["row_counts"] == {
         name: len(rows) for name, rows in parts.items()
     }
@@ -475,7 +474,7 @@ def test_crash_in_mid_write_leaves_no_manifest_and_no_partial_files(
 ) -> None:
     before = {p: p.read_bytes() for p in preprocessed.rglob("*.parquet")}
     calls = {"n": 0}
-    real = stream.encode_batch
+    real = passes.encode_batch
 
     def crash(*args: Any) -> Any:
         calls["n"] += 1
@@ -484,7 +483,7 @@ def test_crash_in_mid_write_leaves_no_manifest_and_no_partial_files(
         return real(*args)
 
     with monkeypatch.context() as patch:
-        patch.setattr(stream, "encode_batch", crash)
+        patch.setattr(passes, "encode_batch", crash)
         argv = ("--batch-rows", "500", "--seed", "9", "--in-memory-limit-mb", "0")
         assert run(sample_parquet, preprocessed, *argv) == 1
     assert not (preprocessed / "manifest.json").exists()

@@ -1,4 +1,4 @@
-"""Fitting batch by batch gives the transform an in-memory fit gives; the streaming statistics
+"""Fitting batch by batch gives the transform a fit on one batch gives; the streaming statistics
 (moments, bottom-k sample) agree with numpy."""
 
 from __future__ import annotations
@@ -9,19 +9,14 @@ import pyarrow as pa
 import pytest
 
 from demo.sample_data import TARGET, generate
-from preprocess.fit import (
-    BottomKSample,
-    FitOptions,
-    Moments,
-    TransformFitter,
-    column_types,
-    fit_transform,
-)
+from preprocess.fit import BottomKSample, FitOptions, Moments, TransformFitter
 from tabular_model.transform import Scaling
+from tests.preprocess.frames import feature_types, fit_train_rows
 
 
 def fit_in_batches(frame: pd.DataFrame, options: FitOptions, batch: int) -> TransformFitter:
-    fitter = TransformFitter(TARGET, column_types(frame, TARGET), options)
+    """Plain Arrow batches of ``frame`` (text not dictionary-encoded), all rows train."""
+    fitter = TransformFitter(TARGET, feature_types(frame, TARGET), options)
     for start in range(0, len(frame), batch):
         part = frame.iloc[start : start + batch]
         rows = pa.RecordBatch.from_pandas(part, preserve_index=False)
@@ -33,7 +28,7 @@ def fit_in_batches(frame: pd.DataFrame, options: FitOptions, batch: int) -> Tran
 def test_batched_fit_equals_the_in_memory_fit(scaling: Scaling) -> None:
     frame = generate(2000, seed=3)
     options = FitOptions(scaling=scaling, min_frequency=3)
-    whole = fit_transform(frame, TARGET, ("no", "yes"), options)
+    whole = fit_train_rows(frame, TARGET, ("no", "yes"), options)
     batched = fit_in_batches(frame, options, batch=300).transform(("no", "yes"))
     assert batched.categorical == whole.categorical
     for a, b in zip(batched.numeric, whole.numeric, strict=True):
@@ -47,8 +42,8 @@ def test_categorical_batches_count_like_plain_values() -> None:
     frame = generate(500, seed=4)
     as_categories = frame.astype({"region": "category", "occupation": "category"})
     options = FitOptions(min_frequency=2)
-    plain = fit_transform(frame, TARGET, ("no", "yes"), options)
-    assert fit_transform(as_categories, TARGET, ("no", "yes"), options) == plain
+    plain = fit_in_batches(frame, options, batch=200).transform(("no", "yes"))
+    assert fit_in_batches(as_categories, options, batch=200).transform(("no", "yes")) == plain
 
 
 def test_moments_merge_like_numpy() -> None:

@@ -18,7 +18,7 @@ from common import dataset, storage
 from common.step import StepError
 from contract.xcom import read_result
 from demo.sample_data import TARGET
-from preprocess import stream
+from preprocess import passes
 from preprocess.cli import main
 from tests import s3
 from tests.s3 import access_refused, object_keys
@@ -41,7 +41,7 @@ def partitioned(sample_frame: pd.DataFrame, s3_bucket: str, tmp_path: Path) -> s
 
 def fail_on_call(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
     """Make the ``call``-th encoded batch of the write pass raise (a crash in mid-write)."""
-    real: Callable[..., Any] = stream.encode_batch
+    real: Callable[..., Any] = passes.encode_batch
     calls = {"n": 0}
 
     def flaky(*args: Any) -> Any:
@@ -50,7 +50,7 @@ def fail_on_call(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
             raise RuntimeError("disk on fire")
         return real(*args)
 
-    monkeypatch.setattr(stream, "encode_batch", flaky)
+    monkeypatch.setattr(passes, "encode_batch", flaky)
 
 
 def test_partitioned_input_to_s3_output(
@@ -169,7 +169,7 @@ def test_failure_after_parts_were_uploaded_aborts_the_upload(
         listing = client.list_multipart_uploads(Bucket=s3_bucket)
         return len(listing.get("Uploads", []))
 
-    real = stream.encode_batch
+    real = passes.encode_batch
 
     def crash_at_the_end(transform: Any, part: Any) -> Any:
         if part.num_rows and uploads():  # a part of train.parquet is already in the bucket
@@ -177,7 +177,7 @@ def test_failure_after_parts_were_uploaded_aborts_the_upload(
             raise RuntimeError("killed")
         return real(transform, part)
 
-    monkeypatch.setattr(stream, "encode_batch", crash_at_the_end)
+    monkeypatch.setattr(passes, "encode_batch", crash_at_the_end)
     # S3's smallest part (5 MiB) instead of s3fs's 50 MiB, so a small test file has parts.
     monkeypatch.setitem(fsspec.config.conf, "s3", {"default_block_size": 5 * 2**20})
     s3fs.S3FileSystem.clear_instance_cache()

@@ -8,11 +8,13 @@ import pyarrow as pa
 import pytest
 
 from preprocess.split import (
+    TEST,
+    TRAIN,
+    VAL,
     SplitKeyError,
     assign,
     key_uniforms,
     row_uniforms,
-    split_indices,
     splitmix64,
 )
 
@@ -64,29 +66,34 @@ def test_null_keys_are_refused_naming_the_column() -> None:
         key_uniforms(pa.array(["a", None]), "id")
 
 
+def seeded_codes(rows: int, val: float, test: float, seed: int) -> np.ndarray:
+    """The split code of every row of a ``rows``-row input split by position."""
+    return assign(row_uniforms(0, rows, seed), val, test)
+
+
 def test_different_seed_gives_a_different_split() -> None:
-    a = split_indices(1000, 0.15, 0.15, seed=42)
-    b = split_indices(1000, 0.15, 0.15, seed=43)
-    assert not np.array_equal(a["test"], b["test"])
+    a = seeded_codes(1000, 0.15, 0.15, seed=42)
+    b = seeded_codes(1000, 0.15, 0.15, seed=43)
+    assert not np.array_equal(a == TEST, b == TEST)
 
 
 @pytest.mark.parametrize(
     ("rows", "val", "test"), [(1000, 0.15, 0.15), (7, 0.2, 0.3), (1, 0.1, 0.1)]
 )
-def test_partitions_cover_every_row_exactly_once(rows: int, val: float, test: float) -> None:
-    parts = split_indices(rows, val, test, seed=0)
-    everything = np.concatenate([parts["train"], parts["val"], parts["test"]])
-    np.testing.assert_array_equal(np.sort(everything), np.arange(rows))
-    for idx in parts.values():
-        np.testing.assert_array_equal(idx, np.sort(idx))
+def test_every_row_gets_the_split_of_its_number(rows: int, val: float, test: float) -> None:
+    u = row_uniforms(0, rows, seed=0)
+    codes = seeded_codes(rows, val, test, seed=0)
+    np.testing.assert_array_equal(codes == TEST, u < test)
+    np.testing.assert_array_equal(codes == VAL, (u >= test) & (u < test + val))
+    np.testing.assert_array_equal(codes == TRAIN, u >= test + val)
 
 
 def test_sizes_follow_the_fractions() -> None:
-    sizes = {k: len(v) for k, v in split_indices(100_000, 0.1, 0.2, seed=1).items()}
+    sizes = np.bincount(seeded_codes(100_000, 0.1, 0.2, seed=1), minlength=3)
     # binomial: the standard deviation of the test count is about 126 rows
-    assert abs(sizes["test"] - 20_000) < 800
-    assert abs(sizes["val"] - 10_000) < 800
-    assert sum(sizes.values()) == 100_000
+    assert abs(sizes[TEST] - 20_000) < 800
+    assert abs(sizes[VAL] - 10_000) < 800
+    assert sizes.sum() == 100_000
 
 
 def test_uniforms_are_in_the_unit_interval() -> None:

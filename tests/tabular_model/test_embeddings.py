@@ -19,7 +19,7 @@ from common import dataset
 from common.tracking import configure_mlflow, ensure_experiment
 from contract.xcom import xcom_path
 from tabular_model.network import (
-    EmbeddingOptions,
+    ModelConfig,
     NetworkConfig,
     PeriodicEmbedding,
     PiecewiseLinearEmbedding,
@@ -42,7 +42,8 @@ from tests.trainer.workspace import (
     train,
     workspace_env,
 )
-from trainer.cli import load_tensors, main
+from trainer.cli import main
+from trainer.job import load_tensors
 from trainer.loop import LoopConfig, TensorSplit, fit
 
 CPU = torch.device("cpu")
@@ -253,15 +254,20 @@ def test_config_refuses_bad_values(changes: dict[str, Any], message: str) -> Non
         NetworkConfig(2, (3,), 2, **changes)
 
 
-def test_embedding_options_give_network_fields() -> None:
+def test_the_model_settings_resolve_to_a_network_config_for_the_data() -> None:
     x, _ = make_inputs(100, 2, ())
-    ple = EmbeddingOptions("ple", embedding_dim=7, periodic_sigma=0.2, ple_bins=5)
-    fields = ple.network_fields(x)
-    assert fields["numeric_embedding_dim"] == 7
-    assert fields["ple_edges"] == ple_bin_edges(x, 5)
-    assert EmbeddingOptions("periodic").network_fields(x)["ple_edges"] == ()
-    config = NetworkConfig(2, (), 2, **fields)
-    assert config.numeric_embedding == "ple" and config.periodic_sigma == 0.2
+    model = ModelConfig(
+        width=32, depth=2, dropout=0.2, numeric_embedding="ple", embedding_dim=7,
+        periodic_sigma=0.2, ple_bins=5,
+    )  # fmt: skip
+    config = NetworkConfig.for_data(model, x, CARDINALITIES, 3)
+    assert (config.numeric_features, config.cardinalities, config.n_classes) == (2, (4, 9), 3)
+    assert (config.width, config.depth, config.dropout) == (32, 2, 0.2)
+    assert (config.numeric_embedding, config.numeric_embedding_dim) == ("ple", 7)
+    assert config.periodic_sigma == 0.2
+    assert config.ple_edges == ple_bin_edges(x, 5)  # the quantiles of the given training rows
+    periodic = ModelConfig(numeric_embedding="periodic", ple_bins=5)
+    assert NetworkConfig.for_data(periodic, x, (), 2).ple_edges == ()
 
 
 # --- torch.compile -----------------------------------------------------------------------------
@@ -281,7 +287,7 @@ def test_compiled_training_trains_the_plain_module() -> None:
     before = {k: v.clone() for k, v in net.state_dict().items()}
     wrapper = compiled(net)
     assert wrapper.config is net.config
-    config = LoopConfig(1e-2, 64, "adamw", epochs=2, weight_decay=0.0, patience=5, seed=0)
+    config = LoopConfig(lr=1e-2, batch_size=64, epochs=2, weight_decay=0.0)
     outcome = fit(wrapper, toy_split(256, 1), toy_split(128, 2), config)
     assert outcome.best_epoch >= 1
     state = net.state_dict()
@@ -301,18 +307,16 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFra
         return build_workspace(root, sample_frame)
 
 
-def trained_network(workspace: Workspace, options: EmbeddingOptions) -> TabularMLP:
-    """A network with ``options`` trained for two epochs on the workspace's splits."""
+def trained_network(workspace: Workspace, model: ModelConfig) -> TabularMLP:
+    """The network of ``model`` trained for two epochs on the workspace's splits."""
     transform = dataset.load_transform(str(workspace.data))
     train, val = (load_tensors(str(workspace.data), s, transform, CPU) for s in ("train", "val"))
+    cardinalities = tuple(c.cardinality for c in transform.categorical)
     torch.manual_seed(0)
     net = TabularMLP(
-        NetworkConfig(
-            train.numeric.shape[1], tuple(c.cardinality for c in transform.categorical),
-            len(transform.classes), width=32, depth=2, **options.network_fields(train.numeric),
-        )
-    )  # fmt: skip
-    fit(net, train, val, LoopConfig(3e-3, 256, "adamw", 2, 0.0, 5, 0))
+        NetworkConfig.for_data(model, train.numeric, cardinalities, len(transform.classes))
+    )
+    fit(net, train, val, LoopConfig(lr=3e-3, batch_size=256, epochs=2, weight_decay=0.0))
     return net
 
 
@@ -322,7 +326,8 @@ def test_served_model_predicts_what_the_trained_network_does(
     kind: str, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workspace.activate(monkeypatch)
-    net = trained_network(workspace, EmbeddingOptions(kind, embedding_dim=8, ple_bins=12))
+    model = ModelConfig(width=32, depth=2, numeric_embedding=kind, embedding_dim=8, ple_bins=12)
+    net = trained_network(workspace, model)
     transform = dataset.load_transform(str(workspace.data))
     mlflow = configure_mlflow()
     with mlflow.start_run(experiment_id=ensure_experiment("embeddings")):

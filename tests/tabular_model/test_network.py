@@ -1,8 +1,12 @@
-"""The network: embedding sizes, forward shapes, probabilities, config round trip."""
+"""The network: the model settings, embedding sizes, forward shapes, probabilities, config
+round trip."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +14,9 @@ import torch
 from torch import nn
 
 from tabular_model.network import (
+    ModelConfig,
     NetworkConfig,
+    SettingError,
     TabularMLP,
     as_tensors,
     embedding_dim,
@@ -26,6 +32,26 @@ def make_inputs(
     codes = [torch.randint(0, card, (rows,), generator=gen) for card in cardinalities]
     cat = torch.stack(codes, dim=1) if codes else torch.zeros((rows, 0), dtype=torch.int64)
     return x, cat
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"width": 0}, "width must be positive, got 0"),
+        ({"depth": -1}, "depth must be positive, got -1"),
+        ({"embedding_dim": 0}, "embedding_dim must be positive, got 0"),
+        ({"ple_bins": -3}, "ple_bins must be positive, got -3"),
+        ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
+        ({"dropout": float("nan")}, "dropout must be in [0, 1), got nan"),
+        ({"periodic_sigma": 0.0}, "periodic_sigma must be a positive number, got 0.0"),
+        ({"periodic_sigma": float("inf")}, "periodic_sigma must be a positive number, got inf"),
+        ({"numeric_embedding": "fourier"}, "numeric_embedding must be one of ('none', "),
+    ],
+)
+def test_model_config_refuses_values_out_of_range(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingError, match=re.escape(message)) as refused:
+        dataclasses.replace(ModelConfig(), **changes)
+    assert refused.value.setting == next(iter(changes))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from preprocess.fit import FitOptions, fit_transform
+from preprocess.fit import FitOptions
 from tabular_model.transform import (
     MISSING_CODE,
     OTHER_CODE,
@@ -24,6 +24,7 @@ from tabular_model.transform import (
     encode_target,
     logical_type,
 )
+from tests.preprocess.frames import fit_train_rows
 
 CLASSES = ("no", "yes")
 STANDARD = FitOptions(scaling="standard", min_frequency=1)
@@ -43,7 +44,7 @@ def train() -> pd.DataFrame:
 
 @pytest.fixture
 def transform(train: pd.DataFrame) -> TableTransform:
-    return fit_transform(train, "label", CLASSES, STANDARD)
+    return fit_train_rows(train, "label", CLASSES, STANDARD)
 
 
 def test_logical_types(train: pd.DataFrame) -> None:
@@ -81,7 +82,7 @@ def test_standard_statistics_come_from_train(transform: TableTransform) -> None:
 
 def test_robust_scaling_uses_median_and_iqr(train: pd.DataFrame) -> None:
     options = FitOptions(scaling="robust", min_frequency=1)
-    age, income, constant = fit_transform(train, "label", CLASSES, options).numeric
+    age, income, constant = fit_train_rows(train, "label", CLASSES, options).numeric
     assert (age.scaling, age.center, age.scale) == ("robust", 35.0, 15.0)  # q25 27.5, q75 42.5
     assert (income.center, income.scale) == (2000.0, 1000.0)
     assert constant.scale == 1.0  # zero IQR and zero std: not divided by zero
@@ -89,14 +90,14 @@ def test_robust_scaling_uses_median_and_iqr(train: pd.DataFrame) -> None:
 
 def test_robust_scaling_falls_back_to_std_for_a_zero_iqr() -> None:
     frame = pd.DataFrame({"x": [0.0] * 8 + [10.0, 20.0], "y": ["a", "b"] * 5})
-    (column,) = fit_transform(frame, "y", ("a", "b"), FitOptions(scaling="robust")).numeric
+    (column,) = fit_train_rows(frame, "y", ("a", "b"), FitOptions(scaling="robust")).numeric
     assert column.center == 0.0
     assert column.scale == pytest.approx(np.std(frame["x"]))
 
 
 def test_quantile_scaling_maps_train_to_minus_one_one(train: pd.DataFrame) -> None:
     options = FitOptions(scaling="quantile", min_frequency=1)
-    transform = fit_transform(train, "label", CLASSES, options)
+    transform = fit_train_rows(train, "label", CLASSES, options)
     age = transform.numeric[0]
     assert age.scaling == "quantile"
     assert len(age.quantiles) == 101
@@ -108,7 +109,7 @@ def test_quantile_scaling_maps_train_to_minus_one_one(train: pd.DataFrame) -> No
 
 def test_quantile_scaling_puts_a_repeated_value_in_the_middle() -> None:
     frame = pd.DataFrame({"x": [0.0] * 6 + [1.0, 2.0, 3.0, 4.0], "y": ["a", "b"] * 5})
-    transform = fit_transform(frame, "y", ("a", "b"), FitOptions(scaling="quantile"))
+    transform = fit_train_rows(frame, "y", ("a", "b"), FitOptions(scaling="quantile"))
     zero = encode_features(transform, pd.DataFrame({"x": [0.0]})).numeric[0, 0]
     # Interpolated quantiles are 0 for p up to 5/9 (0.55 on the percentile grid): 0 maps to
     # the middle of [0, 0.55], not to either end.
@@ -144,14 +145,14 @@ def test_train_encodes_to_zero_mean_unit_variance(
 
 def test_vocabulary_is_ordered_by_frequency_then_value() -> None:
     frame = pd.DataFrame({"c": ["b", "a", "c", "c", "b", "d", None], "y": [0, 1] * 3 + [0]})
-    (column,) = fit_transform(frame, "y", (0, 1), FitOptions(min_frequency=1)).categorical
+    (column,) = fit_train_rows(frame, "y", (0, 1), FitOptions(min_frequency=1)).categorical
     assert column == CategoricalColumn("c", ("b", "c", "a", "d"), other_code=True)
     assert column.cardinality == 6  # missing, other and four values
 
 
 def test_min_frequency_sends_rare_values_to_the_other_code() -> None:
     frame = pd.DataFrame({"c": ["b", "a", "c", "c", "b", "d", "c"], "y": [0, 1] * 3 + [0]})
-    transform = fit_transform(frame, "y", (0, 1), FitOptions(min_frequency=2))
+    transform = fit_train_rows(frame, "y", (0, 1), FitOptions(min_frequency=2))
     (column,) = transform.categorical
     assert column.vocabulary == ("c", "b")
     codes = encode_features(transform, frame).categorical[:, 0]
@@ -159,7 +160,7 @@ def test_min_frequency_sends_rare_values_to_the_other_code() -> None:
 
 
 def test_categories_encode_missing_other_and_vocabulary(train: pd.DataFrame) -> None:
-    transform = fit_transform(train, "label", CLASSES, STANDARD)
+    transform = fit_train_rows(train, "label", CLASSES, STANDARD)
     region, vip = transform.categorical
     assert region.vocabulary == ("north", "south")
     assert vip.vocabulary == ("True", "False")
@@ -226,7 +227,7 @@ def test_unseen_label_is_refused(transform: TableTransform) -> None:
 
 def test_numeric_labels_encode_from_numpy_values() -> None:
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": np.array([3, 1, 2], dtype="int64")})
-    transform = fit_transform(frame, "y", (1, 2, 3))
+    transform = fit_train_rows(frame, "y", (1, 2, 3))
     assert encode_target(transform, frame["y"]).tolist() == [2, 0, 1]
     assert type(as_label(np.int64(3))) is int
     with pytest.raises(TransformError, match=r"\['4'\]"):
@@ -236,7 +237,7 @@ def test_numeric_labels_encode_from_numpy_values() -> None:
 @pytest.mark.parametrize("scaling", ["standard", "robust", "quantile"])
 def test_json_round_trip(train: pd.DataFrame, scaling: str) -> None:
     options = FitOptions(scaling=scaling, min_frequency=2)  # type: ignore[arg-type]
-    transform = fit_transform(train, "label", CLASSES, options)
+    transform = fit_train_rows(train, "label", CLASSES, options)
     data = json.loads(json.dumps(transform.to_dict(), allow_nan=False))
     assert data["version"] == 2
     restored = TableTransform.from_dict(data)
@@ -248,7 +249,7 @@ def test_json_round_trip(train: pd.DataFrame, scaling: str) -> None:
 
 def test_json_round_trip_keeps_numeric_and_bool_classes() -> None:
     frame = pd.DataFrame({"x": [1.0, 2.0], "y": [True, False]})
-    transform = fit_transform(frame, "y", (False, True))
+    transform = fit_train_rows(frame, "y", (False, True))
     restored = TableTransform.from_dict(json.loads(json.dumps(transform.to_dict())))
     assert restored.classes == (False, True)
     assert encode_target(restored, frame["y"]).tolist() == [1, 0]
@@ -289,13 +290,13 @@ def test_all_missing_numeric_column_fits_to_neutral_statistics() -> None:
     frame = pd.DataFrame({"x": [np.nan, np.nan, np.nan], "y": ["a", "b", "a"]})
     for scaling in ("standard", "robust", "quantile"):
         options = FitOptions(scaling=scaling)  # type: ignore[arg-type]
-        (column,) = fit_transform(frame, "y", ("a", "b"), options).numeric
+        (column,) = fit_train_rows(frame, "y", ("a", "b"), options).numeric
         assert column == NumericColumn("x", 0.0, 1.0, True)
 
 
 def test_no_features_gives_empty_arrays() -> None:
     frame = pd.DataFrame({"y": ["a", "b"]})
-    transform = fit_transform(frame, "y", ("a", "b"))
+    transform = fit_train_rows(frame, "y", ("a", "b"))
     encoded = encode_features(transform, frame)
     assert encoded.numeric.shape == (2, 0)
     assert encoded.categorical.shape == (2, 0)

@@ -1,5 +1,6 @@
 """The checkpoint folder: commit by pointer, sha256 check, pruning, refusal of damaged or
-foreign pointers, the same on S3 (moto) as on a local disk, and no pickle on load."""
+foreign pointers, the same on S3 (moto) as on a local disk, storage errors named like every other
+storage error, and no pickle on load."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from common.step import StepError
-from tests.s3 import object_keys
+from tests.s3 import access_refused, object_keys
 from trainer.checkpoint import LATEST, CheckpointStore
 
 STATE: dict[str, Any] = {
@@ -112,6 +113,18 @@ def test_the_same_on_s3(s3_bucket: str, s3_server: str) -> None:
     assert torch.equal(loaded["weights"], STATE["weights"])
     store.clear()
     assert object_keys(s3_server, s3_bucket) == []
+
+
+def test_a_bucket_refusing_access_is_named(s3_bucket: str) -> None:
+    uri = f"s3://{s3_bucket}/runs/r2/checkpoints"
+    store = CheckpointStore(uri)
+    with access_refused(), pytest.raises(StepError, match=rf"^{uri}/latest\.json: access denied"):
+        store.pointer()
+
+
+def test_an_unsupported_uri_names_the_flag() -> None:
+    with pytest.raises(StepError, match=r"^--checkpoint-dir nosuchscheme://b/c: unsupported URI"):
+        CheckpointStore("nosuchscheme://b/c")
 
 
 def test_keep_must_be_positive(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_any_failure_after_training_ends_the_run_failed(
     def broken(*args: object) -> None:
         raise OSError("artifact store unreachable")
 
-    monkeypatch.setattr("trainer.cli.log_served_model", broken)
+    monkeypatch.setattr("trainer.job.log_served_model", broken)
     assert_step_fails(
         main, "train", argv(preprocessed, "boom", *QUIET), capsys, xcom_file, "unreachable"
     )
@@ -90,7 +90,7 @@ def test_a_retry_after_a_failure_resumes_into_the_same_run(
     preprocessed: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
 ) -> None:
     with monkeypatch.context() as patch:
-        patch.setattr("trainer.cli.log_served_model", lambda *a: (_ for _ in ()).throw(OSError()))
+        patch.setattr("trainer.job.log_served_model", lambda *a: (_ for _ in ()).throw(OSError()))
         assert main(argv(preprocessed, "retry", *QUIET)) == 1
     failed = mlflow.search_runs(experiment_names=["retry"], output_format="list")
     result = train(preprocessed, "retry", *QUIET)

@@ -16,7 +16,7 @@ from sklearn.metrics import f1_score, log_loss
 
 from contract.xcom import read_result
 from demo.sample_data import TARGET
-from preprocess.split import split_indices
+from tests.preprocess.frames import seeded_splits
 from tests.trainer.conftest import TRAINED_EXPERIMENT, TRAINED_IMAGE, TrainedRun
 from tests.trainer.workspace import features_of, load_model, mlflow_client, train
 
@@ -37,10 +37,10 @@ def raw_val_rows(trained: TrainedRun) -> pd.DataFrame:
     """The untransformed validation rows, rebuilt with preprocess's own (seeded) split; the
     rebuilt test rows must equal raw/test.parquet, which proves the rebuild right."""
     frame = trained.workspace.frame
-    parts = split_indices(len(frame), 0.15, 0.15, 42)  # preprocess defaults
-    rebuilt_test = frame.iloc[parts["test"]].reset_index(drop=True)
+    parts = seeded_splits(frame)  # preprocess defaults
+    rebuilt_test = parts["test"].reset_index(drop=True)
     pd.testing.assert_frame_equal(rebuilt_test, trained.workspace.raw_test(), check_dtype=False)
-    return frame.iloc[parts["val"]].reset_index(drop=True)
+    return parts["val"].reset_index(drop=True)
 
 
 def test_result_is_a_valid_train_result(trained: TrainedRun) -> None:
@@ -119,7 +119,7 @@ def test_run_is_tagged_with_its_data_code_and_image(store: TrainedRun) -> None:
 def test_data_fingerprint_without_one_in_the_manifest_covers_what_the_trainer_reads(
     preprocessed: Path,
 ) -> None:
-    from trainer.cli import data_fingerprint
+    from trainer.job import data_fingerprint
 
     manifest = preprocessed / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "fingerprint": None}))
@@ -265,7 +265,7 @@ def test_diverging_run_fails_cleanly_and_is_marked_failed(
 def test_deterministic_mode_turns_on_deterministic_algorithms(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from trainer.cli import make_deterministic
+    from trainer.job import make_deterministic
 
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     try:

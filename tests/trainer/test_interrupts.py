@@ -18,7 +18,7 @@ import torch
 from tests.trainer.test_loop import CONFIG, new_net, separable
 from trainer.distributed import ProcessGroup, SharedInterrupts
 from trainer.interrupts import Interrupts, checkpoint_timer, stop_on_sigterm
-from trainer.loop import LoopHooks, fit
+from trainer.loop import LoopRuntime, fit
 
 
 def test_sigterm_sets_the_stop_flag_and_the_old_handler_comes_back() -> None:
@@ -71,7 +71,7 @@ def test_progress_bar_over_the_steps_when_asked(
     progress: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = dataclasses.replace(CONFIG, epochs=2)
-    fit(new_net(), separable(400, 1), separable(100, 2), config, LoopHooks(progress=progress))
+    fit(new_net(), separable(400, 1), separable(100, 2), config, LoopRuntime(progress=progress))
     out = capsys.readouterr().out
     assert ("epoch 1/2" in out and "epoch 2/2" in out and "/4 [" in out) == progress, out
 

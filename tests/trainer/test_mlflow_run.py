@@ -14,7 +14,7 @@ from common.metrics import ClassificationMetrics
 from common.tracking import IMAGE_ENV, ensure_experiment
 from tests.trainer.workspace import mlflow_client
 from trainer.loop import EpochRecord, TrainingInterrupted
-from trainer.mlflow_run import MetricLogger, run_tags, training_run
+from trainer.mlflow_run import MetricLogger, training_run, training_tags
 
 
 @pytest.fixture
@@ -73,8 +73,8 @@ def test_epoch_metrics_are_queued_and_flushed(experiment: str) -> None:
 
 def test_tags_name_the_image_only_when_it_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(IMAGE_ENV, raising=False)
-    tags = run_tags("sha256:" + "a" * 64, 2, "s3://b/ckpt")
+    tags = training_tags("sha256:" + "a" * 64, 2, "s3://b/ckpt")
     assert "image" not in tags
     assert (tags["world_size"], tags["checkpoint_dir"]) == ("2", "s3://b/ckpt")
     monkeypatch.setenv(IMAGE_ENV, "repo/image:1.2")
-    assert run_tags("sha256:x", 1, "d")["image"] == "repo/image:1.2"
+    assert training_tags("sha256:x", 1, "d")["image"] == "repo/image:1.2"

@@ -5,6 +5,7 @@ never becomes the latest checkpoint; streamed data trains exactly like device-re
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,14 @@ from trainer.checkpoint import CheckpointStore
 from trainer.interrupts import Interrupts
 from trainer.loop import (
     DivergedError,
+    LoopCallbacks,
     LoopConfig,
-    LoopHooks,
     LoopOutcome,
+    LoopRuntime,
     TensorSplit,
     TrainingInterrupted,
     fit,
+    validation_metrics,
 )
 
 # Dropout on, cosine schedule with warmup, clipping: every piece of state a resume must restore.
@@ -57,17 +60,36 @@ class StopAtStep(Interrupts):
         return pending
 
 
+Checkpoint = Callable[[dict[str, Any]], None]
+
+
 def run(
-    config: LoopConfig, store: CheckpointStore | None = None, **hooks: Any
+    config: LoopConfig,
+    store: CheckpointStore | None = None,
+    checkpoint: Checkpoint | None = None,
+    **runtime: Any,
 ) -> tuple[dict[str, torch.Tensor], LoopOutcome]:
+    """A fresh training run on the toy data, resumed from ``store``'s latest checkpoint (unless
+    ``runtime`` names another ``resume``) and checkpointing into it (unless given another
+    ``checkpoint`` callback); ``runtime``: the ``LoopRuntime`` fields."""
     train, val = separable(400, seed=1), separable(200, seed=2)
     net = dropout_net()
     if store is not None:
         pointer = store.pointer()
-        hooks.setdefault("resume", store.load(pointer) if pointer else None)
-        hooks.setdefault("checkpoint", lambda state: store.save(state, "t", "id"))
-    outcome = fit(net, train, val, config, LoopHooks(**hooks))
+        runtime.setdefault("resume", store.load(pointer) if pointer else None)
+        checkpoint = checkpoint or saver(store)
+    callbacks = LoopCallbacks(checkpoint=checkpoint)
+    outcome = fit(net, train, val, config, LoopRuntime(**runtime), callbacks)
     return net.state_dict(), outcome
+
+
+def saver(store: CheckpointStore) -> Checkpoint:
+    """A checkpoint callback that commits every snapshot to ``store``."""
+
+    def save(snapshot: dict[str, Any]) -> None:
+        store.save(snapshot, "t", "id")
+
+    return save
 
 
 def assert_same(a: tuple[dict[str, torch.Tensor], LoopOutcome], b: Any) -> None:
@@ -167,23 +189,29 @@ def test_a_diverged_state_is_never_checkpointed(tmp_path: Path) -> None:
 
 def test_streamed_data_trains_exactly_like_device_resident_data(uninterrupted: Any) -> None:
     for chunk_steps in (1, 3):
-        streamed = run(RESUME_CONFIG, stream=True, stream_chunk_steps=chunk_steps)
+        streamed = run(RESUME_CONFIG, stream_from_host=True, stream_chunk_steps=chunk_steps)
         assert_same(streamed, uninterrupted)
 
 
 def test_stream_and_resume_together(tmp_path: Path, uninterrupted: Any) -> None:
     store = CheckpointStore(str(tmp_path / "ckpt"))
     with pytest.raises(TrainingInterrupted):
-        run(RESUME_CONFIG, store, interrupts=StopAtStep(12), stream=True, stream_chunk_steps=3)
-    assert_same(run(RESUME_CONFIG, store, stream=True, stream_chunk_steps=3), uninterrupted)
+        run(
+            RESUME_CONFIG,
+            store,
+            interrupts=StopAtStep(12),
+            stream_from_host=True,
+            stream_chunk_steps=3,
+        )
+    assert_same(
+        run(RESUME_CONFIG, store, stream_from_host=True, stream_chunk_steps=3), uninterrupted
+    )
 
 
 def test_stream_evaluates_host_data_in_chunks() -> None:
-    from trainer.loop import evaluate
-
     net, val = new_net(), separable(300, seed=2)
-    whole = evaluate(net, val)
-    assert evaluate(net, val, chunk_rows=64) == whole
+    whole = validation_metrics(net, val)
+    assert validation_metrics(net, val, chunk_rows=64) == whole
     assert isinstance(val, TensorSplit)
 
 
@@ -197,17 +225,20 @@ def test_on_cuda_streamed_and_resumed_runs_match_the_device_resident_run(tmp_pat
     train, val = separable(400, seed=1), separable(200, seed=2)
     cuda = torch.device("cuda")
 
-    def cuda_run(data: TensorSplit, **hooks: Any) -> LoopOutcome:
+    def cuda_run(
+        data: TensorSplit, store: CheckpointStore | None = None, **runtime: Any
+    ) -> LoopOutcome:
         net = dropout_net().cuda()
-        return fit(net, data, to_cuda(val), RESUME_CONFIG, LoopHooks(device=cuda, **hooks))
+        callbacks = LoopCallbacks(checkpoint=saver(store) if store else None)
+        on_cuda = LoopRuntime(device=cuda, **runtime)
+        return fit(net, data, to_cuda(val), RESUME_CONFIG, on_cuda, callbacks)
 
     resident = cuda_run(to_cuda(train))
-    streamed = cuda_run(train, stream=True, stream_chunk_steps=3)
+    streamed = cuda_run(train, stream_from_host=True, stream_chunk_steps=3)
     store = CheckpointStore(str(tmp_path / "ckpt"))
-    save = lambda state: store.save(state, "t", "id")  # noqa: E731
     with pytest.raises(TrainingInterrupted):
-        cuda_run(to_cuda(train), checkpoint=save, interrupts=StopAtStep(9))
-    resumed = cuda_run(to_cuda(train), checkpoint=save, resume=store.load(store.pointer()))  # type: ignore[arg-type]
+        cuda_run(to_cuda(train), store, interrupts=StopAtStep(9))
+    resumed = cuda_run(to_cuda(train), store, resume=store.load(store.pointer()))  # type: ignore[arg-type]
     for other in (streamed, resumed):
         assert [r.train_loss for r in other.history] == pytest.approx(
             [r.train_loss for r in resident.history], rel=1e-4

@@ -1,4 +1,4 @@
-"""Helpers shared by the trainer, evaluator, deployer and e2e tests: a workspace (preprocessed
+"""What the trainer, evaluator, deployer and e2e tests share: a workspace (preprocessed
 sample data plus its own embedded MLflow store) built once per module, and one-call wrappers
 around each step's ``main``.
 

@@ -1,0 +1,146 @@
+"""Deploy a run's model (register once, tag, smoke-test, move ``champion`` under a
+compare-and-set) or roll ``champion`` back to ``previous_champion``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from common.evaluation_record import recorded_evaluation
+from common.step import StepError
+from common.tracking import CHAMPION, image, reaching_mlflow, run_model_uri
+from contract.results import DeployResult, EvaluateResult
+from deployer.registry import (
+    check_champion,
+    move_champion,
+    register_once,
+    rollback_target,
+    swap_champion,
+    tag_version,
+)
+from deployer.smoke import sample_rows, smoke_test
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What to deploy (``run_id``) or roll back, and the checks around it."""
+
+    model_name: str
+    run_id: str | None = None
+    rollback: bool = False
+    # The champion version the evaluation compared with (None: no champion). Unset
+    # (``expect_champion`` False): the evaluation recorded on the run says it.
+    expected_champion: int | None = None
+    expect_champion: bool = False
+    data_path: str | None = None  # a preprocess output with raw sample rows for the smoke test
+    tags: tuple[tuple[str, str], ...] = ()
+    force: bool = False
+
+
+def evaluation_for(run_id: str, model_name: str) -> EvaluateResult | None:
+    """The evaluation recorded on the run, when it was made for this registered model."""
+    evaluation = recorded_evaluation(run_id)
+    if evaluation is not None and evaluation.model_name != model_name:
+        log.info(
+            "run %s was last evaluated for %s, not %s", run_id, evaluation.model_name, model_name
+        )
+        return None
+    return evaluation
+
+
+def compare_and_set(
+    config: DeployConfig, evaluation: EvaluateResult | None
+) -> tuple[int | None, bool]:
+    """The champion version to expect and whether to check it at all."""
+    if config.expect_champion:
+        return config.expected_champion, True
+    if evaluation is not None:
+        return evaluation.champion_version, True
+    log.warning(
+        "no evaluation of run %s for %s and no --expected-champion-version: champion moves "
+        "without a compare-and-set",
+        config.run_id,
+        config.model_name,
+    )
+    return None, False
+
+
+def version_tags(
+    run_id: str, evaluation: EvaluateResult | None, extra: Sequence[tuple[str, str]]
+) -> dict[str, str]:
+    """The decision behind this version: the evaluation's numbers, run ids, data, image."""
+    tags = {"deploy.run_id": run_id}
+    if (running_image := image()) is not None:
+        tags["deploy.image"] = running_image
+    if evaluation is not None:
+        summary = evaluation.model_dump(
+            include={
+                "reason", "improvement", "improvement_low", "improvement_high", "confidence",
+                "champion_version", "champion_run_id", "data_fingerprint", "test_rows",
+            }
+        )  # fmt: skip
+        summary |= {f"test_{k}": v for k, v in evaluation.metrics.model_dump().items()}
+        tags |= {f"evaluation.{k}": "none" if v is None else str(v) for k, v in summary.items()}
+    return tags | dict(extra)
+
+
+def deploy(config: DeployConfig) -> DeployResult:
+    """Deploy ``config.run_id`` as the champion, or roll back."""
+    if config.rollback:
+        with reaching_mlflow():
+            return rollback(config.model_name)
+    if not config.run_id:
+        raise StepError("--run-id is required unless --rollback is given")
+    rows = sample_rows(config.data_path)  # a bad --data-path fails before the registry is touched
+    with reaching_mlflow():
+        model_uri = run_model_uri(config.run_id)
+        evaluation = evaluation_for(config.run_id, config.model_name)
+        if evaluation is not None and not evaluation.should_deploy and not config.force:
+            raise StepError(
+                f"the evaluation of run {config.run_id} for {config.model_name} decided not to "
+                f"deploy ({evaluation.reason}); pass --force to promote it anyway"
+            )
+        expected, check = compare_and_set(config, evaluation)
+        if check:
+            check_champion(config.model_name, expected, config.run_id)
+        version, registered = register_once(config.model_name, config.run_id, model_uri)
+        tag_version(
+            config.model_name, version, version_tags(config.run_id, evaluation, config.tags)
+        )
+        smoked = smoke_test(f"models:/{config.model_name}/{version}", rows)
+        move = move_champion(config.model_name, version, expected, check)
+    log.info("%s champion -> v%d (previous %s)", config.model_name, version, move.previous)
+    return DeployResult(
+        action="deploy",
+        model_name=config.model_name,
+        version=version,
+        alias=CHAMPION,
+        previous_version=move.previous,
+        run_id=config.run_id,
+        registered=registered,
+        alias_moved=move.moved,
+        smoke_test_rows=smoked,
+    )
+
+
+def rollback(model_name: str) -> DeployResult:
+    """Swap ``champion`` and ``previous_champion`` (a second rollback undoes the first), after
+    the version rolled back to passes the smoke test on its own input example."""
+    target, current = rollback_target(model_name)
+    smoked = smoke_test(f"models:/{model_name}/{target}", None)
+    done = swap_champion(model_name, target, current)
+    log.info("%s champion rolled back v%d -> v%d", model_name, current, target)
+    return DeployResult(
+        action="rollback",
+        model_name=model_name,
+        version=done.version,
+        alias=CHAMPION,
+        previous_version=done.previous,
+        run_id=done.run_id,
+        registered=False,
+        alias_moved=True,
+        smoke_test_rows=smoked,
+    )

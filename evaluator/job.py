@@ -1,0 +1,217 @@
+"""The evaluation: load the raw test rows, score the candidate and the champion on them, judge
+them with the gate and record the result on the candidate's run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from common import dataset, storage
+from common.evaluation_record import record_evaluation
+from common.step import StepError
+from common.tracking import (
+    CHAMPION,
+    alias_version,
+    configure_mlflow,
+    is_unreachable,
+    reaching_mlflow,
+    run_model_uri,
+)
+from contract.results import EvaluateResult, SliceAccuracy
+from evaluator.gate import Comparison, Decision, Scores, Thresholds, decide
+from evaluator.metrics import paired_bootstrap_interval, slice_accuracies, worst_slice
+from evaluator.plots import evaluation_figures
+from evaluator.scoring import IncompatibleModelError, Scored, score
+from tabular_model.transform import TableTransform, TransformError, encode_target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    run_id: str
+    data_path: str
+    model_name: str
+    thresholds: Thresholds
+    bootstrap_samples: int
+    confidence: float
+    bootstrap_seed: int
+    min_slice_size: int
+    plots: bool
+
+
+@dataclass(frozen=True)
+class TestRows:
+    """The raw test rows of a preprocess output, split into model input and encoded labels."""
+
+    __test__ = False  # not a pytest class
+
+    uri: str
+    transform: TableTransform
+    features: pd.DataFrame
+    labels: np.ndarray
+    fingerprint: str
+
+    @property
+    def slice_columns(self) -> pd.DataFrame:
+        return self.features[[c.name for c in self.transform.categorical]]
+
+
+def load_test_rows(data_path: str) -> TestRows:
+    transform = dataset.load_transform(data_path)
+    uri = dataset.raw_uri(data_path, "test")
+    test = storage.read_table(uri)
+    if test.empty:
+        raise StepError(f"{uri} has no rows")
+    if transform.target not in test.columns:
+        raise StepError(f"{uri}: target column {transform.target!r} not found")
+    try:
+        labels = encode_target(transform, test[transform.target])
+    except TransformError as exc:
+        raise StepError(f"{uri}: {exc}") from exc
+    features = test.drop(columns=[transform.target])
+    return TestRows(uri, transform, features, labels, storage.fingerprint(uri))
+
+
+def predict(model_uri: str, features: pd.DataFrame) -> pd.DataFrame:
+    mlflow = configure_mlflow()
+    return mlflow.pyfunc.load_model(model_uri).predict(features)  # type: ignore[no-any-return]
+
+
+def score_champion(model_name: str, rows: TestRows) -> tuple[Any, Scored | None]:
+    """The champion's version and its scores on these rows; scores None when it cannot score
+    them (a different input schema or label set, or artifacts failing their checksum)."""
+    champion = alias_version(model_name, CHAMPION)
+    if champion is None:
+        return None, None
+    try:
+        predictions = predict(f"models:/{model_name}@{CHAMPION}", rows.features)
+        return champion, score(predictions, rows.labels, rows.transform)
+    except (IncompatibleModelError, MlflowException, ValueError, KeyError) as exc:
+        # MLflow's schema errors print the whole input frame; the first line says enough.
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        log.warning("champion v%s cannot score this test data: %s", champion.version, reason)
+        return champion, None
+
+
+def gate_scores(scored: Scored, slices: list[SliceAccuracy]) -> Scores:
+    worst = worst_slice(slices)
+    return Scores(
+        scored.metrics.accuracy, None if worst is None else worst.accuracy, scored.metrics.ece
+    )
+
+
+def score_candidate(run_id: str, model_uri: str, rows: TestRows) -> Scored:
+    """The candidate's scores; a StepError when its model cannot load or score the rows."""
+    try:
+        return score(predict(model_uri, rows.features), rows.labels, rows.transform)
+    except (IncompatibleModelError, MlflowException, ValueError, KeyError) as exc:
+        if is_unreachable(exc):
+            raise
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise StepError(f"--run-id {run_id}: its model cannot score {rows.uri}: {reason}") from exc
+
+
+@dataclass(frozen=True)
+class Judgement:
+    decision: Decision
+    interval: tuple[float, float] | None  # None without a comparable champion
+    slices: dict[str, list[SliceAccuracy]]  # "candidate" and, when it scored, "champion"
+
+
+def judge(
+    config: EvaluateConfig,
+    rows: TestRows,
+    candidate: Scored,
+    champion: Any,
+    baseline: Scored | None,
+) -> Judgement:
+    """Slices, the paired interval and the gate's decision. ``baseline`` is the champion's
+    scores: None without a champion, or with one that cannot score these rows."""
+    columns = rows.slice_columns
+    slices = {"candidate": slice_accuracies(columns, candidate.correct, config.min_slice_size)}
+    comparison, interval = None, None
+    if baseline is not None:
+        slices["champion"] = slice_accuracies(columns, baseline.correct, config.min_slice_size)
+        interval = paired_bootstrap_interval(
+            candidate.correct,
+            baseline.correct,
+            config.bootstrap_samples,
+            config.confidence,
+            config.bootstrap_seed,
+        )
+        comparison = Comparison(gate_scores(baseline, slices["champion"]), *interval)
+    incompatible = champion is not None and baseline is None
+    decision = decide(
+        gate_scores(candidate, slices["candidate"]), comparison, config.thresholds, incompatible
+    )
+    return Judgement(decision, interval, slices)
+
+
+def build_result(
+    config: EvaluateConfig, rows: TestRows, model_uri: str, champion: Any, scores: dict[str, Scored]
+) -> tuple[EvaluateResult, Judgement]:
+    """The decision and the result; ``scores`` holds "candidate" and, when it scored,
+    "champion"."""
+    candidate, baseline = scores["candidate"], scores.get("champion")
+    judgement = judge(config, rows, candidate, champion, baseline)
+    decision = judgement.decision
+    low, high = judgement.interval or (None, None)
+    result = EvaluateResult(
+        should_deploy=decision.should_deploy,
+        reason=decision.reason,
+        new_accuracy=candidate.metrics.accuracy,
+        new_f1_score=candidate.metrics.f1_score,
+        baseline_accuracy=None if baseline is None else baseline.metrics.accuracy,
+        improvement=None
+        if baseline is None
+        else candidate.metrics.accuracy - baseline.metrics.accuracy,
+        improvement_low=low,
+        improvement_high=high,
+        confidence=config.confidence,
+        bootstrap_samples=config.bootstrap_samples,
+        metrics=candidate.metrics,
+        baseline_metrics=None if baseline is None else baseline.metrics,
+        worst_slice=worst_slice(judgement.slices["candidate"]),
+        baseline_worst_slice=worst_slice(judgement.slices.get("champion", [])),
+        champion_version=None if champion is None else int(champion.version),
+        champion_run_id=None if champion is None else champion.run_id,
+        run_id=config.run_id,
+        model_path=model_uri,
+        model_name=config.model_name,
+        test_rows=len(rows.labels),
+        data_fingerprint=rows.fingerprint,
+    )
+    return result, judgement
+
+
+def evaluate(config: EvaluateConfig) -> EvaluateResult:
+    """Score, decide and record; the result names the decision and its reason."""
+    rows = load_test_rows(config.data_path)
+    with reaching_mlflow():
+        model_uri = run_model_uri(config.run_id)
+        scores = {"candidate": score_candidate(config.run_id, model_uri, rows)}
+        champion, baseline = score_champion(config.model_name, rows)
+        if baseline is not None:
+            scores["champion"] = baseline
+        result, judgement = build_result(config, rows, model_uri, champion, scores)
+        figures = (
+            evaluation_figures(scores["candidate"], rows.transform.classes) if config.plots else {}
+        )
+        record_evaluation(result, judgement.slices, figures)
+    log.info(
+        "candidate %s test accuracy %.4f vs champion %s (gain interval %s at %.0f%%): %s (%s)",
+        config.run_id,
+        result.new_accuracy,
+        "none" if result.baseline_accuracy is None else f"{result.baseline_accuracy:.4f}",
+        "none" if judgement.interval is None else "[{:+.4f}, {:+.4f}]".format(*judgement.interval),
+        100 * config.confidence,
+        "deploy" if result.should_deploy else "keep champion",
+        result.reason,
+    )
+    return result

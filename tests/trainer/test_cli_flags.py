@@ -1,0 +1,120 @@
+"""The trainer's flags: their groups (the sweepable ones hold exactly the model and optimisation
+settings), defaults taken from the config dataclasses, the resolved config, the hyperparameters
+and the messages that name a flag out of its range."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from common.step import StepError
+from tabular_model.network import ModelConfig
+from trainer.cli import SWEEPABLE_GROUPS, build_parser, config_from_args
+from trainer.job import RunOptions, TrainConfig, hyperparameters
+from trainer.loop import LoopConfig
+
+REQUIRED = ["--data-path", "data/", "--experiment-name", "exp"]
+
+
+def groups() -> dict[str, list[argparse.Action]]:
+    """The parser's argument groups by title, each with its actions."""
+    return {g.title or "": list(g._group_actions) for g in build_parser()._action_groups}
+
+
+def config(*flags: str) -> TrainConfig:
+    return config_from_args(build_parser().parse_args([*REQUIRED, *flags]))
+
+
+def test_the_sweepable_groups_hold_exactly_the_model_and_optimisation_settings() -> None:
+    by_title = groups()
+    assert SWEEPABLE_GROUPS == ("model", "optimisation")
+    model = [a.dest for a in by_title["model"]]
+    optimisation = [a.dest for a in by_title["optimisation"]]
+    assert model == [f.name for f in dataclasses.fields(ModelConfig)]
+    assert sorted(optimisation) == sorted(
+        f.name for f in dataclasses.fields(LoopConfig) if f.name != "seed"
+    )
+
+
+def test_every_sweepable_flag_has_a_type_a_default_and_help() -> None:
+    for title in SWEEPABLE_GROUPS:
+        for action in groups()[title]:
+            assert action.type is not None, action.dest
+            assert action.default is not None and action.help, action.dest
+            if action.choices is not None:
+                assert all(isinstance(c, str) for c in action.choices), action.dest
+                assert action.default in action.choices, action.dest
+
+
+def test_every_flag_is_in_a_named_group() -> None:
+    by_title = groups()
+    grouped = [a.dest for title, actions in by_title.items() if title != "options" for a in actions]
+    assert [a.dest for a in by_title["options"]] == ["help"]
+    assert sorted(grouped) == sorted(
+        ["data_path", "experiment_name", "seed"]
+        + [f.name for f in dataclasses.fields(ModelConfig)]
+        + [f.name for f in dataclasses.fields(LoopConfig) if f.name != "seed"]
+        + [f.name for f in dataclasses.fields(RunOptions)]
+    )
+
+
+def test_flag_defaults_are_the_config_defaults() -> None:
+    assert config() == TrainConfig("data", "exp")  # the trailing slash is dropped
+    assert TrainConfig("data", "exp").options.checkpoint.every_minutes == 10.0
+
+
+def test_flags_reach_their_config_fields() -> None:
+    resolved = config(
+        "--width", "64", "--ple-bins", "12", "--lr", "0.01", "--seed", "7", "--device", "cpu",
+        "--compile", "--checkpoint-dir", "s3://b/c", "--checkpoint-every-minutes", "0",
+    )  # fmt: skip
+    assert (resolved.model.width, resolved.model.ple_bins) == (64, 12)
+    assert (resolved.loop.lr, resolved.loop.seed) == (0.01, 7)
+    assert (resolved.options.device, resolved.options.compile) == ("cpu", True)
+    checkpoint = resolved.options.checkpoint
+    assert (checkpoint.dir, checkpoint.every_epochs, checkpoint.every_minutes) == ("s3://b/c", 1, 0)
+
+
+def test_hyperparameters_are_the_model_and_loop_settings_with_determinism_and_compile() -> None:
+    assert hyperparameters(config("--deterministic")) == {
+        "width": 256, "depth": 3, "dropout": 0.1, "deterministic": True, "lr": 1e-3,
+        "batch_size": 1024, "optimizer": "adamw", "epochs": 20, "weight_decay": 1e-5,
+        "patience": 5, "seed": 0, "lr_schedule": "cosine", "warmup_epochs": 1.0,
+        "grad_clip": 1.0, "class_weights": "none", "numeric_embedding": "none",
+        "embedding_dim": 16, "periodic_sigma": 0.1, "ple_bins": 8, "compile": False,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--lr", "0"], "--lr must be positive, got 0.0"),
+        (["--batch-size", "0"], "--batch-size must be positive, got 0"),
+        (["--width", "-4"], "--width must be positive, got -4"),
+        (["--depth", "0"], "--depth must be positive, got 0"),
+        (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
+        (["--weight-decay", "-0.0001"], "--weight-decay must not be negative, got -0.0001"),
+        (["--warmup-epochs", "-1"], "--warmup-epochs must not be negative, got -1.0"),
+        (["--embedding-dim", "0"], "--embedding-dim must be positive, got 0"),
+        (["--periodic-sigma", "nan"], "--periodic-sigma must be a positive number, got nan"),
+        (
+            ["--checkpoint-every-epochs", "-1"],
+            "--checkpoint-every-epochs must not be negative, got -1",
+        ),
+        (
+            ["--checkpoint-every-minutes", "inf"],
+            "--checkpoint-every-minutes must not be negative, got inf",
+        ),
+        (
+            ["--system-metrics-interval", "nan"],
+            "--system-metrics-interval must not be negative, got nan",
+        ),
+        (["--checkpoint-dir", " "], "--checkpoint-dir is empty"),
+    ],
+)
+def test_a_value_out_of_range_is_refused_naming_the_flag(flags: list[str], message: str) -> None:
+    with pytest.raises(StepError) as refused:
+        config(*flags)
+    assert str(refused.value) == message

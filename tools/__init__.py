@@ -1,0 +1,1 @@
+"""Development commands that read several packages at once (``make schemas``)."""

@@ -1,0 +1,381 @@
+"""A training run: load the preprocess output, build the network, fit it (resuming from a
+checkpoint when there is one; under torchrun on every rank), log the run and the served model to
+MLflow and build the result (rank 0)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from common import dataset, storage
+from common.step import StepError
+from common.tracking import configure_mlflow, ensure_experiment
+from contract.results import TrainResult
+from tabular_model.network import (
+    ModelConfig,
+    NetworkConfig,
+    SettingError,
+    TabularMLP,
+    as_tensors,
+    check_setting,
+    compiled,
+)
+from tabular_model.packaging import log_served_model
+from trainer import distributed
+from trainer.distributed import SINGLE_PROCESS, ProcessGroup
+from trainer.interrupts import Interrupts, Preempted, checkpoint_timer, stop_on_sigterm
+from trainer.loop import (
+    DivergedError,
+    LoopCallbacks,
+    LoopConfig,
+    LoopOutcome,
+    LoopRuntime,
+    TensorSplit,
+    TrainingInterrupted,
+    fit,
+)
+from trainer.mlflow_run import MetricLogger, final_metrics, training_run, training_tags
+from trainer.progress import on_terminal
+from trainer.resume import CheckpointOptions, RunCheckpoints
+
+log = logging.getLogger(__name__)
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+DATA_PLACEMENTS = ("auto", "device", "stream")
+
+
+# auto streams training data that would take more than this share of the free GPU memory
+# (the rest is left to activations, the optimizer state and the validation split).
+DEVICE_MEMORY_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out (the run and operation flags of the same names; their defaults
+    are these). ``deterministic`` and ``compile`` change how the numbers are computed, so they
+    are recorded with the hyperparameters; the others are not."""
+
+    device: str = "auto"  # one of DEVICES; auto: CUDA when present
+    deterministic: bool = False
+    compile: bool = False
+    data_placement: str = "auto"  # one of DATA_PLACEMENTS
+    system_metrics_interval: float = 10.0  # seconds; 0: off
+    checkpoint_dir: str | None = None  # None: the run-scoped default under $PIPELINE_HOME
+    checkpoint_every_epochs: int = 1  # 0: off
+    checkpoint_every_minutes: float = 10.0  # 0: off
+
+    def __post_init__(self) -> None:
+        """Raise ``SettingError`` naming the first field out of its range."""
+        for name, choices in (("device", DEVICES), ("data_placement", DATA_PLACEMENTS)):
+            value = getattr(self, name)
+            check_setting(name, value, value in choices, f"must be one of {choices}")
+        for name in (
+            "checkpoint_every_epochs",
+            "checkpoint_every_minutes",
+            "system_metrics_interval",
+        ):
+            value = getattr(self, name)
+            check_setting(name, value, 0 <= value < math.inf, "must not be negative")
+        if self.checkpoint_dir is not None and not self.checkpoint_dir.strip():
+            raise SettingError("checkpoint_dir", "is empty")
+
+    @property
+    def checkpoint(self) -> CheckpointOptions:
+        """Where and how often the run checkpoints (``keep``: the store's default)."""
+        return CheckpointOptions(
+            self.checkpoint_dir, self.checkpoint_every_epochs, self.checkpoint_every_minutes
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: its data and MLflow experiment, what it trains (``model``, ``loop``)
+    and how it is carried out (``options``)."""
+
+    data_path: str
+    experiment_name: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    options: RunOptions = field(default_factory=RunOptions)
+
+
+def make_deterministic() -> None:
+    """Deterministic kernels only (warning where none exists); cuBLAS needs its workspace
+    setting before CUDA starts."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(requested: str, group: ProcessGroup = SINGLE_PROCESS) -> torch.device:
+    """The training device (under torchrun, the GPU of this process's local rank); on CUDA,
+    fp32 matmuls may use TF32 (A100/H100 tensor cores)."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise StepError("--device cuda: no CUDA device is available on this machine")
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        return torch.device("cuda", group.local_rank) if group.distributed else torch.device("cuda")
+    return torch.device(requested)
+
+
+def load_tensors(
+    data_path: str, split: str, transform: dataset.TableTransform, device: torch.device
+) -> TensorSplit:
+    """One split of the preprocess output, encoded by ``transform``, as tensors on ``device``."""
+    encoded = dataset.load_split(data_path, transform, split)
+    if encoded.rows == 0:
+        raise StepError(f"{dataset.split_uri(data_path, split)} has no rows")
+    numeric, categorical = as_tensors(encoded.numeric, encoded.categorical, device)
+    return TensorSplit(numeric, categorical, torch.from_numpy(encoded.target).to(device))
+
+
+def split_bytes(split: TensorSplit) -> int:
+    return sum(t.element_size() * t.nelement() for t in vars(split).values())
+
+
+def decide_streaming(placement: str, train: TensorSplit, device: torch.device) -> bool:
+    """Whether the training tensors stay in host memory and stream to the device, for the
+    ``--data-placement`` value ``placement``: ``auto`` streams when they would take more than
+    DEVICE_MEMORY_FRACTION of the free GPU memory."""
+    if placement != "auto" or device.type != "cuda":
+        return placement == "stream"
+    free, _ = torch.cuda.mem_get_info(device)
+    return split_bytes(train) > DEVICE_MEMORY_FRACTION * free
+
+
+def place(split: TensorSplit, device: torch.device, stream_from_host: bool) -> TensorSplit:
+    """On the device, or left in host memory when streamed (each chunk is gathered into
+    pinned memory for its copy, so the whole split need not be page-locked)."""
+    if stream_from_host:
+        return split
+    return TensorSplit(*(t.to(device) for t in vars(split).values()))
+
+
+def load_data(
+    config: TrainConfig, transform: dataset.TableTransform, device: torch.device
+) -> tuple[TensorSplit, TensorSplit, bool]:
+    """Train and val splits placed for training, and whether training data streams from host
+    memory."""
+    host = torch.device("cpu")
+    train_split = load_tensors(config.data_path, "train", transform, host)
+    val_split = load_tensors(config.data_path, "val", transform, host)
+    if np.unique(train_split.target.numpy()).size < 2:
+        raise StepError(
+            f"{dataset.split_uri(config.data_path, 'train')}: train split has one class"
+        )
+    streamed = decide_streaming(config.options.data_placement, train_split, device)
+    if streamed:
+        log.info("training data (%d MB) streams to %s", split_bytes(train_split) >> 20, device)
+    return place(train_split, device, streamed), place(val_split, device, streamed), streamed
+
+
+def data_fingerprint(data_path: str) -> str:
+    """The preprocess manifest's data fingerprint when it has one; otherwise a fingerprint of
+    the files the trainer reads (train and val splits, transform)."""
+    manifest = dataset.read_manifest(data_path)
+    for key in ("fingerprint", "data_fingerprint"):
+        if isinstance(manifest.get(key), str):
+            return str(manifest[key])
+    uris = [dataset.split_uri(data_path, s) for s in ("train", "val")]
+    parts = [storage.fingerprint(uri) for uri in [*uris, dataset.transform_uri(data_path)]]
+    return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def hyperparameters(config: TrainConfig) -> dict[str, str | int | float]:
+    """What decides the trained model: every model and optimisation setting, and the two run
+    options that change the numbers (deterministic kernels, torch.compile). The result's
+    ``hyperparameters``, the MLflow params (with a few more) and part of the run's identity."""
+    options = config.options
+    return {
+        **asdict(config.model),
+        **asdict(config.loop),
+        "deterministic": options.deterministic,
+        "compile": options.compile,
+    }
+
+
+def build_network(
+    config: TrainConfig, transform: dataset.TableTransform, train_split: TensorSplit
+) -> TabularMLP:
+    """The untrained network of ``config.model`` for the data ``transform`` encodes, seeded by
+    the run's seed (PLE bin edges from ``train_split``)."""
+    torch.manual_seed(config.loop.seed)
+    network = NetworkConfig.for_data(
+        config.model,
+        train_split.numeric,
+        cardinalities=tuple(c.cardinality for c in transform.categorical),
+        n_classes=len(transform.classes),
+    )
+    return TabularMLP(network)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A training process ready to fit: data placed, network built, how the loop runs, the
+    run's checkpoints, and the MLflow run a resume continues (None: a new run)."""
+
+    transform: dataset.TableTransform
+    net: TabularMLP
+    train: TensorSplit
+    val: TensorSplit
+    runtime: LoopRuntime
+    checkpoints: RunCheckpoints
+    resumed_run_id: str | None
+    fingerprint: str  # of the data
+
+
+def prepare(
+    config: TrainConfig, group: ProcessGroup, device: torch.device, interrupts: Interrupts
+) -> Prepared:
+    """Load and place the data, find the run's latest checkpoint, build the network."""
+    transform = dataset.load_transform(config.data_path)
+    train_split, val_split, streamed = load_data(config, transform, device)
+    fingerprint = data_fingerprint(config.data_path)
+    identity = {
+        "experiment_name": config.experiment_name,
+        "data_path": config.data_path,
+        "data_fingerprint": fingerprint,
+        "config": hyperparameters(config),
+    }
+    checkpoints = RunCheckpoints(config.options.checkpoint, identity)
+    resume = checkpoints.resume_point()
+    net = build_network(config, transform, train_split).to(device)
+    runtime = LoopRuntime(
+        interrupts=interrupts,
+        checkpoint_every_epochs=config.options.checkpoint_every_epochs,
+        resume=resume.snapshot if resume else None,
+        stream_from_host=streamed,
+        device=device,
+        # A compiled wrapper trains net's own parameters; net is what gets saved.
+        forward=compiled(net) if config.options.compile else None,
+        group=group,
+        progress=group.is_main and on_terminal(),
+    )
+    resumed_run_id = resume.mlflow_run_id if resume else None
+    return Prepared(
+        transform, net, train_split, val_split, runtime, checkpoints, resumed_run_id, fingerprint
+    )
+
+
+def run_fit(
+    config: TrainConfig, p: Prepared, callbacks: LoopCallbacks | None = None
+) -> LoopOutcome:
+    """Fit with the periodic checkpoint timer on; training failures become ``StepError``."""
+    try:
+        with checkpoint_timer(p.runtime.interrupts, config.options.checkpoint_every_minutes):
+            return fit(p.net, p.train, p.val, config.loop, p.runtime, callbacks)
+    except DivergedError as exc:
+        raise StepError(str(exc)) from exc
+    except torch._dynamo.exc.BackendCompilerFailed as exc:  # e.g. no C/C++ compiler
+        reason = str(exc).splitlines()[0]
+        raise StepError(f"--compile: torch.compile failed: {reason}") from exc
+
+
+def start_logging(config: TrainConfig, p: Prepared, run_id: str) -> MetricLogger:
+    """Params and tags of a new run (a resumed run has them already); returns the run's metric
+    logger."""
+    mlflow = configure_mlflow()
+    if p.resumed_run_id is None:
+        mlflow.log_params(
+            {
+                **hyperparameters(config),
+                "data_path": config.data_path,
+                "device": str(p.runtime.device),
+                "train_rows": p.train.rows,
+            }
+        )
+    tags = training_tags(p.fingerprint, p.runtime.group.world_size, p.checkpoints.uri)
+    tags["data_placement"] = "stream" if p.runtime.stream_from_host else "device"
+    mlflow.set_tags(tags)
+    return MetricLogger(run_id)
+
+
+def train_and_log(config: TrainConfig, p: Prepared) -> TrainResult:
+    """Rank 0: fit inside the MLflow run (continued on a resume), log the model, return the
+    result; the run's checkpoints are deleted once the model is safely logged."""
+    example = storage.read_table(dataset.raw_uri(config.data_path, "sample"))
+    experiment_id = ensure_experiment(config.experiment_name)
+    interval = config.options.system_metrics_interval
+    with training_run(experiment_id, p.resumed_run_id, interval) as run:
+        run_id = run.info.run_id
+        logger = start_logging(config, p, run_id)
+        # The checkpoint writer records the run id, so that a resume continues this run.
+        callbacks = LoopCallbacks(on_epoch=logger.epoch, checkpoint=p.checkpoints.saver(run_id))
+        outcome = run_fit(config, p, callbacks)
+        logger.log(final_metrics(outcome))
+        logger.flush()
+        model_info = log_served_model(p.net.cpu(), p.transform, example)
+    p.checkpoints.clear()
+    return summarise(config, p, outcome, run_id, model_info.model_uri)
+
+
+def summarise(
+    config: TrainConfig, p: Prepared, outcome: LoopOutcome, run_id: str, model_uri: str
+) -> TrainResult:
+    """The run's summary line and its result: the best epoch's validation metrics."""
+    best = outcome.best.val
+    device, world_size = str(p.runtime.device), p.runtime.group.world_size
+    log.info(
+        "run %s: val accuracy %.4f f1 %.4f loss %.4f, %.0f samples/s on %s x%d",
+        run_id,
+        best.accuracy,
+        best.f1_score,
+        best.loss,
+        outcome.samples_per_sec,
+        device,
+        world_size,
+    )
+    return TrainResult(
+        accuracy=best.accuracy,
+        f1_score=best.f1_score,
+        loss=best.loss,
+        model_path=model_uri,
+        run_id=run_id,
+        experiment_name=config.experiment_name,
+        samples_per_sec=outcome.samples_per_sec,
+        epochs=len(outcome.history),
+        device=device,
+        hyperparameters=hyperparameters(config),
+        world_size=world_size,
+        resumed=p.resumed_run_id is not None,
+        data_fingerprint=p.fingerprint,
+    )
+
+
+def train(config: TrainConfig) -> TrainResult | None:
+    """Train in this process (one of several under torchrun). Returns the result on rank 0,
+    None on the other ranks. SIGTERM: checkpoint, MLflow run KILLED, exit 143."""
+    group = distributed.from_environment()
+    if config.options.deterministic:
+        make_deterministic()
+    device = resolve_device(config.options.device, group)
+    if not group.is_main:  # one log line per epoch, from rank 0
+        logging.getLogger("trainer").setLevel(logging.WARNING)
+    distributed.start(group, device)
+    interrupts = group.interrupts(device)
+    try:
+        with stop_on_sigterm(interrupts):
+            prepared = prepare(config, group, device, interrupts)
+            try:
+                if not group.is_main:
+                    run_fit(config, prepared)
+                    return None
+                return train_and_log(config, prepared)
+            except TrainingInterrupted as exc:
+                raise Preempted(
+                    f"{exc} ({prepared.checkpoints.uri}); the same command resumes from it"
+                ) from exc
+    finally:
+        distributed.stop(group)

@@ -1,0 +1,238 @@
+"""The validation of one dataset: choose the schema, profile the data, check it and measure drift,
+then write anomalies.json and report.html and build the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from common import storage
+from common.step import StepError
+from contract.results import AnomalyCounts, DriftSummary, ValidateResult
+from validator.checks import (
+    Anomaly,
+    Thresholds,
+    check_against_schema,
+    check_data,
+    ordered,
+)
+from validator.drift import ColumnDrift, compare, drift_anomalies
+from validator.profile import ColumnProfile, profile_frame
+from validator.reference import ResolvedReference, resolve_reference
+from validator.report import SchemaOrigin, ValidationReport, render_html
+from validator.schema import DataSchema, SchemaError, infer_schema, parse_schema
+
+log = logging.getLogger(__name__)
+
+
+Profiles = dict[str, ColumnProfile]
+
+
+DRIFTED_LISTED = 20  # drifted column names carried in the result (the report has all)
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    source: str
+    target: str
+    date: str
+    output: str
+    schema: str | None
+    schema_store: str | None
+    reference: str | None
+    keys: tuple[str, ...]
+    thresholds: Thresholds
+    drift_bins: int
+    max_plots: int
+
+
+def write_text(text: str, uri: str) -> None:
+    storage.write_bytes_atomic(text.encode("utf-8"), uri)
+
+
+def write_document(payload: object, uri: str) -> None:
+    """A JSON document written atomically (sorted keys, so reruns give the same bytes)."""
+    write_text(json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n", uri)
+
+
+def read_schema(uri: str, flag: str, target: str) -> DataSchema:
+    """The schema at ``uri``; a StepError names the flag and what is wrong."""
+    try:
+        schema = parse_schema(storage.read_json(uri))
+    except SchemaError as exc:
+        raise StepError(f"{flag} {uri}: {exc}") from exc
+    if schema.target != target:
+        raise StepError(
+            f"{flag} {uri}: the schema is for target {schema.target!r}, not --target {target!r}"
+        )
+    return schema
+
+
+@dataclass(frozen=True)
+class SchemaChoice:
+    """The schema of a run, where it lives now, where it came from, and where it is to be
+    stored once the data passes (an inferred schema with --schema-store)."""
+
+    schema: DataSchema
+    uri: str
+    origin: SchemaOrigin
+    store_at: str | None = None
+
+
+def choose_schema(
+    config: ValidateConfig, infer_from_data: Callable[[], DataSchema], reference: DataSchema | None
+) -> SchemaChoice:
+    """--schema, else the stored schema, else one inferred from the reference or the data; an
+    inferred schema is written to the output folder (so a failed first run still shows it)."""
+    if config.schema:
+        schema = read_schema(config.schema, "--schema", config.target)
+        return SchemaChoice(schema, config.schema, "given")
+    store = config.schema_store
+    if store and storage.exists(store):
+        return SchemaChoice(read_schema(store, "--schema-store", config.target), store, "store")
+    schema = reference if reference is not None else infer_from_data()
+    copy = storage.join_uri(config.output, "schema.json")
+    write_document(schema.to_json(), copy)
+    return SchemaChoice(schema, copy, "reference" if reference else "data", store)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference data's profiles and the schema inferred from it."""
+
+    uri: str
+    profiles: Profiles
+    schema: DataSchema
+
+
+def read_reference(config: ValidateConfig, resolved: ResolvedReference) -> Reference | None:
+    if resolved.uri is None:
+        return None
+    frame = storage.read_table(resolved.uri)
+    profiles = profile_frame(frame)
+    return Reference(resolved.uri, profiles, infer_schema(frame, profiles, config.target))
+
+
+def check(
+    config: ValidateConfig, frame: pd.DataFrame, profiles: Profiles, reference: Reference | None
+) -> tuple[SchemaChoice, list[Anomaly], dict[str, ColumnDrift]]:
+    """The schema, every anomaly (errors first) and the drift of each column."""
+    choice = choose_schema(
+        config,
+        lambda: infer_schema(frame, profiles, config.target),
+        reference.schema if reference is not None else None,
+    )
+    anomalies = check_data(frame, profiles, config.target, config.thresholds, config.keys)
+    if choice.origin != "data":  # a schema inferred from this data holds no news about it
+        anomalies += check_against_schema(frame, profiles, choice.schema, config.thresholds)
+    drift = {}
+    if reference is not None:
+        drift = compare(reference.profiles, profiles, config.drift_bins)
+    return choice, ordered(anomalies + drift_anomalies(drift, config.thresholds)), drift
+
+
+def validate(config: ValidateConfig) -> ValidateResult:
+    """Check the data and write the reports; a StepError after writing them when any check
+    found an error."""
+    resolved = resolve_reference(config.reference)
+    frame = storage.read_table(config.source)
+    profiles = profile_frame(frame)
+    reference = read_reference(config, resolved)
+    choice, anomalies, drift = check(config, frame, profiles, reference)
+    if resolved.anomaly is not None:
+        anomalies = ordered([*anomalies, resolved.anomaly])
+    failed = any(a.severity == "error" for a in anomalies)
+    schema_uri = choice.uri
+    if choice.store_at and not failed:
+        write_document(choice.schema.to_json(), choice.store_at)
+        schema_uri = choice.store_at
+    report = ValidationReport(
+        source=config.source,
+        date=config.date,
+        target=config.target,
+        fingerprint=storage.fingerprint(config.source),
+        schema_uri=schema_uri,
+        schema_origin=choice.origin,
+        schema_stored=schema_uri == choice.store_at,
+        reference=resolved.uri,
+        reference_note=resolved.note,
+        keys=config.keys,
+        row_count=len(frame),
+        anomalies=anomalies,
+        profiles=profiles,
+        drift=drift,
+        thresholds=config.thresholds,
+    )
+    json_uri, html_uri = publish(report, config, choice, reference)
+    return outcome(report, json_uri, html_uri)
+
+
+def publish(
+    report: ValidationReport,
+    config: ValidateConfig,
+    choice: SchemaChoice,
+    reference: Reference | None,
+) -> tuple[str, str]:
+    """Write anomalies.json and report.html; their URIs."""
+    json_uri = storage.join_uri(config.output, "anomalies.json")
+    html_uri = storage.join_uri(config.output, "report.html")
+    write_document(report.to_json(), json_uri)
+    html = render_html(
+        report,
+        reference.profiles if reference is not None else {},
+        choice.schema if choice.origin != "data" else None,
+        config.max_plots,
+    )
+    write_text(html, html_uri)
+    return json_uri, html_uri
+
+
+def outcome(report: ValidationReport, json_uri: str, html_uri: str) -> ValidateResult:
+    """The step's result, or a StepError listing the errors and naming the reports."""
+    for anomaly in report.anomalies:
+        level = logging.ERROR if anomaly.severity == "error" else logging.WARNING
+        log.log(level, "%s: %s", anomaly.check, anomaly.description)
+    counts = report.counts
+    if counts["error"]:
+        errors = "; ".join(a.description for a in report.anomalies if a.severity == "error")
+        raise StepError(
+            f"{report.source}: {counts['error']} validation error(s): {errors[:600]} "
+            f"(report: {html_uri}; anomalies: {json_uri})"
+        )
+    log.info(
+        "validated %s: %d rows x %d columns, %d warnings; report %s",
+        report.source, report.row_count, len(report.profiles), counts["warning"], html_uri,
+    )  # fmt: skip
+    return ValidateResult(
+        source=report.source,
+        date=report.date,
+        row_count=report.row_count,
+        column_count=len(report.profiles),
+        anomaly_counts=AnomalyCounts(**counts),
+        schema_uri=report.schema_uri,
+        schema_origin=report.schema_origin,
+        report_uri=json_uri,
+        html_report_uri=html_uri,
+        fingerprint=report.fingerprint,
+        drift=drift_summary(report),
+    )
+
+
+def drift_summary(report: ValidationReport) -> DriftSummary | None:
+    """A few numbers about drift for the result (the report holds every column)."""
+    if report.reference is None:
+        return None
+    worst = max(report.drift.values(), key=lambda d: (d.psi, d.column), default=None)
+    drifted = report.drifted()
+    return DriftSummary(
+        reference_uri=report.reference,
+        columns_compared=len(report.drift),
+        max_psi=round(worst.psi, 6) if worst else 0.0,
+        max_psi_column=worst.column if worst else None,
+        drifted_count=len(drifted),
+        drifted_columns=drifted[:DRIFTED_LISTED],
+    )
