@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from common import storage
+from common import storage, tables
 from common.step import StepError
 from tabular_model.transform import TableTransform, TransformError
 
@@ -95,7 +95,7 @@ def load_split(data_path: str, transform: TableTransform, split: str) -> Encoded
     """Read one encoded split; refuses an incomplete output, missing columns and NaN features."""
     read_manifest(data_path)
     uri = split_uri(data_path, split)
-    frame = storage.read_table(uri)
+    frame = tables.read_table(uri)
     numeric_names = transform.numeric_feature_names
     categorical_names = [c.name for c in transform.categorical]
     missing = [c for c in [*numeric_names, *categorical_names, TARGET_COLUMN] if c not in frame]

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from common import dataset, storage
+from common import dataset, tables
 from common.step import StepError
 from common.tracking import configure_mlflow, is_unreachable
 
@@ -26,7 +26,7 @@ def sample_rows(data_path: str | None) -> pd.DataFrame | None:
         return None
     data_path = data_path.rstrip("/")
     target = dataset.load_transform(data_path).target
-    rows = storage.read_table(dataset.raw_uri(data_path, "sample"))
+    rows = tables.read_table(dataset.raw_uri(data_path, "sample"))
     if rows.empty:
         raise StepError(f"{dataset.raw_uri(data_path, 'sample')} has no rows")
     return rows.drop(columns=[target], errors="ignore")

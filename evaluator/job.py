@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from common import dataset, storage
+from common import dataset, storage, tables
 from common.evaluation_record import record_evaluation
 from common.step import StepError
 from common.tracking import (
@@ -65,7 +65,7 @@ class TestRows:
 def load_test_rows(data_path: str) -> TestRows:
     transform = dataset.load_transform(data_path)
     uri = dataset.raw_uri(data_path, "test")
-    test = storage.read_table(uri)
+    test = tables.read_table(uri)
     if test.empty:
         raise StepError(f"{uri} has no rows")
     if transform.target not in test.columns:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from common import dataset, storage
+from common import dataset, storage, tables
 from common.step import StepError
 from contract.results import PreprocessResult, SplitCounts
 from preprocess.fit import FitOptions, TransformFitter
@@ -30,7 +30,7 @@ class PreprocessConfig:
     in_memory_limit_mb: int
 
 
-def feature_types(source: storage.Source, config: PreprocessConfig) -> dict[str, Any]:
+def feature_types(source: tables.Source, config: PreprocessConfig) -> dict[str, Any]:
     """Logical type of every feature column, from the input's schema; refuses a missing target
     or split key."""
     names = source.schema.names
@@ -72,7 +72,7 @@ def check_scan(scan: Scan, config: PreprocessConfig) -> tuple[Label, ...]:
     return tuple(sorted(values) if numeric else sorted(values, key=str))
 
 
-def batch_source(source: storage.Source, config: PreprocessConfig) -> storage.BatchSource:
+def batch_source(source: tables.Source, config: PreprocessConfig) -> tables.BatchSource:
     """The input, read once into memory when it is small enough: both passes then cost one
     read (the fast path); otherwise streamed, once per pass, in bounded memory."""
     mib = source.size_bytes / (1 << 20)
@@ -85,7 +85,7 @@ def batch_source(source: storage.Source, config: PreprocessConfig) -> storage.Ba
 
 def preprocess(config: PreprocessConfig) -> PreprocessResult:
     """Write the splits, the transform and the manifest under ``config.output``."""
-    source = storage.open_source(config.input)
+    source = tables.open_source(config.input)
     fitter = TransformFitter(config.target, feature_types(source, config), config.fit)
     out = config.output
     # A rerun into the same folder: readers must refuse it until the new manifest is written.

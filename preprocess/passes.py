@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from common import dataset, storage
+from common import dataset, tables
 from common.step import StepError
 from preprocess.fit import TransformFitter
 from preprocess.split import (
@@ -113,7 +113,7 @@ def _has_infinite(column: pa.Array) -> bool:
 
 
 def scan(
-    source: storage.BatchSource, spec: SplitSpec, fitter: TransformFitter, batch_rows: int
+    source: tables.BatchSource, spec: SplitSpec, fitter: TransformFitter, batch_rows: int
 ) -> Scan:
     """Pass 1: statistics of every row, and the transform's statistics of the train rows."""
     result = Scan(fitter.target)
@@ -137,7 +137,7 @@ def encode_batch(transform: TableTransform, batch: pa.RecordBatch) -> pa.Table:
     return dataset.encoded_table(transform, encoded)
 
 
-def raw_schema(source: storage.BatchSource, spec: SplitSpec) -> pa.Schema:
+def raw_schema(source: tables.BatchSource, spec: SplitSpec) -> pa.Schema:
     """The raw rows' schema: the input's, less a split column (it says only which split a row
     went to, which its file already says)."""
     if spec.column is None:
@@ -152,7 +152,7 @@ def as_raw(rows: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
 
 
 def write_splits(
-    source: storage.BatchSource,
+    source: tables.BatchSource,
     spec: SplitSpec,
     transform: TableTransform,
     output: str,
@@ -171,7 +171,7 @@ def write_splits(
         raw = raw_schema(source, spec)
         schemas = [schema] * len(SPLITS) + [raw]
         writers = [
-            files.enter_context(storage.parquet_writer(u, s))
+            files.enter_context(tables.parquet_writer(u, s))
             for u, s in zip(uris, schemas, strict=True)
         ]
         with ThreadPoolExecutor(max_workers=1) as background:
@@ -182,9 +182,9 @@ def write_splits(
                 start += batch.num_rows
                 encoded = encode_batch(transform, batch)
                 masks = [pa.array(codes == code) for code in range(len(SPLITS))]
-                tables = [encoded.filter(mask) for mask in masks]
-                tables.append(as_raw(batch.filter(masks[TEST]), raw))
-                for name, table in zip(SPLITS, tables, strict=False):
+                parts = [encoded.filter(mask) for mask in masks]
+                parts.append(as_raw(batch.filter(masks[TEST]), raw))
+                for name, table in zip(SPLITS, parts, strict=False):
                     counts[name] += table.num_rows
                 taken = sum(t.num_rows for t in sample)
                 if taken < sample_rows:
@@ -192,14 +192,14 @@ def write_splits(
                     sample.append(as_raw(train, raw))
                 if pending is not None:
                     pending.result()  # raises the writer's error here, in the main thread
-                pending = background.submit(write_all, writers, tables)
+                pending = background.submit(write_all, writers, parts)
             if pending is not None:
                 pending.result()
-        with storage.parquet_writer(dataset.raw_uri(output, "sample"), raw) as writer:
+        with tables.parquet_writer(dataset.raw_uri(output, "sample"), raw) as writer:
             writer.write_table(pa.concat_tables(sample) if sample else raw.empty_table())
     return counts
 
 
-def write_all(writers: list[pq.ParquetWriter], tables: list[pa.Table]) -> None:
-    for writer, table in zip(writers, tables, strict=True):
+def write_all(writers: list[pq.ParquetWriter], parts: list[pa.Table]) -> None:
+    for writer, table in zip(writers, parts, strict=True):
         writer.write_table(table)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from common import dataset, storage
+from common import dataset, storage, tables
 from common.step import StepError
 from common.tracking import configure_mlflow, ensure_experiment
 from contract.results import TrainResult
@@ -305,7 +305,7 @@ def start_logging(config: TrainConfig, p: Prepared, run_id: str) -> MetricLogger
 def train_and_log(config: TrainConfig, p: Prepared) -> TrainResult:
     """Rank 0: fit inside the MLflow run (continued on a resume), log the model, return the
     result; the run's checkpoints are deleted once the model is safely logged."""
-    example = storage.read_table(dataset.raw_uri(config.data_path, "sample"))
+    example = tables.read_table(dataset.raw_uri(config.data_path, "sample"))
     experiment_id = ensure_experiment(config.experiment_name)
     interval = config.options.system_metrics_interval
     with training_run(experiment_id, p.resumed_run_id, interval) as run:

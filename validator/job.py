@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from common import storage
+from common import storage, tables
 from common.step import StepError
 from contract.results import AnomalyCounts, DriftSummary, ValidateResult
 from validator.checks import (
@@ -112,7 +112,7 @@ class Reference:
 def read_reference(config: ValidateConfig, resolved: ResolvedReference) -> Reference | None:
     if resolved.uri is None:
         return None
-    frame = storage.read_table(resolved.uri)
+    frame = tables.read_table(resolved.uri)
     profiles = profile_frame(frame)
     return Reference(resolved.uri, profiles, infer_schema(frame, profiles, config.target))
 
@@ -139,7 +139,7 @@ def validate(config: ValidateConfig) -> ValidateResult:
     """Check the data and write the reports; a StepError after writing them when any check
     found an error."""
     resolved = resolve_reference(config.reference)
-    frame = storage.read_table(config.source)
+    frame = tables.read_table(config.source)
     profiles = profile_frame(frame)
     reference = read_reference(config, resolved)
     choice, anomalies, drift = check(config, frame, profiles, reference)

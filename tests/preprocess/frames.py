@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from common import storage
+from common import tables
 from preprocess.fit import FitOptions, TransformFitter
 from preprocess.passes import SplitSpec, split_codes
 from preprocess.split import SPLITS
@@ -43,6 +43,6 @@ def fit_train_rows(
     """The transform fitted when every row of ``frame`` is a train row, read as one batch with
     its text columns dictionary-encoded (as the scan pass reads its input)."""
     fitter = TransformFitter(target, feature_types(frame, target), options)
-    batch = storage.dictionary_encode(pa.RecordBatch.from_pandas(frame, preserve_index=False))
+    batch = tables.dictionary_encode(pa.RecordBatch.from_pandas(frame, preserve_index=False))
     fitter.update(batch, np.ones(len(frame), dtype=bool), 0)
     return fitter.transform(classes)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from common import storage
+from common import tables
 from demo.sample_data import TARGET
 from preprocess.cli import main as preprocess_main
 from validator.cli import main as validate_main
@@ -108,7 +108,7 @@ CASES = [
 def csv_block(monkeypatch: pytest.MonkeyPatch) -> None:
     """Column types of a CSV come from its first block (16 MiB); a 4 KiB block lets a small
     file have rows after it."""
-    monkeypatch.setattr(storage, "CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 4096)
 
 
 @pytest.mark.parametrize(("step", "case"), CASES)

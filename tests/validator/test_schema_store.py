@@ -170,15 +170,14 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temp(tmp_path: Path) ->
 def test_atomic_write_that_fails_leaves_the_old_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fsspec.implementations.local import LocalFileSystem
-
     target = tmp_path / "file.json"
     storage.write_bytes_atomic(b"old", str(target))
 
-    def refuse(self: object, *args: object, **kwargs: object) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(LocalFileSystem, "mv", refuse)
+    # The last step of a local write: the complete file replaces the old one.
+    monkeypatch.setattr(storage.os, "replace", refuse)
     with pytest.raises(OSError, match="disk full"):
         storage.write_bytes_atomic(b"new", str(target))
     assert target.read_bytes() == b"old"
