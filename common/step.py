@@ -26,7 +26,10 @@ class StepError(Exception):
 
 
 class UsageError(StepError):
-    """Bad command-line flags."""
+    """Bad command-line flags: a flag's value out of range, or flags that contradict each
+    other (exit status 2, as argparse gives for a flag it cannot parse)."""
+
+    exit_code = 2
 
 
 class StepArgumentParser(argparse.ArgumentParser):
@@ -87,7 +90,7 @@ def run_step(
         return int(exc.code or 0)
     except UsageError as exc:
         report_failure(step, str(exc))
-        return 2
+        return exc.exit_code
     try:
         result = body(args)
         if result is None:
