@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,8 +18,24 @@ from tabular_model.network import TabularMLP
 from tabular_model.transform import TableTransform
 
 MODEL_NAME_IN_RUN = "model"
-SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")
-PIP_REQUIREMENTS = ["torch>=2.10", "pandas>=2.2", "numpy>=1.26", "safetensors>=0.4", "mlflow>=3.1"]
+PACKAGE = Path(__file__).resolve().parent
+SERVED_MODEL_CODE = PACKAGE / "served_model.py"
+# What loading and predicting import, besides this package (which travels with the model).
+RUNTIME_DISTRIBUTIONS = ("torch", "pandas", "numpy", "safetensors", "mlflow")
+
+
+def pinned_requirements() -> list[str]:
+    """The model's requirements pinned to the versions it was logged with (the public part of
+    a version: ``2.13.0+cpu`` → ``2.13.0``, so a CUDA or CPU build can serve it alike)."""
+    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in RUNTIME_DISTRIBUTIONS]
+
+
+def package_copy(folder: Path) -> str:
+    """This package's source under ``folder`` (no bytecode), for the model's ``code`` entry:
+    a loader needs nothing of the project but the model's own files."""
+    target = folder / PACKAGE.name
+    shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return str(target)
 
 
 def input_schema(transform: TableTransform) -> Any:
@@ -57,7 +75,8 @@ def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.Dat
     from mlflow.models import ModelSignature, infer_signature
 
     with tempfile.TemporaryDirectory() as tmp:
-        artifacts = write_artifacts(net, transform, Path(tmp))
+        (Path(tmp) / "artifacts").mkdir()
+        artifacts = write_artifacts(net, transform, Path(tmp) / "artifacts")
         # The checksums travel in the model's config (the MLmodel file), read back by
         # load_context, which refuses artifacts whose bytes changed since now.
         model_config = {serving.CHECKSUMS: serving.artifact_checksums(artifacts)}
@@ -74,6 +93,7 @@ def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.Dat
             artifacts=artifacts,
             signature=signature,
             input_example=inputs,
-            pip_requirements=PIP_REQUIREMENTS,
+            pip_requirements=pinned_requirements(),
+            code_paths=[package_copy(Path(tmp))],
             model_config=model_config,
         )

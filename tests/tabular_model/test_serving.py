@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -148,3 +150,43 @@ def test_a_tampered_logged_model_does_not_load(logged: str) -> None:
     weights.write_bytes(bytes(data))
     with pytest.raises(Exception, match=r"weights.*sha256.*changed"):
         load_model(run_model_uri(logged))
+
+
+LOAD_WITHOUT_THE_PROJECT = """
+import sys
+sys.path.append(sys.argv[1])  # the installed libraries, without the project's own packages
+import importlib.util
+names = ("tabular_model", "common", "trainer", "contract")
+found = [n for n in names if importlib.util.find_spec(n)]
+assert not found, f"project packages importable: {found}"
+import mlflow
+import pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[2])
+print(len(model.predict(pd.read_parquet(sys.argv[3]))))
+"""
+
+
+def test_the_logged_model_loads_where_the_project_is_not_installed(
+    logged: str, preprocessed: Path, tmp_path: Path
+) -> None:
+    """Everything the model runs travels with it (its ``code`` entry) and its requirements are
+    pinned: an interpreter with the libraries but none of the project's packages (``-S``: the
+    project's editable install, a ``.pth`` file, is not read) loads it and predicts."""
+    import sysconfig
+
+    import mlflow
+
+    model_uri = run_model_uri(logged)
+    local = mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model"))
+    requirements = (Path(local) / "requirements.txt").read_text().split()
+    assert all("==" in line for line in requirements), requirements
+    rows = pd.read_parquet(preprocessed / "raw" / "sample.parquet").drop(columns=[TARGET])
+    rows.to_parquet(tmp_path / "rows.parquet")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", LOAD_WITHOUT_THE_PROJECT, sysconfig.get_paths()["purelib"],
+         local, str(tmp_path / "rows.parquet")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == str(len(rows))
