@@ -2,17 +2,32 @@
 steps run (image, namespace, resources, GPUs, secrets, data, timeouts).
 
 The DAG reads ``$TABULAR_TRAINING_CONFIG`` when set, else ``tabular_training.yaml`` beside the
-DAG file. A bad file fails the DAG import with a message naming the file and the key.
+DAG file. The file is a declared model: an unknown key (a typo such as ``retires``) or a bad
+value fails the DAG import with a message naming the file, the dotted key and the problem (for
+an unknown key, the nearest known one).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 # libyaml's loader when present: several times faster, and this runs on every DAG parse.
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -21,6 +36,7 @@ CONFIG_ENV = "TABULAR_TRAINING_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "tabular_training.yaml"
 STEPS = ("validate", "preprocess", "train", "evaluate", "deploy")
 LAUNCHERS = ("kubernetes", "local")
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 # Credentials must come from Secrets; a literal value for one of these is refused.
 CREDENTIAL_ENV = (
     "AWS_ACCESS_KEY_ID",
@@ -37,24 +53,59 @@ class ConfigError(ValueError):
     """The config file is missing, unreadable or has a bad value (the message names both)."""
 
 
-@dataclass(frozen=True)
-class SecretEnv:
+def _as_quantity(value: Any) -> Any:
+    """A number where Kubernetes takes a string (``cpu: 2``, an env value ``3``) becomes one."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Quantity = Annotated[StrictStr, BeforeValidator(_as_quantity)]
+Name = Annotated[StrictStr, Field(min_length=1)]
+
+
+class Section(BaseModel):
+    """A part of the config: unknown keys are refused, values never change after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def one_of(value: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise ValueError(f"must be one of {', '.join(options)}; got {value!r}")
+    return value
+
+
+class SecretEnv(Section):
     """An environment variable filled from a key of a Kubernetes Secret."""
 
-    env: str
-    secret: str
-    key: str
+    env: Name
+    secret: Name
+    key: Name
 
 
-@dataclass(frozen=True)
-class GpuConfig:
-    count: int
-    models: tuple[str, ...]
-    node_label: str
-    products: dict[str, tuple[str, ...]]
-    resource: str
-    taint_key: str
-    shm_size: str
+class GpuConfig(Section):
+    """Where trainer pods go: GPUs per pod and the accepted GPU models (keys of ``products``,
+    each a list of ``node_label`` values)."""
+
+    count: StrictInt = Field(1, ge=1)
+    products: dict[StrictStr, tuple[StrictStr, ...]]
+    models: tuple[StrictStr, ...] = ("A100", "H100")
+    node_label: StrictStr = "nvidia.com/gpu.product"
+    resource: StrictStr = "nvidia.com/gpu"
+    taint_key: StrictStr = "nvidia.com/gpu"
+    shm_size: Quantity = "16Gi"
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not models:
+            raise ValueError("name at least one GPU model")
+        products = info.data.get("products", {})
+        for model in models:
+            if model not in products:
+                raise ValueError(f"{model!r} is not a key of gpu.products")
+        return models
 
     @property
     def product_values(self) -> list[str]:
@@ -62,43 +113,101 @@ class GpuConfig:
         return [value for model in self.models for value in self.products[model]]
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    source: str
-    target: str
-    root: str
-    volume_claim: str | None
-    mount_path: str
-    aws_conn_id: str
-    fs_conn_id: str
-    poke_interval_seconds: int
-    wait_timeout_seconds: int
+class DataConfig(Section):
+    """The raw data of a run and the root of every step's output."""
+
+    source: StrictStr
+    target: StrictStr
+    volume_claim: StrictStr | None = None  # a PVC name when root is a path under mount_path
+    mount_path: StrictStr = "/data"
+    root: StrictStr
+    aws_conn_id: StrictStr = "aws_default"
+    fs_conn_id: StrictStr = "fs_default"
+    poke_interval_seconds: StrictInt = Field(300, ge=0)
+    wait_timeout_seconds: StrictInt = Field(6 * 3600, ge=0)
+
+    @field_validator("root")
+    @classmethod
+    def _root_on_the_volume(cls, root: str, info: ValidationInfo) -> str:
+        root = root.rstrip("/")
+        mount = str(info.data.get("mount_path", "/data"))
+        if info.data.get("volume_claim") and not root.startswith(mount.rstrip("/") + "/"):
+            raise ValueError(f"must be under data.mount_path {mount} when data.volume_claim is set")
+        return root
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
-    path: Path
-    launcher: str
-    image: str
-    image_pull_policy: str
-    image_pull_secrets: tuple[str, ...]
-    namespace: str
-    service_account: str | None
-    kubernetes_conn_id: str
-    run_as_user: int
-    model_name: str
+@with_config(ConfigDict(extra="forbid"))
+class StepResources(TypedDict):
+    """Kubernetes requests and limits of one step's container (quantities as strings)."""
+
+    requests: dict[StrictStr, Quantity]
+    limits: dict[StrictStr, Quantity]
+
+
+Minutes = Annotated[StrictInt, Field(ge=1)]
+# Sub-keys that a field's own check names: a ValueError "<sub-key>: <problem>" raised for one of
+# these fields is reported at "<field>.<sub-key>".
+KEYED_FIELDS = ("env", "resources", "execution_timeout_minutes")
+
+
+def every_step(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` when it has exactly one entry per step."""
+    for key in values:
+        if key not in STEPS:
+            raise ValueError(f"{key}: {unknown_key([key], list(STEPS))}")
+    for step in STEPS:
+        if step not in values:
+            raise ValueError(f"{step}: missing")
+    return values
+
+
+class PipelineConfig(Section):
+    """The whole file; ``path`` is where it was read from."""
+
+    path: Path = DEFAULT_CONFIG
+    launcher: StrictStr = "kubernetes"
+    image: StrictStr
+    image_pull_policy: StrictStr = "IfNotPresent"
+    image_pull_secrets: tuple[StrictStr, ...] = ()
+    namespace: StrictStr
+    service_account: StrictStr | None = None
+    kubernetes_conn_id: StrictStr = "kubernetes_default"
+    run_as_user: StrictInt = Field(10001, ge=1)
+    model_name: StrictStr
     data: DataConfig
     gpu: GpuConfig
-    env: dict[str, str]
-    secrets: tuple[SecretEnv, ...]
-    resources: dict[str, dict[str, dict[str, str]]]
-    execution_timeout_minutes: dict[str, int]
-    startup_timeout_seconds: int
-    trainer_grace_period_seconds: int
-    retries: int
-    retry_delay_seconds: int
-    max_parallel_trials: int
-    labels: dict[str, str] = field(default_factory=dict)
+    env: dict[StrictStr, Quantity] = Field(default_factory=dict)
+    secrets: tuple[SecretEnv, ...] = ()
+    resources: dict[StrictStr, StepResources]
+    execution_timeout_minutes: dict[StrictStr, Minutes]
+    startup_timeout_seconds: StrictInt = Field(1800, ge=1)
+    trainer_grace_period_seconds: StrictInt = Field(300, ge=0)
+    retries: StrictInt = Field(2, ge=0)
+    retry_delay_seconds: StrictInt = Field(300, ge=0)
+    max_parallel_trials: StrictInt = Field(4, ge=1)
+    labels: dict[StrictStr, Quantity] = Field(default_factory=dict)
+
+    @field_validator("launcher")
+    @classmethod
+    def _launcher(cls, value: str) -> str:
+        return one_of(value, LAUNCHERS)
+
+    @field_validator("image_pull_policy")
+    @classmethod
+    def _pull_policy(cls, value: str) -> str:
+        return one_of(value, PULL_POLICIES)
+
+    @field_validator("resources", "execution_timeout_minutes")
+    @classmethod
+    def _every_step(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return every_step(values)
+
+    @field_validator("env")
+    @classmethod
+    def _no_credentials(cls, env: dict[str, str]) -> dict[str, str]:
+        for name in sorted(set(env) & set(CREDENTIAL_ENV)):
+            raise ValueError(f"{name}: credentials come from a Secret: list it under secrets")
+        return env
 
 
 def config_path() -> Path:
@@ -118,159 +227,61 @@ def load_config(path: Path | None = None) -> PipelineConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return _Reader(path, raw).pipeline()
+    if "path" in raw:
+        raise ConfigError(f"{path}: path: unknown key (set by the loader)")
+    try:
+        return PipelineConfig.model_validate({**raw, "path": path})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe(exc.errors()[0])}") from None
 
 
-class _Reader:
-    """Typed access to the raw mapping; every error names the file and the dotted key."""
+def describe(error: Any) -> str:
+    """``<dotted key>: <problem>`` for one pydantic error, in the config's own words."""
+    location = list(error["loc"])
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return f"{dotted(location)}: {unknown_key(location)}"
+    if kind == "value_error":
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if location and location[-1] in KEYED_FIELDS:
+            name, _, message = message.partition(": ")
+            location.append(name)
+        return f"{dotted(location)}: {message}"
+    problems = {
+        "missing": "missing",
+        "string_type": f"expected str, got {value!r}",
+        "int_type": f"expected int, got {value!r}",
+        "dict_type": f"expected a mapping, got {value!r}",
+        "model_type": f"expected a mapping, got {value!r}",
+        "list_type": f"expected a list, got {value!r}",
+        "tuple_type": f"expected a list, got {value!r}",
+        "greater_than_equal": f"must be >= {error.get('ctx', {}).get('ge')}, got {value!r}",
+        "string_too_short": "must not be empty",
+    }
+    return f"{dotted(location)}: {problems.get(kind, error['msg'])}"
 
-    def __init__(self, path: Path, raw: dict[str, Any]) -> None:
-        self.path = path
-        self.raw = raw
 
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {key}: {problem}")
+def dotted(location: list[Any]) -> str:
+    """``["secrets", 1, "env"]`` → ``secrets[1].env``."""
+    out = ""
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-        node: Any = self.raw
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                if default is ...:
-                    raise self.fail(key, "missing")
-                return default
-            node = node[part]
-        if node is None and default is None:
-            return None
-        if not isinstance(node, kind) or (kind is int and isinstance(node, bool)):
-            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-            raise self.fail(key, f"expected {names}, got {node!r}")
-        return node
 
-    def integer(self, key: str, default: Any = ..., minimum: int = 0) -> int:
-        value = self.get(key, int, default)
-        if value < minimum:
-            raise self.fail(key, f"must be >= {minimum}, got {value}")
-        return int(value)
+def unknown_key(location: list[Any], known: list[str] | None = None) -> str:
+    """The problem of an unknown key: which keys exist there, and the nearest one."""
+    known = known if known is not None else known_keys(location[:-1])
+    nearest = difflib.get_close_matches(str(location[-1]), known, n=1)
+    hint = f"did you mean {nearest[0]!r}? " if nearest else ""
+    return f"unknown key; {hint}known: {', '.join(known)}"
 
-    def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
-        value = self.get(key, str, default)
-        if value not in options:
-            raise self.fail(key, f"must be one of {', '.join(options)}; got {value!r}")
-        return str(value)
 
-    def strings(self, key: str, default: Any = ...) -> dict[str, str]:
-        """A mapping of names to scalar values (numbers become strings, e.g. ``cpu: 2``)."""
-        value = self.get(key, dict, default)
-        for k, v in value.items():
-            if not isinstance(v, str | int | float) or isinstance(v, bool):
-                raise self.fail(f"{key}.{k}", f"expected a string or number, got {v!r}")
-        return {str(k): str(v) for k, v in value.items()}
-
-    def string_list(self, key: str, default: Any = ...) -> tuple[str, ...]:
-        value = self.get(key, list, default)
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise self.fail(f"{key}[{i}]", f"expected a string, got {item!r}")
-        return tuple(value)
-
-    def pipeline(self) -> PipelineConfig:
-        env = self.strings("env", {})
-        for name in sorted(set(env) & set(CREDENTIAL_ENV)):
-            raise self.fail(f"env.{name}", "credentials come from a Secret: list it under secrets")
-        return PipelineConfig(
-            path=self.path,
-            launcher=self.choice("launcher", LAUNCHERS, "kubernetes"),
-            image=self.get("image", str),
-            image_pull_policy=self.choice(
-                "image_pull_policy", ("IfNotPresent", "Always", "Never"), "IfNotPresent"
-            ),
-            image_pull_secrets=self.string_list("image_pull_secrets", []),
-            namespace=self.get("namespace", str),
-            service_account=self.get("service_account", str, None),
-            kubernetes_conn_id=self.get("kubernetes_conn_id", str, "kubernetes_default"),
-            run_as_user=self.integer("run_as_user", 10001, minimum=1),
-            model_name=self.get("model_name", str),
-            data=self.data(),
-            gpu=self.gpu(),
-            env=env,
-            secrets=self.secrets(),
-            resources=self.resources(),
-            execution_timeout_minutes={
-                step: self.integer(f"execution_timeout_minutes.{step}", minimum=1) for step in STEPS
-            },
-            startup_timeout_seconds=self.integer("startup_timeout_seconds", 1800, minimum=1),
-            trainer_grace_period_seconds=self.integer("trainer_grace_period_seconds", 300),
-            retries=self.integer("retries", 2),
-            retry_delay_seconds=self.integer("retry_delay_seconds", 300),
-            max_parallel_trials=self.integer("max_parallel_trials", 4, minimum=1),
-            labels=self.strings("labels", {}),
-        )
-
-    def data(self) -> DataConfig:
-        data = self._data()
-        if data.volume_claim and not data.root.startswith(data.mount_path.rstrip("/") + "/"):
-            raise self.fail(
-                "data.root",
-                f"must be under data.mount_path {data.mount_path} when data.volume_claim is set",
-            )
-        return data
-
-    def _data(self) -> DataConfig:
-        return DataConfig(
-            source=self.get("data.source", str),
-            target=self.get("data.target", str),
-            root=self.get("data.root", str).rstrip("/"),
-            volume_claim=self.get("data.volume_claim", str, None),
-            mount_path=self.get("data.mount_path", str, "/data"),
-            aws_conn_id=self.get("data.aws_conn_id", str, "aws_default"),
-            fs_conn_id=self.get("data.fs_conn_id", str, "fs_default"),
-            poke_interval_seconds=self.integer("data.poke_interval_seconds", 300),
-            wait_timeout_seconds=self.integer("data.wait_timeout_seconds", 6 * 3600),
-        )
-
-    def gpu(self) -> GpuConfig:
-        products = {
-            str(model): self.string_list(f"gpu.products.{model}")
-            for model in self.get("gpu.products", dict)
-        }
-        models = self.string_list("gpu.models")
-        for model in models:
-            if model not in products:
-                raise self.fail("gpu.models", f"{model!r} is not a key of gpu.products")
-        if not models:
-            raise self.fail("gpu.models", "name at least one GPU model")
-        return GpuConfig(
-            count=self.integer("gpu.count", 1, minimum=1),
-            models=models,
-            node_label=self.get("gpu.node_label", str, "nvidia.com/gpu.product"),
-            products=products,
-            resource=self.get("gpu.resource", str, "nvidia.com/gpu"),
-            taint_key=self.get("gpu.taint_key", str, "nvidia.com/gpu"),
-            shm_size=self.get("gpu.shm_size", str, "16Gi"),
-        )
-
-    def secrets(self) -> tuple[SecretEnv, ...]:
-        items = self.get("secrets", list, [])
-        out = []
-        for i, item in enumerate(items):
-            if (
-                not isinstance(item, dict)
-                or set(item) != {"env", "secret", "key"}
-                or not all(isinstance(v, str) and v for v in item.values())
-            ):
-                problem = "expected a mapping with env, secret and key names"
-                raise self.fail(f"secrets[{i}]", problem)
-            out.append(SecretEnv(str(item["env"]), str(item["secret"]), str(item["key"])))
-        return tuple(out)
-
-    def resources(self) -> dict[str, dict[str, dict[str, str]]]:
-        out = {}
-        for step in STEPS:
-            spec = self.get(f"resources.{step}", dict)
-            unknown = set(spec) - {"requests", "limits"}
-            if unknown:
-                raise self.fail(f"resources.{step}", f"unknown keys {sorted(unknown)}")
-            out[step] = {
-                kind: self.strings(f"resources.{step}.{kind}") for kind in ("requests", "limits")
-            }
-        return out
+def known_keys(parent: list[Any]) -> list[str]:
+    """The keys the config accepts under ``parent``, a location of nested sections."""
+    node: Any = PipelineConfig
+    for part in parent:
+        if node is PipelineConfig and part == "resources":
+            return list(STEPS) if len(parent) == 1 else list(StepResources.__annotations__)
+        node = SecretEnv if isinstance(part, int) else node.model_fields[part].annotation
+    return [name for name in node.model_fields if name != "path"]

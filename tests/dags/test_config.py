@@ -4,7 +4,6 @@ their defaults, and every bad value fails with a ConfigError naming the file and
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from tabular_pipeline.config import (
     CONFIG_ENV,
     CREDENTIAL_ENV,
@@ -86,8 +86,8 @@ def test_cluster_config_loads() -> None:
 
 def test_cluster_config_gpu() -> None:
     gpu = load_config(DEFAULT_CONFIG).gpu
-    assert gpu.models == ("H100",)
-    assert gpu.product_values == H100_PRODUCTS
+    assert gpu.models == ("A100", "H100")  # trainer pods go to A100 or H100 nodes
+    assert gpu.product_values == A100_PRODUCTS + H100_PRODUCTS
     assert gpu.products["A100"] == tuple(A100_PRODUCTS)
     assert gpu.count == 1
     assert gpu.resource == "nvidia.com/gpu"
@@ -112,11 +112,11 @@ def test_cluster_config_resources_are_strings_per_step() -> None:
 def test_cluster_config_secrets_env_and_data() -> None:
     config = load_config(DEFAULT_CONFIG)
     assert config.secrets == (
-        SecretEnv("MLFLOW_TRACKING_URI", "mlflow", "tracking-uri"),
-        SecretEnv("MLFLOW_TRACKING_USERNAME", "mlflow", "username"),
-        SecretEnv("MLFLOW_TRACKING_PASSWORD", "mlflow", "password"),
-        SecretEnv("AWS_ACCESS_KEY_ID", "aws-credentials", "access-key-id"),
-        SecretEnv("AWS_SECRET_ACCESS_KEY", "aws-credentials", "secret-access-key"),
+        SecretEnv(env="MLFLOW_TRACKING_URI", secret="mlflow", key="tracking-uri"),
+        SecretEnv(env="MLFLOW_TRACKING_USERNAME", secret="mlflow", key="username"),
+        SecretEnv(env="MLFLOW_TRACKING_PASSWORD", secret="mlflow", key="password"),
+        SecretEnv(env="AWS_ACCESS_KEY_ID", secret="aws-credentials", key="access-key-id"),
+        SecretEnv(env="AWS_SECRET_ACCESS_KEY", secret="aws-credentials", key="secret-access-key"),
     )
     assert config.env == {"AWS_DEFAULT_REGION": "us-east-1"}
     assert config.labels == {"team": "ml-platform"}
@@ -138,9 +138,9 @@ def test_cluster_config_secrets_env_and_data() -> None:
 
 def test_config_is_frozen() -> None:
     config = load_config(DEFAULT_CONFIG)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         config.image = "other"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         config.gpu.count = 2  # type: ignore[misc]
 
 
@@ -324,9 +324,8 @@ BAD_VALUES: list[tuple[str, Mutation, str, str]] = [
     ("missing-namespace", _delete("namespace"), "namespace", "missing"),
     ("missing-model-name", _delete("model_name"), "model_name", "missing"),
     ("missing-data-source", _delete("data.source"), "data.source", "missing"),
-    ("data-not-a-mapping", _set("data", "s3://bucket"), "data.source", "missing"),
+    ("data-not-a-mapping", _set("data", "s3://bucket"), "data", "expected a mapping, got"),
     ("missing-gpu-products", _delete("gpu.products"), "gpu.products", "missing"),
-    ("missing-gpu-models", _delete("gpu.models"), "gpu.models", "missing"),
     ("image-wrong-type", _set("image", 42), "image", "expected str, got 42"),
     ("retries-string", _set("retries", "two"), "retries", "expected int, got 'two'"),
     ("retries-bool", _set("retries", True), "retries", "expected int, got True"),
@@ -379,40 +378,40 @@ BAD_VALUES: list[tuple[str, Mutation, str, str]] = [
         "'B200' is not a key of gpu.products",
     ),
     ("no-gpu-model", _set("gpu.models", []), "gpu.models", "name at least one GPU model"),
-    ("gpu-models-not-a-list", _set("gpu.models", "H100"), "gpu.models", "expected list"),
-    ("gpu-products-not-a-mapping", _set("gpu.products", ["H100"]), "gpu.products", "expected dict"),
+    ("gpu-models-not-a-list", _set("gpu.models", "H100"), "gpu.models", "expected a list"),
+    ("gpu-products-not-a-mapping", _set("gpu.products", ["H100"]), "gpu.products", "a mapping"),
     (
         "credential-in-env",
         _set("env.AWS_SECRET_ACCESS_KEY", "hunter2"),
         "env.AWS_SECRET_ACCESS_KEY",
         "credentials come from a Secret: list it under secrets",
     ),
-    ("env-not-a-mapping", _set("env", ["A=1"]), "env", "expected dict"),
-    ("labels-not-a-mapping", _set("labels", "team"), "labels", "expected dict"),
-    ("secrets-not-a-list", _set("secrets", {"env": "A"}), "secrets", "expected list"),
+    ("env-not-a-mapping", _set("env", ["A=1"]), "env", "expected a mapping"),
+    ("labels-not-a-mapping", _set("labels", "team"), "labels", "expected a mapping"),
+    ("secrets-not-a-list", _set("secrets", {"env": "A"}), "secrets", "expected a list"),
     (
         "secret-missing-key",
         _set("secrets.1", {"env": "MLFLOW_TRACKING_USERNAME", "secret": "mlflow"}),
-        "secrets[1]",
-        "expected a mapping with env, secret and key",
+        "secrets[1].key",
+        "missing",
     ),
     (
         "secret-extra-key",
         _set("secrets.0", {"env": "A", "secret": "s", "key": "k", "optional": True}),
-        "secrets[0]",
-        "expected a mapping with env, secret and key",
+        "secrets[0].optional",
+        "unknown key; known: env, secret, key",
     ),
     (
         "secret-not-a-mapping",
         _set("secrets.4", "aws-credentials/secret-access-key"),
         "secrets[4]",
-        "expected a mapping with env, secret and key",
+        "expected a mapping, got 'aws-credentials/secret-access-key'",
     ),
     (
         "unknown-resources-key",
         _set("resources.train.limit", {"cpu": "16"}),
-        "resources.train",
-        "unknown keys ['limit']",
+        "resources.train.limit",
+        "unknown key; did you mean 'limits'? known: requests, limits",
     ),
     ("missing-step-resources", _delete("resources.deploy"), "resources.deploy", "missing"),
     (
@@ -421,7 +420,33 @@ BAD_VALUES: list[tuple[str, Mutation, str, str]] = [
         "resources.evaluate.requests",
         "missing",
     ),
-    ("resources-not-a-mapping", _set("resources.train", "big"), "resources.train", "expected dict"),
+    ("resources-not-a-mapping", _set("resources.train", "big"), "resources.train", "a mapping"),
+    (
+        "typo-at-the-top",
+        _set("retires", 3),
+        "retires",
+        "unknown key; did you mean 'retries'? known: launcher, image,",
+    ),
+    (
+        "typo-in-a-section",
+        _set("max_paralel_trials", 1),
+        "max_paralel_trials",
+        "did you mean 'max_parallel_trials'?",
+    ),
+    ("typo-in-gpu", _set("gpu.modles", ["A100"]), "gpu.modles", "did you mean 'models'?"),
+    (
+        "unknown-step",
+        _set("resources.trian", {"requests": {}, "limits": {}}),
+        "resources.trian",
+        "did you mean 'train'?",
+    ),
+    (
+        "unknown-step-timeout",
+        _set("execution_timeout_minutes.evaluation", 5),
+        "execution_timeout_minutes.evaluation",
+        "did you mean 'evaluate'?",
+    ),
+    ("empty-secret-name", _set("secrets.0.secret", ""), "secrets[0].secret", "must not be empty"),
     (
         "volume-claim-wrong-type",
         _set("data.volume_claim", ["pvc"]),
