@@ -389,7 +389,7 @@ def test_only_the_trainer_tolerates_the_gpu_taint(
 @pytest.mark.parametrize(
     ("overrides", "models"),
     [
-        ({}, ("H100",)),
+        ({}, ("A100", "H100")),  # the shipped config: either model
         (GPU_MODEL_CONFIGS["a100"], ("A100",)),
         (GPU_MODEL_CONFIGS["h100"], ("H100",)),
         (GPU_MODEL_CONFIGS["a100-h100"], ("A100", "H100")),
