@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,50 @@ DEMO_SEARCH_SPACE = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    p.add_argument("--home", default=".demo", help="local root: data, runs, MLflow, Airflow DB")
+    p = argparse.ArgumentParser(
+        prog="python -m demo",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--source",
+        metavar="FILE_OR_URI",
+        help="your data instead of the sample: a parquet file or folder, or a CSV (local path, "
+        "file:// or s3://); needs --target",
+    )
+    p.add_argument("--target", metavar="COLUMN", help="the label column of --source")
+    p.add_argument(
+        "--home",
+        help="local root: data, runs, MLflow, Airflow DB (default: .demo for the sample, "
+        ".demo/sources/<file name> for --source, so each dataset keeps its own schema and "
+        "champion)",
+    )
     p.add_argument("--rows", type=int, default=60_000, help="sample dataset size")
     p.add_argument("--epochs", type=int, default=8, help="epochs per sweep trial")
     p.add_argument("--model-name", default="demo-classifier", help="registered model")
-    p.add_argument("--min-accuracy", type=float, default=0.7, help="test accuracy to deploy")
+    p.add_argument(
+        "--min-accuracy",
+        type=float,
+        help="test accuracy to deploy (default: 0.7 on the sample; the DAG's own default, "
+        "no floor, on --source)",
+    )
     p.add_argument(
         "--conf", default="{}", help="JSON of DAG params that override the demo's (run conf)"
     )
     return p
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What the DAG run trains on: the source as the config names it and its label column."""
+
+    source: str
+    target: str
+
+
+def usage_error(message: str) -> int:
+    print(f"python -m demo: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,26 +87,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         overrides = json.loads(args.conf)
     except json.JSONDecodeError as exc:
-        print(f"--conf: not valid JSON ({exc})", file=sys.stderr)
-        return 2
-    home = Path(args.home).resolve()
+        return usage_error(f"--conf: not valid JSON ({exc})")
+    if (args.source is None) != (args.target is None):
+        return usage_error("--source and --target go together")
     logical_date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    source = home / "data" / "{{ ds }}" / "sample.parquet"
-    rendered = Path(str(source).replace("{{ ds }}", logical_date.date().isoformat()))
-    rendered.parent.mkdir(parents=True, exist_ok=True)
-    generate(args.rows).to_parquet(rendered, index=False)
-    print(f"sample dataset: {args.rows} rows -> {rendered}")
-    config = write_local_config(home, str(source), args.model_name)
+    if args.source is None:
+        home = Path(args.home or ".demo").resolve()
+        data = write_sample(home, logical_date, args.rows)
+        floor = {"min_accuracy": 0.7 if args.min_accuracy is None else args.min_accuracy}
+    else:
+        try:
+            data = Dataset(own_source(args.source), args.target)
+        except ValueError as exc:
+            return usage_error(str(exc))
+        home = Path(args.home or Path(".demo", "sources", source_name(data.source))).resolve()
+        floor = {} if args.min_accuracy is None else {"min_accuracy": args.min_accuracy}
+        print(f"your dataset: {data.source} (target {data.target}); everything under {home}")
+    config = write_local_config(home, data, args.model_name)
     configure_airflow(home, config)
-    conf = {
-        "search_space": {**DEMO_SEARCH_SPACE, "epochs": [args.epochs]},
-        "min_accuracy": args.min_accuracy,
-        **overrides,
-    }
+    conf = {"search_space": {**DEMO_SEARCH_SPACE, "epochs": [args.epochs]}, **floor, **overrides}
     return run_dag(logical_date, conf)
 
 
-def write_local_config(home: Path, source: str, model_name: str) -> Path:
+def write_sample(home: Path, logical_date: dt.datetime, rows: int) -> Dataset:
+    """The sample dataset for today's run, at a dated path the config templates with ``ds``."""
+    source = home / "data" / "{{ ds }}" / "sample.parquet"
+    rendered = Path(str(source).replace("{{ ds }}", logical_date.date().isoformat()))
+    rendered.parent.mkdir(parents=True, exist_ok=True)
+    generate(rows).to_parquet(rendered, index=False)
+    print(f"sample dataset: {rows} rows -> {rendered}")
+    return Dataset(str(source), TARGET)
+
+
+def own_source(source: str) -> str:
+    """``source`` as the DAG's data source: an absolute path for a local file or folder (which
+    must exist), a URI with a scheme as it is. No ``{{ ds }}`` is added: every run reads it."""
+    if "://" in source and not source.startswith("file://"):
+        return source
+    path = Path(source.removeprefix("file://")).expanduser().resolve()
+    if not path.exists():
+        raise ValueError(f"--source {source}: no such file or folder")
+    return str(path)
+
+
+def source_name(source: str) -> str:
+    """A folder name for the source's own demo home (its file or folder name, no suffix)."""
+    name = source.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0]
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "data"
+
+
+def write_local_config(home: Path, data: Dataset, model_name: str) -> Path:
     """The repository's cluster config with the local launcher, local folders and no Secrets
     (MLflow is the embedded store under ``home``)."""
     config = yaml.safe_load((DAGS_FOLDER / "tabular_training.yaml").read_text())
@@ -84,14 +149,15 @@ def write_local_config(home: Path, source: str, model_name: str) -> Path:
         retry_delay_seconds=1,
     )
     config["data"].update(
-        source=source,
-        target=TARGET,
+        source=data.source,
+        target=data.target,
         root=str(home / "runs"),
         volume_claim=None,
         poke_interval_seconds=5,
         wait_timeout_seconds=60,
     )
     path = home / "tabular_training.yaml"
+    home.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
