@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from common.redaction import RedactingFilter, redact_uri
 from contract.results import StepResult
 from contract.xcom import write_result, xcom_path
 
@@ -44,7 +45,19 @@ class StepArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+# The loggers MLflow configures when it is imported, and the least level each keeps here (its
+# store's SQL and migrations are noise at INFO).
+MLFLOW_LOGGERS = {
+    "mlflow": logging.NOTSET,
+    "sqlalchemy.engine": logging.WARNING,
+    "alembic": logging.WARNING,
+    "huey": logging.WARNING,
+}
+
+
 def configure_logging() -> None:
+    """Log records of every module, MLflow's included, to stdout at ``$LOG_LEVEL`` (default
+    INFO), credentials in URIs masked: stderr holds only a failed step's reason line."""
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
     if not isinstance(logging.getLevelName(level), int):
         raise UsageError(f"LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR")
@@ -54,6 +67,21 @@ def configure_logging() -> None:
         stream=sys.stdout,
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+    route_mlflow_logging()
+
+
+def route_mlflow_logging() -> None:
+    """Send MLflow's log records through the root logger (stdout) instead of the stderr handler
+    it gives its own loggers when imported: both after an import (the handler is removed) and
+    before one (``MLFLOW_CONFIGURE_LOGGING=false`` tells it not to add the handler)."""
+    os.environ["MLFLOW_CONFIGURE_LOGGING"] = "false"
+    for name, least in MLFLOW_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+        logger.setLevel(least)
 
 
 def one_line(message: str) -> str:
@@ -62,7 +90,7 @@ def one_line(message: str) -> str:
 
 def report_failure(step: str, message: str) -> None:
     """Print the reason on stderr and, where Kubernetes provides one, in the termination log."""
-    line = f"{step} failed: {one_line(message)}"
+    line = f"{step} failed: {one_line(redact_uri(message))}"
     print(line, file=sys.stderr, flush=True)
     termination_log = Path(os.environ.get("TERMINATION_LOG_PATH", TERMINATION_LOG))
     if termination_log.exists():
@@ -70,6 +98,21 @@ def report_failure(step: str, message: str) -> None:
             termination_log.write_text(line[:4096] + "\n", encoding="utf-8")
         except OSError:
             log.warning("could not write %s", termination_log)
+
+
+def remove_stale_result() -> None:
+    """Remove a result an earlier attempt left, so that it is never mistaken for this one's; a
+    StepError naming ``$XCOM_RETURN_PATH`` when that cannot be done (a folder there, no
+    permission), so that the step fails before it does any work."""
+    path = xcom_path()
+    if path.is_dir():
+        raise StepError(f"XCOM_RETURN_PATH {path}: is a folder, not the result file's path")
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StepError(
+            f"XCOM_RETURN_PATH {path}: cannot remove an earlier result ({exc})"
+        ) from exc
 
 
 def run_step(
@@ -81,14 +124,13 @@ def run_step(
     """Run one step and return its exit code (0 only when a valid result was written, or when
     ``body`` returns None: a helper process, such as a data-parallel rank other than 0, whose
     result rank 0 writes)."""
-    # A result left by an earlier attempt must never be mistaken for this one's.
-    xcom_path().unlink(missing_ok=True)
     try:
+        remove_stale_result()
         configure_logging()
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
-    except UsageError as exc:
+    except StepError as exc:  # a usage error (exit 2) or an unusable result path (exit 1)
         report_failure(step, str(exc))
         return exc.exit_code
     try:

@@ -17,6 +17,7 @@ from contract.schemas import load_schema
 
 DEFAULT_XCOM_PATH = "/airflow/xcom/return.json"
 MAX_RESULT_BYTES = 16 * 1024
+RESULT_FILE_MODE = 0o644  # readable by the XCom sidecar and the host, whoever they run as
 
 
 class ResultError(ValueError):
@@ -27,17 +28,57 @@ def xcom_path() -> Path:
     return Path(os.environ.get("XCOM_RETURN_PATH", DEFAULT_XCOM_PATH))
 
 
-def non_finite_paths(value: Any, path: str = "") -> list[str]:
-    """Paths of NaN/inf numbers (json.loads accepts the non-standard NaN/Infinity tokens)."""
+# What JSON does not carry faithfully, found by ``unrepresentable``.
+NOT_FINITE = "NaN or infinity"  # json.loads accepts the non-standard NaN/Infinity tokens
+NOT_UNICODE = "text that is not valid Unicode"  # a lone surrogate: UTF-8 cannot encode it
+
+
+def unrepresentable(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(path, problem) of every NaN/inf number and every key or string that is not valid
+    Unicode in ``value``; path segments are escaped so that a message can show them."""
     if isinstance(value, float) and not math.isfinite(value):
-        return [path or "<root>"]
+        return [(path or "<root>", NOT_FINITE)]
+    if isinstance(value, str) and not is_unicode(value):
+        return [(path or "<root>", NOT_UNICODE)]
     if isinstance(value, dict):
-        return [p for k, v in value.items() for p in non_finite_paths(v, f"{path}/{k}".lstrip("/"))]
-    if isinstance(value, list):
+        found = []
+        for key, item in value.items():
+            child = f"{path}/{printable(str(key))}".lstrip("/")
+            if isinstance(key, str) and not is_unicode(key):
+                found.append((child, NOT_UNICODE))
+            found += unrepresentable(item, child)
+        return found
+    if isinstance(value, list | tuple):
         return [
-            p for i, v in enumerate(value) for p in non_finite_paths(v, f"{path}/{i}".lstrip("/"))
+            bad
+            for i, v in enumerate(value)
+            for bad in unrepresentable(v, f"{path}/{i}".lstrip("/"))
         ]
     return []
+
+
+def is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode escaped (messages end up on stderr)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def refuse_unrepresentable(step: str, value: Any) -> None:
+    """Raise ``ResultError`` naming every place where ``value`` holds NaN/inf or invalid
+    Unicode, e.g. "train result has NaN or infinity at accuracy"."""
+    paths_of: dict[str, list[str]] = {}
+    for path, problem in sorted(unrepresentable(value)):
+        paths_of.setdefault(problem, []).append(path)
+    if paths_of:
+        details = "; ".join(f"{problem} at {', '.join(p)}" for problem, p in paths_of.items())
+        raise ResultError(f"{step} result has {details}")
 
 
 def validate_payload(step: str, payload: Any) -> dict[str, Any]:
@@ -50,9 +91,7 @@ def validate_payload(step: str, payload: Any) -> dict[str, Any]:
         jsonschema.Draft202012Validator(load_schema(step)).iter_errors(payload),
         key=lambda e: list(e.absolute_path),
     )
-    not_finite = sorted(non_finite_paths(payload))
-    if not_finite:
-        raise ResultError(f"{step} result has NaN or infinity at {', '.join(not_finite)}")
+    refuse_unrepresentable(step, payload)
     if errors:
         details = "; ".join(
             f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors
@@ -63,23 +102,30 @@ def validate_payload(step: str, payload: Any) -> dict[str, Any]:
 
 def encode_result(result: StepResult) -> str:
     """The compact JSON text of a result, validated, finite and within the size cap."""
+    # The Python values first: the JSON dump silently replaces a lone surrogate in a key.
+    refuse_unrepresentable(result.step, result.model_dump())
     payload = result.model_dump(mode="json")
     validate_payload(result.step, payload)
     try:
         text = json.dumps(payload, allow_nan=False, sort_keys=True, separators=(",", ":"))
-    except ValueError as exc:  # NaN/inf slipped past the model (e.g. model_construct)
-        raise ResultError(f"{result.step} result contains NaN or infinity: {exc}") from exc
-    size = len(text.encode())
-    if size > MAX_RESULT_BYTES:
-        raise ResultError(
-            f"{result.step} result is {size} bytes, over the {MAX_RESULT_BYTES}-byte XCom cap; "
-            "pass large data by URI"
-        )
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts to text
+        raise ResultError(f"{result.step} result cannot be written as JSON: {exc}") from exc
+    check_size(result.step, text)
     return text
 
 
+def check_size(step: str, text: str) -> None:
+    """Raise ``ResultError`` when ``text`` is over the XCom cap (counted in UTF-8 bytes)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_RESULT_BYTES:
+        raise ResultError(
+            f"{step} result is {size} bytes, over the {MAX_RESULT_BYTES}-byte XCom cap; "
+            "pass large data by URI"
+        )
+
+
 def write_result(result: StepResult, path: Path | None = None) -> Path:
-    """Atomically write ``result`` to ``path`` (default ``$XCOM_RETURN_PATH``).
+    """Atomically write ``result`` to ``path`` (default ``$XCOM_RETURN_PATH``), mode 0644.
 
     The text goes to a temporary file in the same folder, is fsynced, then renamed over the
     target, so a reader sees either no file or the whole result.
@@ -90,6 +136,8 @@ def write_result(result: StepResult, path: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            # mkstemp makes the file private (0600).
+            os.fchmod(fh.fileno(), RESULT_FILE_MODE)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -101,19 +149,39 @@ def write_result(result: StepResult, path: Path | None = None) -> Path:
 
 
 def parse_result(step: str, text: str | None) -> dict[str, Any]:
-    """Parse and validate a result read back as text (a consumer's side of the contract)."""
+    """Parse and validate a result read back as text (a consumer's side of the contract); a
+    ``ResultError`` for anything that is not a valid result, whatever the text holds."""
     if text is None or not text.strip():
         raise ResultError(f"{step} result is empty: the step wrote no return.json")
+    check_size(step, text)
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultError(f"{step} result is not valid JSON: {exc}") from exc
-    return validate_payload(step, payload)
+    except ValueError as exc:  # an integer of more digits than Python converts from text
+        raise ResultError(f"{step} result cannot be read as JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ResultError(f"{step} result cannot be read as JSON: nested too deeply") from exc
+    try:
+        return validate_payload(step, payload)
+    except RecursionError as exc:
+        raise ResultError(f"{step} result is nested too deeply to be a result") from exc
 
 
 def read_result(step: str, path: Path | None = None) -> dict[str, Any]:
-    """Read and validate the result file of ``step``."""
+    """Read and validate the result file of ``step``; a ``ResultError`` naming the file when
+    it is missing, unreadable, not UTF-8 or not a valid result."""
     target = path or xcom_path()
-    if not target.exists():
-        raise ResultError(f"{step} result is missing: {target} does not exist")
-    return parse_result(step, target.read_text(encoding="utf-8"))
+    try:
+        data = target.read_bytes()
+    except FileNotFoundError as exc:
+        raise ResultError(f"{step} result is missing: {target} does not exist") from exc
+    except OSError as exc:
+        raise ResultError(f"{step} result {target} cannot be read: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultError(
+            f"{step} result {target} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from exc
+    return parse_result(step, text)

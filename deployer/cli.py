@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from common.step import StepArgumentParser, run_step
+from common.step import StepArgumentParser, UsageError, run_step
 from deployer.job import DeployConfig, deploy
 
 
@@ -66,6 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args: argparse.Namespace) -> DeployConfig:
+    """The checked configuration; a ``UsageError`` when a deploy lacks --run-id, or when a
+    rollback is given a flag that only a deploy uses."""
+    if args.rollback:
+        deploy_only = {
+            "--run-id": args.run_id is not None,
+            # No default: present only when given ("none" reads as None).
+            "--expected-champion-version": hasattr(args, "expected_champion_version"),
+            "--data-path": args.data_path is not None,
+            "--force": args.force,
+            "--tag": bool(args.tag),
+        }
+        if unused := [flag for flag, given in deploy_only.items() if given]:
+            raise UsageError(
+                f"--rollback does not use {', '.join(unused)} (a rollback swaps champion and "
+                "previous_champion of --model-name)"
+            )
+    elif not args.run_id:
+        raise UsageError("--run-id is required unless --rollback is given")
     return DeployConfig(
         model_name=args.model_name,
         run_id=args.run_id,

@@ -9,12 +9,19 @@ from collections.abc import Sequence
 from contextlib import suppress
 
 import pyarrow as pa
+from fsspec.implementations.local import LocalFileSystem
 
-from common.step import StepArgumentParser, StepError, run_step
+from common import storage
+from common.step import StepArgumentParser, UsageError, run_step
 from preprocess.fit import FitOptions
-from preprocess.job import PreprocessConfig, preprocess
+from preprocess.job import PreprocessConfig, output_files, preprocess
 from preprocess.passes import SplitSpec
 from tabular_model.transform import SCALINGS
+
+# The most rows read at once and kept as the model's input example: generous, but a typo (an
+# extra zero or two) is refused instead of filling the machine's memory.
+MAX_BATCH_ROWS = 16_777_216
+MAX_SAMPLE_ROWS = 10_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="take each row's split from this column (values train, val, test) instead of "
         "hashing; the fractions and seed are then unused and the column is not a feature",
     )
-    p.add_argument("--val-fraction", type=float, default=0.15, help="share of rows for val")
-    p.add_argument("--test-fraction", type=float, default=0.15, help="share of rows for test")
+    for split in ("val", "test"):
+        p.add_argument(
+            f"--{split}-fraction",
+            type=float,
+            default=0.15,
+            help=f"share of rows for {split} (between 0 and 0.5)",
+        )
     p.add_argument(
         "--numeric-scaling",
         choices=SCALINGS,
@@ -49,8 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         help="categories seen fewer times in train share the 'other' code",
     )
-    p.add_argument("--sample-rows", type=int, default=20, help="raw rows kept as model examples")
-    p.add_argument("--batch-rows", type=int, default=262_144, help="rows read per batch")
+    add_reading_flags(p)
+    return p
+
+
+def add_reading_flags(p: argparse.ArgumentParser) -> None:
+    """How much of the input is read, and kept, at once."""
+    p.add_argument(
+        "--sample-rows",
+        type=int,
+        default=20,
+        help=f"raw rows kept as model examples (at most {MAX_SAMPLE_ROWS})",
+    )
+    p.add_argument(
+        "--batch-rows",
+        type=int,
+        default=262_144,
+        help=f"rows read per batch (at most {MAX_BATCH_ROWS})",
+    )
     p.add_argument(
         "--in-memory-limit-mb",
         type=int,
@@ -58,27 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="inputs up to this size (decoded) are read once and kept in memory; larger ones "
         "are streamed twice in bounded memory (0: always stream)",
     )
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
-    for flag in ("val_fraction", "test_fraction"):
-        if not 0 < getattr(args, flag) < 0.5:
-            raise StepError(f"--{flag.replace('_', '-')} must be in (0, 0.5)")
-    lows = (("min_frequency", 1), ("batch_rows", 1), ("sample_rows", 0), ("in_memory_limit_mb", 0))
-    for flag, low in lows:
-        if getattr(args, flag) < low:
-            raise StepError(f"--{flag.replace('_', '-')} must be at least {low}")
+    """The checked configuration of parsed flags; a ``UsageError`` names the flag out of its
+    range (NaN and infinity included), the flags that contradict each other, or an --output
+    that would write into the input."""
+    check_ranges(args)
     if args.split_key is not None and args.split_column is not None:
-        raise StepError("--split-key and --split-column are alternatives; give one")
+        raise UsageError("--split-key and --split-column are alternatives; give one")
     split = SplitSpec(
         args.val_fraction, args.test_fraction, args.seed, args.split_key, args.split_column
     )
     fit = FitOptions(args.numeric_scaling, args.min_frequency, seed=args.seed)
-    output = args.output.rstrip("/")
     return PreprocessConfig(
         input=args.input,
-        output=output,
+        output=output_folder(args.output, args.input),
         target=args.target,
         split=split,
         fit=fit,
@@ -86,6 +109,63 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         batch_rows=args.batch_rows,
         in_memory_limit_mb=args.in_memory_limit_mb,
     )
+
+
+def check_ranges(args: argparse.Namespace) -> None:
+    """Raise ``UsageError`` naming the first numeric flag out of its range."""
+    for flag in ("val_fraction", "test_fraction"):
+        value = getattr(args, flag)
+        if not 0 < value < 0.5:  # NaN too: every comparison with it is false
+            raise UsageError(f"--{flag.replace('_', '-')} must be in (0, 0.5), got {value}")
+    bounds = (
+        ("min_frequency", 1, None),
+        ("batch_rows", 1, MAX_BATCH_ROWS),
+        ("sample_rows", 0, MAX_SAMPLE_ROWS),
+        ("in_memory_limit_mb", 0, None),
+    )
+    for flag, low, high in bounds:
+        value, name = getattr(args, flag), f"--{flag.replace('_', '-')}"
+        if value < low:
+            raise UsageError(f"{name} must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise UsageError(f"{name} must be at most {high}, got {value}")
+
+
+def output_folder(output: str, input_uri: str) -> str:
+    """``--output`` without trailing slashes. A ``UsageError`` when it names no folder (the
+    result would hold relative URIs), when it is the input or inside it (the next run would
+    read the splits as raw data), or when a file it gets would replace or join the input."""
+    _, separator, path = output.partition("://")
+    if not (path if separator else output).strip().strip("/"):
+        raise UsageError(f"--output {output!r} names no folder")
+    folder = output.rstrip("/")
+    out, source = location(folder), location(input_uri)
+    if within(out, source):
+        raise UsageError(
+            f"--output {output} is the input or inside it (--input {input_uri}): the splits "
+            "would be read back as raw data; choose a folder outside the input"
+        )
+    if any(within(written, source) for written in output_files(out)):
+        raise UsageError(
+            f"--output {output} would overwrite --input {input_uri}, or write into it; "
+            "choose another folder"
+        )
+    return folder
+
+
+def location(uri: str) -> str:
+    """One spelling of the place ``uri`` names: scheme and path as fsspec resolves them (a
+    plain path and ``file://`` alike, ``s3a://`` as ``s3://``), local symlinks followed, no
+    trailing slash."""
+    fs, path = storage.filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        path = os.path.realpath(path)
+    return str(fs.unstrip_protocol(path)).rstrip("/")
+
+
+def within(uri: str, folder: str) -> bool:
+    """Whether ``uri`` is ``folder`` or below it (both as ``location`` spells them)."""
+    return uri == folder or uri.startswith(folder + "/")
 
 
 def use_jemalloc() -> None:

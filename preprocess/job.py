@@ -30,6 +30,13 @@ class PreprocessConfig:
     in_memory_limit_mb: int
 
 
+def output_files(out: str) -> list[str]:
+    """Every file ``preprocess`` writes under the folder ``out``."""
+    splits = [dataset.split_uri(out, split) for split in dataset.SPLITS]
+    raw = [dataset.raw_uri(out, name) for name in ("test", "sample")]
+    return [*splits, *raw, dataset.transform_uri(out), dataset.manifest_uri(out)]
+
+
 def feature_types(source: tables.Source, config: PreprocessConfig) -> dict[str, Any]:
     """Logical type of every feature column, from the input's schema; refuses a missing target
     or split key."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -49,11 +49,21 @@ class ModelConfig:
     periodic_sigma: float = 0.1  # std of the initial periodic frequencies
     ple_bins: int = 8  # piecewise-linear bins per numeric feature
 
+    # The largest size each field takes: generous for an 80 GB GPU, but a typo (an extra zero
+    # or two) is refused instead of filling the memory of the machine.
+    LIMITS: ClassVar[dict[str, int]] = {
+        "width": 16384,
+        "depth": 64,
+        "embedding_dim": 1024,
+        "ple_bins": 1024,
+    }
+
     def __post_init__(self) -> None:
         """Raise ``SettingError`` naming the first field out of its range."""
-        for name in ("width", "depth", "embedding_dim", "ple_bins"):
+        for name, limit in self.LIMITS.items():
             value = getattr(self, name)
             check_setting(name, value, value > 0, "must be positive")
+            check_setting(name, value, value <= limit, f"must be at most {limit}")
         check_setting("dropout", self.dropout, 0 <= self.dropout < 1, "must be in [0, 1)")
         sigma = self.periodic_sigma
         check_setting("periodic_sigma", sigma, 0 < sigma < math.inf, "must be a positive number")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from common.step import StepArgumentParser, StepError, run_step
+from common.step import StepArgumentParser, UsageError, run_step
 from tabular_model.network import (
     NUMERIC_EMBEDDINGS,
     ModelConfig,
@@ -46,8 +46,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The architecture (``ModelConfig``); a sweep may set these."""
     model = ModelConfig()
     g = p.add_argument_group("model", "the network's architecture")
-    g.add_argument("--width", type=int, default=model.width, help="hidden layer width")
-    g.add_argument("--depth", type=int, default=model.depth, help="hidden layers")
+    add_size_flag(g, model, "width", "hidden layer width")
+    add_size_flag(g, model, "depth", "hidden layers")
     g.add_argument("--dropout", type=float, default=model.dropout, help="dropout rate")
     g.add_argument(
         "--numeric-embedding",
@@ -57,20 +57,26 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         help="embed each numeric feature: periodic (PLR) or ple (piecewise-linear, bins from "
         "training quantiles); none feeds them to the MLP as they are",
     )
-    g.add_argument(
-        "--embedding-dim",
-        type=int,
-        default=model.embedding_dim,
-        help="size of each numeric feature's embedding",
-    )
+    add_size_flag(g, model, "embedding_dim", "size of each numeric feature's embedding")
     g.add_argument(
         "--periodic-sigma",
         type=float,
         default=model.periodic_sigma,
         help="std of the initial periodic frequencies (scale of the standardised features)",
     )
-    g.add_argument(
-        "--ple-bins", type=int, default=model.ple_bins, help="piecewise-linear bins per feature"
+    add_size_flag(g, model, "ple_bins", "piecewise-linear bins per feature")
+
+
+def add_size_flag(
+    group: argparse._ArgumentGroup, config: ModelConfig | LoopConfig, name: str, text: str
+) -> None:
+    """The integer flag of ``config``'s field ``name``, its default that field's value and its
+    help ``text`` with the range (1 to the limit the config checks)."""
+    group.add_argument(
+        "--" + name.replace("_", "-"),
+        type=int,
+        default=getattr(config, name),
+        help=f"{text} (1 to {config.LIMITS[name]})",
     )
 
 
@@ -79,11 +85,11 @@ def add_optimisation_flags(p: argparse.ArgumentParser) -> None:
     loop = LoopConfig()
     g = p.add_argument_group("optimisation", "how the network is trained")
     g.add_argument("--lr", type=float, default=loop.lr, help="learning rate")
-    g.add_argument("--batch-size", type=int, default=loop.batch_size, help="training batch size")
+    add_size_flag(g, loop, "batch_size", "training batch size")
     g.add_argument(
         "--optimizer", type=str, choices=OPTIMIZERS, default=loop.optimizer, help="optimizer"
     )
-    g.add_argument("--epochs", type=int, default=loop.epochs, help="maximum epochs")
+    add_size_flag(g, loop, "epochs", "maximum epochs")
     g.add_argument(
         "--patience", type=int, default=loop.patience, help="early-stopping patience (epochs)"
     )
@@ -185,8 +191,8 @@ def flag_values(args: argparse.Namespace, config_class: type[Any]) -> dict[str, 
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The resolved config of parsed flags; a value out of its range is a ``StepError`` that
-    names the flag (``--width must be positive, got 0``)."""
+    """The resolved config of parsed flags; a value out of its range (NaN and infinity included)
+    is a ``UsageError`` that names the flag (``--width must be positive, got 0``)."""
     try:
         return TrainConfig(
             data_path=args.data_path.rstrip("/"),
@@ -197,7 +203,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         )
     except SettingError as exc:
         flag = "--" + exc.setting.replace("_", "-")
-        raise StepError(f"{flag} {exc.problem}") from exc
+        raise UsageError(f"{flag} {exc.problem}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,11 +11,18 @@ import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
 from common import dataset, storage, tables
 from common.step import StepError
-from common.tracking import configure_mlflow, ensure_experiment
+from common.tracking import (
+    configure_mlflow,
+    ensure_experiment,
+    logged_model_uri,
+    reaching_mlflow,
+    redact_uri,
+)
 from contract.results import TrainResult
 from tabular_model.network import (
     ModelConfig,
@@ -291,7 +298,7 @@ def start_logging(config: TrainConfig, p: Prepared, run_id: str) -> MetricLogger
         mlflow.log_params(
             {
                 **hyperparameters(config),
-                "data_path": config.data_path,
+                "data_path": redact_uri(config.data_path),
                 "device": str(p.runtime.device),
                 "train_rows": p.train.rows,
             }
@@ -304,21 +311,36 @@ def start_logging(config: TrainConfig, p: Prepared, run_id: str) -> MetricLogger
 
 def train_and_log(config: TrainConfig, p: Prepared) -> TrainResult:
     """Rank 0: fit inside the MLflow run (continued on a resume), log the model, return the
-    result; the run's checkpoints are deleted once the model is safely logged."""
+    result; the run's checkpoints are deleted once the model is safely logged. A tracking
+    server that does not answer fails the step naming it (credentials masked)."""
     example = tables.read_table(dataset.raw_uri(config.data_path, "sample"))
-    experiment_id = ensure_experiment(config.experiment_name)
     interval = config.options.system_metrics_interval
-    with training_run(experiment_id, p.resumed_run_id, interval) as run:
-        run_id = run.info.run_id
-        logger = start_logging(config, p, run_id)
-        # The checkpoint writer records the run id, so that a resume continues this run.
-        callbacks = LoopCallbacks(on_epoch=logger.epoch, checkpoint=p.checkpoints.saver(run_id))
-        outcome = run_fit(config, p, callbacks)
-        logger.log(final_metrics(outcome))
-        logger.flush()
-        model_info = log_served_model(p.net.cpu(), p.transform, example)
+    with reaching_mlflow():
+        experiment_id = ensure_experiment(config.experiment_name)
+        with training_run(experiment_id, p.resumed_run_id, interval) as run:
+            run_id = run.info.run_id
+            logger = start_logging(config, p, run_id)
+            # The checkpoint writer records the run id, so that a resume continues this run.
+            saver = p.checkpoints.saver(run_id)
+            outcome = run_fit(config, p, LoopCallbacks(on_epoch=logger.epoch, checkpoint=saver))
+            model_uri = log_results(p, run_id, logger, outcome, example)
     p.checkpoints.clear()
-    return summarise(config, p, outcome, run_id, model_info.model_uri)
+    return summarise(config, p, outcome, run_id, model_uri)
+
+
+def log_results(
+    p: Prepared, run_id: str, logger: MetricLogger, outcome: LoopOutcome, example: pd.DataFrame
+) -> str:
+    """Log the best epoch's metrics and the model into run ``run_id``; returns the model's
+    URI. A resumed run that holds its model already (the attempt before got past logging it,
+    not past deleting the checkpoints) is given neither again: a retry returns that model."""
+    if p.resumed_run_id is not None and (logged := logged_model_uri(run_id)) is not None:
+        log.info("run %s holds its model already (%s); not logging another", run_id, logged)
+        logger.flush()
+        return logged
+    logger.log(final_metrics(outcome))
+    logger.flush()
+    return str(log_served_model(p.net.cpu(), p.transform, example).model_uri)
 
 
 def summarise(
@@ -375,7 +397,7 @@ def train(config: TrainConfig) -> TrainResult | None:
                 return train_and_log(config, prepared)
             except TrainingInterrupted as exc:
                 raise Preempted(
-                    f"{exc} ({prepared.checkpoints.uri}); the same command resumes from it"
+                    f"{exc} ({prepared.checkpoints.shown}); the same command resumes from it"
                 ) from exc
     finally:
         distributed.stop(group)

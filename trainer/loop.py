@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -72,14 +72,25 @@ class LoopConfig:
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     class_weights: str = "none"  # one of CLASS_WEIGHTS
 
+    # The largest batch and number of epochs: generous for an 80 GB GPU, but a typo (an extra
+    # zero or two) is refused instead of filling the machine's memory or running for weeks.
+    LIMITS: ClassVar[dict[str, int]] = {"batch_size": 1_048_576, "epochs": 10_000}
+
     def __post_init__(self) -> None:
-        """Raise ``SettingError`` naming the first field out of its range."""
+        """Raise ``SettingError`` naming the first field out of its range (NaN and infinity
+        are out of every float field's range)."""
         for name in ("lr", "batch_size", "epochs", "patience"):
             value = getattr(self, name)
             check_setting(name, value, value > 0, "must be positive")
         for name in ("weight_decay", "warmup_epochs", "grad_clip"):
             value = getattr(self, name)
             check_setting(name, value, value >= 0, "must not be negative")
+        for name in ("lr", "weight_decay", "warmup_epochs", "grad_clip"):
+            value = getattr(self, name)
+            check_setting(name, value, math.isfinite(value), "must be finite")
+        for name, limit in self.LIMITS.items():
+            value = getattr(self, name)
+            check_setting(name, value, value <= limit, f"must be at most {limit}")
         for name, choices in (
             ("optimizer", OPTIMIZERS),
             ("lr_schedule", LR_SCHEDULES),

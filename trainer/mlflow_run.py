@@ -8,18 +8,31 @@ import contextlib
 import importlib.metadata
 import logging
 import platform
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import torch
 
-from common.tracking import configure_mlflow, image
+from common.step import StepError
+from common.tracking import (
+    configure_mlflow,
+    first_line,
+    image,
+    reaching_mlflow,
+    redact_uri,
+    request_bound_seconds,
+    shown_tracking_uri,
+)
 from trainer.loop import EpochRecord, LoopOutcome, TrainingInterrupted
+
+log = logging.getLogger(__name__)
 
 PACKAGE = "tabular-gpu-pipeline"
 MAX_METRICS_PER_CALL = 1000  # MLflow's per-request limit
+FLUSH_SLACK_S = 5.0  # seconds a flush waits beyond one request's bound
 
 
 def code_version() -> str:
@@ -38,7 +51,7 @@ def training_tags(data_fingerprint: str, world_size: int, checkpoint_dir: str) -
         "torch": torch.__version__,
         "python": platform.python_version(),
         "world_size": str(world_size),
-        "checkpoint_dir": checkpoint_dir,
+        "checkpoint_dir": redact_uri(checkpoint_dir),
     }
     if (running_image := image()) is not None:
         tags["image"] = running_image
@@ -67,12 +80,23 @@ def training_run(
     try:
         yield run
     except TrainingInterrupted:
-        mlflow.end_run("KILLED")
+        end_after_error(mlflow, "KILLED")
         raise
     except BaseException:
-        mlflow.end_run("FAILED")
+        end_after_error(mlflow, "FAILED")
         raise
     mlflow.end_run("FINISHED")
+
+
+def end_after_error(mlflow: Any, status: str) -> None:
+    """End the active run as ``status`` after an error, without hiding that error: when the
+    server does not take it (it may be what failed), a warning says so and the run stays
+    RUNNING there."""
+    try:
+        mlflow.end_run(status)
+    except Exception as exc:
+        where = shown_tracking_uri()
+        log.warning("could not mark MLflow run %s at %s: %s", status, where, first_line(exc))
 
 
 def epoch_metrics(record: EpochRecord) -> list[Any]:
@@ -108,26 +132,56 @@ def final_metrics(outcome: LoopOutcome) -> list[Any]:
 
 class MetricLogger:
     """One ``log_batch`` per call, sent by a background thread in call order: the training loop
-    never waits on MLflow. ``flush`` waits for everything sent so far and raises the first
-    error (call it before the run ends). Not MLflow's own asynchronous logging: its flush and
-    ``end_run`` each wait up to a second for its queue's polling thread, a fixed cost on every
-    run."""
+    never waits on MLflow. Once a batch fails, later ones are not sent (each would wait out the
+    same unanswering server). ``flush`` waits for everything sent so far, at most one request's
+    bound plus FLUSH_SLACK_S, and raises the first error (call it before the run ends). Not
+    MLflow's own asynchronous logging: its flush and ``end_run`` each wait up to a second for
+    its queue's polling thread, a fixed cost on every run."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.client = configure_mlflow().MlflowClient()
+        # The request in flight ends within one request's bound (MLflow's bounded retries),
+        # plus the client's own time around it; the ones queued behind it are quick, or are
+        # not sent once one has failed.
+        self.flush_timeout = request_bound_seconds() + FLUSH_SLACK_S
         self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-metrics")
         self.pending: list[Future[None]] = []
+        self.stopped = threading.Event()  # set once a batch failed: later ones are not sent
 
     def log(self, metrics: list[Any]) -> None:
         for start in range(0, len(metrics), MAX_METRICS_PER_CALL):
             batch = metrics[start : start + MAX_METRICS_PER_CALL]
-            self.pending.append(self.sender.submit(self.client.log_batch, self.run_id, batch))
+            self.pending.append(self.sender.submit(self._send, batch))
+
+    def _send(self, batch: list[Any]) -> None:
+        """Send one batch, unless one before it failed: a server that stopped answering
+        would hold each of them for a request's whole bound."""
+        if self.stopped.is_set():
+            raise StepError("metrics not sent: an earlier batch of them failed")
+        try:
+            self.client.log_batch(self.run_id, batch)
+        except BaseException:
+            self.stopped.set()
+            raise
 
     def epoch(self, record: EpochRecord) -> None:
         self.log(epoch_metrics(record))
 
     def flush(self) -> None:
+        """Wait until everything logged so far is sent, ``flush_timeout`` seconds at most. On
+        the first failure, or past that time, stop sending and raise: a StepError naming the
+        tracking URI (credentials masked) when the server did not answer, else its error."""
         pending, self.pending = self.pending, []
-        for sent in pending:
-            sent.result()
+        done, not_done = wait(pending, timeout=self.flush_timeout, return_when=FIRST_EXCEPTION)
+        errors = [e for f in pending if f in done and (e := f.exception()) is not None]
+        if errors or not_done:
+            self.stopped.set()
+        if errors:
+            with reaching_mlflow():
+                raise errors[0]
+        if not_done:
+            raise StepError(
+                f"MLflow at {shown_tracking_uri()} did not take the run's metrics within "
+                f"{self.flush_timeout:.0f} s"
+            )

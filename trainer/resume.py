@@ -11,6 +11,7 @@ the same flags is a new run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -56,17 +57,36 @@ class RunCheckpoints:
     def uri(self) -> str:
         return self.store.uri
 
+    @property
+    def shown(self) -> str:
+        """The folder's URI as messages show it (credentials masked)."""
+        return self.store.shown
+
     def resume_point(self) -> ResumePoint | None:
         """The latest checkpoint of this run, or None; refuses another run's checkpoint."""
         pointer = self.store.pointer()
         if pointer is None:
             return None
         state = self.store.load(pointer)
-        meta = json.loads(state.pop("meta"))
-        if pointer.get("identity") != self.key or meta["identity"] != self.identity:
-            raise StepError(self._mismatch(meta["identity"]))
-        log.info("resuming from %s/%s", self.uri, pointer["file"])
-        return ResumePoint(state, meta["mlflow_run_id"])
+        theirs, mlflow_run_id = self._meta(state, pointer["file"])
+        if pointer["identity"] != self.key or theirs != self.identity:
+            raise StepError(self._mismatch(theirs))
+        log.info("resuming from %s/%s", self.shown, pointer["file"])
+        return ResumePoint(state, mlflow_run_id)
+
+    def _meta(self, state: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
+        """The identity and MLflow run id the trainer stored in checkpoint ``name`` (removed
+        from ``state``); a StepError when the checkpoint holds none."""
+        meta: Any = None
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            meta = json.loads(state.pop("meta"))
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("identity"), dict)
+            and isinstance(meta.get("mlflow_run_id"), str)
+        ):
+            raise StepError(f"{self.shown}/{name} holds no run description of the trainer (meta)")
+        return meta["identity"], meta["mlflow_run_id"]
 
     def _mismatch(self, theirs: dict[str, Any]) -> str:
         ours = self.identity
@@ -74,7 +94,7 @@ class RunCheckpoints:
         differ = [k for k in sorted({*theirs, *ours} - {"config"}) if theirs.get(k) != ours.get(k)]
         differ += [k for k in sorted({*config_a, *config_b}) if config_a.get(k) != config_b.get(k)]
         return (
-            f"--checkpoint-dir {self.uri} holds a checkpoint of a different run (differs in: "
+            f"--checkpoint-dir {self.shown} holds a checkpoint of a different run (differs in: "
             f"{', '.join(differ) or 'format'}); resume with the same flags and data, or pass "
             "another --checkpoint-dir"
         )
@@ -91,7 +111,7 @@ class RunCheckpoints:
             name = self.store.save({**snapshot, "meta": meta}, tag, self.key)
             # Epoch checkpoints are routine; one taken mid-epoch (timer, SIGTERM) is news.
             level = logging.INFO if progress["in_epoch"] else logging.DEBUG
-            log.log(level, "checkpoint %s/%s written", self.uri, name)
+            log.log(level, "checkpoint %s/%s written", self.shown, name)
 
         return save
 
@@ -101,4 +121,4 @@ class RunCheckpoints:
         try:
             self.store.clear()
         except (OSError, StepError) as exc:  # a refused access is a StepError here
-            log.warning("could not delete the checkpoints in %s: %s", self.uri, exc)
+            log.warning("could not delete the checkpoints in %s: %s", self.shown, exc)

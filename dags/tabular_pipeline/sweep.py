@@ -89,8 +89,8 @@ def _choices(name: str, spec: Any, search: str) -> list[Any]:
 
 
 def _typed(name: str, value: Any) -> Any:
-    """``value`` as the trainer flag's type (an integer is a valid number); a value outside the
-    flag's choices is refused here, not in a trainer pod."""
+    """``value`` as the trainer flag's type (an integer is a valid number); NaN, infinity or a
+    value outside the flag's choices is refused here, not in a trainer pod."""
     flag = trainer_hyperparameters()[name]
     kind = PYTHON_TYPES[flag["type"]]
     ok = isinstance(value, kind) and not isinstance(value, bool)
@@ -98,6 +98,8 @@ def _typed(name: str, value: Any) -> Any:
         value, ok = float(value), True
     if not ok:
         raise SweepError(f"search_space.{name}: expected {kind.__name__} values; got {value!r}")
+    if kind is float and not math.isfinite(value):  # NaN would pass any range check after
+        raise SweepError(f"search_space.{name}: expected finite numbers; got {value!r}")
     if "enum" in flag and value not in flag["enum"]:
         raise SweepError(
             f"search_space.{name}: {value!r} is not one of {', '.join(map(str, flag['enum']))}"

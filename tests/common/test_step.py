@@ -4,6 +4,7 @@ the termination log), a non-zero exit and no return.json."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,65 @@ def test_parser_raises_usage_error_instead_of_exiting() -> None:
 )
 def test_one_line(message: str, expected: str) -> None:
     assert one_line(message) == expected
+
+
+def test_xcom_path_that_is_a_folder_fails_with_one_line_naming_it(
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    termination_log: Path,
+) -> None:
+    folder = isolated_env / "xcom-folder"
+    folder.mkdir()
+    monkeypatch.setenv("XCOM_RETURN_PATH", str(folder))
+    before = sorted(isolated_env.iterdir())
+    assert run(["--run-id", "abc"]) == 1
+    (line,) = stderr_lines(capsys)
+    assert line.startswith(f"train failed: XCOM_RETURN_PATH {folder}: ")
+    assert "a folder" in line
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    assert sorted(isolated_env.iterdir()) == before
+    assert termination_log.read_text(encoding="utf-8") == line + "\n"
+
+
+def test_mlflow_logs_go_to_stdout_and_stderr_stays_empty(
+    xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow  # configures its loggers with a stderr handler of their own
+
+    def logs_like_mlflow(args: argparse.Namespace) -> StepResult:
+        logging.getLogger("mlflow.pyfunc").info("Validating input example against signature")
+        logging.getLogger(mlflow.__name__).warning("a warning of MLflow's")
+        return body(args)
+
+    assert run_step("train", build_parser(), logs_like_mlflow, ["--run-id", "abc"]) == 0
+    out = capsys.readouterr()
+    assert out.err == ""
+    assert "INFO mlflow.pyfunc: Validating input example against signature" in out.out
+    assert "WARNING mlflow: a warning of MLflow's" in out.out
+    assert read_result("train", xcom_file)["run_id"] == "abc"
+
+
+def test_a_credential_in_a_failure_or_a_log_line_is_masked(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The last safety net: whatever a step logs or fails with, a URI's password is masked on
+    stdout, on stderr and in the termination log."""
+    termination_log = tmp_path / "termination-log"
+    termination_log.touch()
+    monkeypatch.setenv("TERMINATION_LOG_PATH", str(termination_log))
+    uri = "https://pipeline:hunter2@mlflow.example.com/api?token=abc"
+
+    def body(args: object) -> None:
+        logging.getLogger("step").info("talking to %s", uri)
+        raise StepError(f"cannot reach {uri}")
+
+    assert run_step("train", StepArgumentParser(prog="p"), body, []) == 1
+    out, err = capsys.readouterr()
+    written = termination_log.read_text(encoding="utf-8")
+    for text in (out, err, written):
+        assert "hunter2" not in text and "abc" not in text, text
+    assert "https://***@mlflow.example.com/api?token=***" in err
+    assert "https://***@mlflow.example.com" in out

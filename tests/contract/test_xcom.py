@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -327,6 +329,18 @@ def test_successful_write_leaves_no_temp_files(
         write_result(results[step])
         assert folder_listing(xcom_file.parent) == ["return.json"]
         assert read_result(step, xcom_file) == results[step].model_dump(mode="json")
+
+
+def test_the_result_file_is_readable_by_other_users(
+    results: dict[str, StepResult], xcom_file: Path
+) -> None:
+    # 0644 whatever the umask: the XCom sidecar and a person on the host may be other users.
+    private = os.umask(0o077)
+    try:
+        write_result(results["train"])
+    finally:
+        os.umask(private)
+    assert stat.S_IMODE(xcom_file.stat().st_mode) == 0o644
 
 
 def test_failed_write_leaves_the_previous_result_untouched(

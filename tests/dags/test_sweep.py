@@ -4,6 +4,7 @@ each trial becomes trainer flags the trainer's own parser accepts."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -213,6 +214,22 @@ def test_wrong_value_type(search: str, name: str, values: list[Any], problem: st
         # A random draw checks the whole list, not only the value it picks.
         hyperparameter_set(search, {name: values}, n_trials=1, seed=0, max_trials=4)
     assert str(info.value) == f"search_space.{name}: {problem}"
+
+
+@pytest.mark.parametrize("search", ["grid", "random"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", ["lr", "dropout", "periodic_sigma", "weight_decay", "grad_clip"])
+def test_non_finite_values_are_refused(search: str, bad: float, name: str) -> None:
+    with pytest.raises(SweepError) as info:
+        # A random draw checks the whole list, not only the value it picks.
+        hyperparameter_set(search, {name: [0.1, bad]}, n_trials=1, seed=0, max_trials=4)
+    assert str(info.value) == f"search_space.{name}: expected finite numbers; got {bad!r}"
+
+
+def test_nan_from_a_json_run_conf_is_refused() -> None:
+    space = json.loads('{"lr": [0.001, NaN], "periodic_sigma": [Infinity]}')  # Python's json
+    with pytest.raises(SweepError, match=r"^search_space\.lr: expected finite numbers; got nan$"):
+        hyperparameter_set("grid", space, n_trials=1, seed=0, max_trials=4)
 
 
 def test_a_drawn_value_of_the_wrong_type_is_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ import pandas as pd
 import pytest
 
 from common import dataset, storage
-from common.step import StepError
+from common.step import StepError, UsageError
 from contract.xcom import read_result
 from demo.sample_data import TARGET
 from preprocess import passes
-from preprocess.cli import main
+from preprocess.cli import build_parser, config_from_args, main
+from preprocess.job import PreprocessConfig
 from tabular_model.transform import TableTransform
 from tests.preprocess.frames import seeded_splits
 
@@ -198,11 +200,15 @@ def test_trailing_slash_on_output_is_ignored(
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (("--val-fraction", "0.5"), "--val-fraction must be in (0, 0.5)"),
-        (("--test-fraction", "0"), "--test-fraction must be in (0, 0.5)"),
+        (("--val-fraction", "0.5"), "--val-fraction must be in (0, 0.5), got 0.5"),
+        (("--test-fraction", "0"), "--test-fraction must be in (0, 0.5), got 0.0"),
+        (("--val-fraction", "2"), "--val-fraction must be in (0, 0.5), got 2.0"),
+        (("--val-fraction", "nan"), "--val-fraction must be in (0, 0.5), got nan"),
+        (("--test-fraction", "inf"), "--test-fraction must be in (0, 0.5), got inf"),
+        (("--test-fraction=-inf",), "--test-fraction must be in (0, 0.5), got -inf"),
     ],
 )
-def test_bad_fractions_are_refused(
+def test_bad_fractions_are_usage_errors(
     flags: tuple[str, ...],
     expected: str,
     sample_parquet: Path,
@@ -210,7 +216,7 @@ def test_bad_fractions_are_refused(
     xcom_file: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run(sample_parquet, tmp_path / "out", *flags) == 1
+    assert run(sample_parquet, tmp_path / "out", *flags) == 2
     assert capsys.readouterr().err.splitlines() == [f"preprocess failed: {expected}"]
     assert not xcom_file.exists()
     assert not (tmp_path / "out").exists()
@@ -388,7 +394,7 @@ def test_split_column_problems_name_the_column(
     err = capsys.readouterr().err
     assert "split column 'fold' holds 2 value(s) other than ['train', 'val', 'test']" in err
     assert "holdout" in err
-    assert run(path, tmp_path / "out", "--split-column", "fold", "--split-key", "age") == 1
+    assert run(path, tmp_path / "out", "--split-column", "fold", "--split-key", "age") == 2
     assert "--split-key and --split-column are alternatives" in capsys.readouterr().err
     frame["fold"] = "train"
     frame.to_parquet(path, index=False)
@@ -518,16 +524,106 @@ def test_a_version_1_output_still_loads(preprocessed: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (("--min-frequency", "0"), "--min-frequency must be at least 1"),
-        (("--batch-rows", "0"), "--batch-rows must be at least 1"),
+        (("--min-frequency", "0"), "--min-frequency must be at least 1, got 0"),
+        (("--batch-rows", "0"), "--batch-rows must be at least 1, got 0"),
+        (("--batch-rows", "16777217"), "--batch-rows must be at most 16777216, got 16777217"),
+        (("--sample-rows", "-1"), "--sample-rows must be at least 0, got -1"),
+        (("--sample-rows", "10001"), "--sample-rows must be at most 10000, got 10001"),
+        (("--in-memory-limit-mb", "-1"), "--in-memory-limit-mb must be at least 0, got -1"),
     ],
 )
-def test_bad_counts_are_refused(
+def test_bad_counts_are_usage_errors(
     flags: tuple[str, ...],
     expected: str,
     sample_parquet: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run(sample_parquet, tmp_path / "out", *flags) == 1
+    assert run(sample_parquet, tmp_path / "out", *flags) == 2
     assert capsys.readouterr().err.splitlines() == [f"preprocess failed: {expected}"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "limit"), [("--batch-rows", 16_777_216), ("--sample-rows", 10_000)]
+)
+def test_size_bounds_are_documented(flag: str, limit: int) -> None:
+    (action,) = [a for a in build_parser()._actions if flag in a.option_strings]
+    assert f"at most {limit}" in (action.help or "")
+    assert resolve("in.parquet", "out", flag, str(limit)) is not None
+
+
+def resolve(input_uri: str, output: str, *flags: str) -> PreprocessConfig:
+    args = ["--input", input_uri, "--output", output, "--target", TARGET, *flags]
+    return config_from_args(build_parser().parse_args(args))
+
+
+@pytest.mark.parametrize(
+    ("input_uri", "output"),
+    [
+        ("s3://bucket/raw", "s3://bucket/raw"),
+        ("s3://bucket/raw", "s3://bucket/raw/"),
+        ("s3://bucket/raw/", "s3://bucket/raw/out"),
+        ("s3://bucket/raw", "s3a://bucket/raw/2024/out"),
+        ("s3://bucket/raw/data.csv", "s3://bucket/raw/data.csv/"),
+        ("/data/raw", "file:///data/raw/out"),
+        ("file:///data/raw/", "/data/raw"),
+        ("/data/raw", "/data/other/../raw/out"),
+    ],
+)
+def test_an_output_that_is_the_input_or_inside_it_is_refused(input_uri: str, output: str) -> None:
+    with pytest.raises(
+        UsageError, match=f"^--output {re.escape(output)} is the input or inside it"
+    ):
+        resolve(input_uri, output)
+
+
+@pytest.mark.parametrize(
+    ("input_uri", "output"),
+    [
+        ("s3://bucket/out/raw/test.parquet", "s3://bucket/out"),
+        ("/data/out/raw", "/data/out/"),
+        ("s3://bucket/out/raw/", "s3://bucket/out"),
+        ("/data/out/train.parquet", "file:///data/out"),
+        ("/data/out/manifest.json", "/data/out"),
+    ],
+)
+def test_an_input_among_the_files_the_output_gets_is_refused(input_uri: str, output: str) -> None:
+    with pytest.raises(UsageError, match=f"^--output {re.escape(output)} would overwrite --input"):
+        resolve(input_uri, output)
+
+
+@pytest.mark.parametrize(
+    ("input_uri", "output", "expected"),
+    [
+        ("s3://bucket/raw", "s3://bucket/raw-out/", "s3://bucket/raw-out"),
+        ("s3://bucket/raw/data.parquet", "s3://bucket/processed", "s3://bucket/processed"),
+        ("/data/raw/data.parquet", "/data", "/data"),  # the output's files sit beside the input
+        ("/data/raw.parquet", "/data/raw", "/data/raw"),
+    ],
+)
+def test_outputs_beside_the_input_are_accepted(input_uri: str, output: str, expected: str) -> None:
+    assert resolve(input_uri, output).output == expected
+
+
+@pytest.mark.parametrize("output", ["", "  ", "/", "//", "s3://", "file://"])
+def test_an_output_naming_no_folder_is_refused(output: str) -> None:
+    with pytest.raises(UsageError, match=f"^--output {re.escape(repr(output))} names no folder"):
+        resolve("/data/raw.parquet", output)
+
+
+def test_writing_into_the_input_folder_exits_2_and_leaves_it_as_it_was(
+    sample_parquet: Path,
+    tmp_path: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = sample_parquet.parent
+    (tmp_path / "link").symlink_to(folder)
+    before = sorted(tmp_path.rglob("*"))
+    for output in (str(folder), f"file://{folder}/processed/", f"{tmp_path}/link/processed"):
+        assert main(["--input", str(folder), "--output", output, "--target", TARGET]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(f"preprocess failed: --output {output}")
+    assert sorted(tmp_path.rglob("*")) == before
+    assert not xcom_file.exists()

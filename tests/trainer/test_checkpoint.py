@@ -5,6 +5,8 @@ storage error, and no pickle on load."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +45,121 @@ def test_only_the_last_two_checkpoints_stay(tmp_path: Path) -> None:
 def test_an_interrupted_write_never_becomes_latest(tmp_path: Path) -> None:
     store = CheckpointStore(str(tmp_path))
     good = store.save(STATE, "e1", "run-a")
-    # A write cut off before its pointer was replaced: a partial file under a new name.
+    # A write cut off (process killed) before its pointer was replaced: a partial file under a
+    # new name, which no pointer records.
     (tmp_path / "ckpt-e2-deadbeef.pt").write_bytes(b"\x80partial")
     assert store.pointer()["file"] == good  # type: ignore[index]
     assert torch.equal(store.load(store.pointer())["weights"], STATE["weights"])  # type: ignore[arg-type]
-    store.save(STATE, "e3", "run-a")  # the leftover is cleaned up by the next commit
-    assert not (tmp_path / "ckpt-e2-deadbeef.pt").exists()
+    store.save(STATE, "e3", "run-a")
+    assert (tmp_path / "ckpt-e2-deadbeef.pt").exists(), "only recorded names are deleted"
+
+
+def test_a_write_that_fails_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CheckpointStore(str(tmp_path))
+    good = store.save(STATE, "e1", "run-a")
+
+    def cut_off(path: str, data: bytes) -> None:
+        Path(path).write_bytes(data[:10])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(store.fs, "pipe_file", cut_off)
+    with pytest.raises(OSError, match="No space"):
+        store.save(STATE, "e2", "run-a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([good, LATEST])
+
+
+def saved_pointer(folder: Path, **changes: object) -> dict[str, Any]:
+    """Save one checkpoint in ``folder``, then rewrite its ``latest.json`` with ``changes``
+    (MISSING removes a key); returns the rewritten pointer."""
+    CheckpointStore(str(folder)).save(STATE, "e1", "run-a")
+    pointer = json.loads((folder / LATEST).read_text())
+    for key, value in changes.items():
+        if value is MISSING:
+            del pointer[key]
+        else:
+            pointer[key] = value
+    (folder / LATEST).write_text(json.dumps(pointer))
+    return dict(pointer)
+
+
+MISSING = object()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../outside.bin", "/etc/shadow", "/dev/zero", "sub/ckpt-e1.pt", "..", "notes.txt",
+     "ckpt-..pt", "ckpt-e1.pt\\..\\x", "C:\\ckpt-e1.pt", ""],
+)  # fmt: skip
+def test_a_pointer_naming_a_file_outside_the_folder_is_refused(tmp_path: Path, name: str) -> None:
+    """Only a plain checkpoint file name in the folder is ever read: a pointer that names any
+    other path is refused naming latest.json and its key, before anything is opened."""
+    folder = tmp_path / "runs" / "r1" / "ckpt"
+    pointer = saved_pointer(folder)
+    # What "../../outside.bin" reaches: a copy of the real checkpoint, sha256 and all.
+    (tmp_path / "runs" / "outside.bin").write_bytes((folder / pointer["file"]).read_bytes())
+    pointer = saved_pointer(folder, file=name)
+    store = CheckpointStore(str(folder))
+    expected = rf"^{re.escape(str(folder / LATEST))}: 'file' must be"
+    with pytest.raises(StepError, match=expected):
+        store.pointer()
+    with pytest.raises(StepError, match=expected):
+        store.load(pointer)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("sha256", MISSING), ("sha256", 12), ("sha256", "abc"), ("file", MISSING), ("file", 7),
+     ("bytes", MISSING), ("bytes", "512"), ("bytes", -1), ("bytes", True), ("bytes", 2**40),
+     ("identity", MISSING), ("identity", ["run-a"]), ("history", "ckpt-e1.pt"),
+     ("history", ["ckpt-e1.pt", 3]), ("history", ["../../outside.bin"]), ("format", MISSING)],
+)  # fmt: skip
+def test_a_pointer_of_the_wrong_shape_names_latest_json_and_the_key(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    saved_pointer(tmp_path, **{key: value})
+    expected = rf"^{re.escape(str(tmp_path / LATEST))}: '{key}' "
+    with pytest.raises(StepError, match=expected):
+        CheckpointStore(str(tmp_path)).pointer()
+
+
+def test_a_file_of_another_size_than_recorded_is_refused_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    store = CheckpointStore(str(tmp_path))
+    name = store.save(STATE, "e1", "run-a")
+    recorded = (tmp_path / name).stat().st_size
+    with (tmp_path / name).open("ab") as fh:
+        fh.write(b"\0" * 100)
+    with pytest.raises(StepError, match=rf"{name} is {recorded + 100} bytes, {LATEST} says "):
+        store.load(store.pointer())  # type: ignore[arg-type]
+
+
+def test_a_link_in_place_of_a_checkpoint_is_not_followed(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path))
+    name = store.save(STATE, "e1", "run-a")
+    (tmp_path / name).unlink()
+    (tmp_path / name).symlink_to("/dev/zero")
+    with pytest.raises(StepError, match=f"{name} is not a plain file"):
+        store.load(store.pointer())  # type: ignore[arg-type]
+
+
+def test_files_the_store_did_not_write_are_left_and_reported_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    theirs = ["ckpt-best.pt", "ckpt-e1-00000000.pt", "notes.txt"]
+    for name in theirs:
+        (tmp_path / name).write_bytes(b"not ours")
+    store = CheckpointStore(str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="trainer.checkpoint"):
+        for epoch in range(4):
+            store.save(STATE, f"e{epoch}", "run-a")
+        store.clear()
+    assert sorted(p.name for p in tmp_path.iterdir()) == theirs
+    reports = [r.getMessage() for r in caplog.records if "did not write" in r.getMessage()]
+    assert len(reports) == 1, reports
+    assert all(name in reports[0] for name in theirs)
 
 
 def test_a_damaged_checkpoint_is_refused_by_its_sha256(tmp_path: Path) -> None:
@@ -89,8 +200,9 @@ def test_loading_runs_no_pickle_code(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     torch.save({"x": Evil()}, buffer, pickle_protocol=pickle.HIGHEST_PROTOCOL)
     (tmp_path / "ckpt-evil.pt").write_bytes(buffer.getvalue())
-    pointer = {"format": 1, "file": "ckpt-evil.pt",
-               "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}  # fmt: skip
+    data = buffer.getvalue()
+    pointer = {"format": 1, "file": "ckpt-evil.pt", "sha256": hashlib.sha256(data).hexdigest(),
+               "bytes": len(data), "identity": "run-a", "history": ["ckpt-evil.pt"]}  # fmt: skip
     with pytest.raises(pickle.UnpicklingError):
         CheckpointStore(str(tmp_path)).load(pointer)
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 
+from contract.xcom import read_result, xcom_path
 from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import FAST_TRAIN_FLAGS, train
 from trainer.checkpoint import CheckpointStore, identity_hash
@@ -58,6 +60,22 @@ def test_a_checkpoint_of_another_run_is_refused(
     assert (folder / "latest.json").exists(), "the other run's checkpoint is left alone"
 
 
+def test_a_checkpoint_the_trainer_did_not_write_is_refused(
+    preprocessed: Path, tmp_path: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint with a valid pointer and sha256 but no run description (meta) in it."""
+    folder = tmp_path / "ckpt"
+    name = CheckpointStore(str(folder)).save({"weights": torch.zeros(2)}, "e1", "x")
+    assert_step_fails(
+        main,
+        "train",
+        argv(preprocessed, "x", "--checkpoint-dir", str(folder), *QUIET),
+        capsys,
+        xcom_file,
+        f"{folder}/{name} holds no run description of the trainer",
+    )
+
+
 def test_a_diverged_run_writes_no_checkpoint_and_ends_failed(
     preprocessed: Path, tmp_path: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -101,6 +119,48 @@ def test_a_retry_after_a_failure_resumes_into_the_same_run(
     assert not list((isolated_env / "home" / "checkpoints").glob("*/latest.json"))
 
 
+def models_of(run_id: str) -> list[str]:
+    """Every model the run logged (any name, any status)."""
+    run = mlflow.get_run(run_id)
+    found = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}'",
+        output_format="list",
+    )
+    return [m.model_id for m in found]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [PermissionError("access denied"), RuntimeError("pod killed")],
+    ids=["refused", "killed"],
+)
+def test_a_retry_after_the_model_was_logged_reuses_it(
+    preprocessed: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: Path, fault: Exception
+) -> None:
+    """The model is logged, then deleting the checkpoints fails (refused: the step still
+    succeeds; killed: it does not). The same command resumes into the same run and returns the
+    model that is there: one model in the run, the same URI in both results."""
+
+    def fail(store: CheckpointStore) -> None:
+        raise fault
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CheckpointStore, "clear", fail)
+        rc = main(argv(preprocessed, "again", *QUIET))
+    assert rc == (0 if isinstance(fault, OSError) else 1)
+    [run] = mlflow.search_runs(experiment_names=["again"], output_format="list")
+    [logged] = models_of(run.info.run_id)
+    if rc == 0:
+        assert read_result("train", xcom_path())["model_path"] == f"models:/{logged}"
+    result = train(preprocessed, "again", *QUIET)
+    assert (result["run_id"], result["resumed"]) == (run.info.run_id, True)
+    assert models_of(run.info.run_id) == [logged]
+    assert result["model_path"] == f"models:/{logged}"
+    assert statuses("again") == ["FINISHED"]
+    assert not list((isolated_env / "home" / "checkpoints").glob("*/latest.json"))
+
+
 def test_streamed_training_data_gives_the_same_model(preprocessed: Path) -> None:
     device = train(preprocessed, "placement", "--data-placement", "device", *QUIET)
     streamed = train(preprocessed, "placement", "--data-placement", "stream", *QUIET)
@@ -123,7 +183,10 @@ def test_bad_operation_flags(
     preprocessed: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str],
     flags: list[str], needle: str,
 ) -> None:  # fmt: skip
-    assert_step_fails(main, "train", argv(preprocessed, "x", *flags), capsys, xcom_file, needle)
+    """A flag out of range is a usage error (exit status 2, as argparse gives)."""
+    assert_step_fails(
+        main, "train", argv(preprocessed, "x", *flags), capsys, xcom_file, needle, rc=2
+    )
 
 
 def test_unknown_data_placement_is_a_usage_error(

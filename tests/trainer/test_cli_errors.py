@@ -158,16 +158,18 @@ def test_cuda_requested_without_a_device(
         (["--weight-decay", "-0.0001"], "--weight-decay"),
         (["--warmup-epochs", "-1"], "--warmup-epochs"),
         (["--grad-clip", "-0.5"], "--grad-clip"),
+        (["--grad-clip", "nan"], "--grad-clip"),
+        (["--width", "1000000"], "--width"),
     ],
 )
-def test_invalid_flag_values(
+def test_invalid_flag_values_exit_2(
     preprocessed: Path,
     stale_xcom: Path,
     capsys: pytest.CaptureFixture[str],
     flags: list[str],
     needle: str,
 ) -> None:
-    assert_fails(train_argv(preprocessed, *flags), capsys, stale_xcom, needle)
+    assert_fails(train_argv(preprocessed, *flags), capsys, stale_xcom, needle, rc=2)
 
 
 @pytest.mark.parametrize(

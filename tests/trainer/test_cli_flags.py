@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from common.step import StepError
+from common.step import UsageError
 from tabular_model.network import ModelConfig
-from trainer.cli import SWEEPABLE_GROUPS, build_parser, config_from_args
+from trainer.cli import SWEEPABLE_GROUPS, build_parser, config_from_args, main
 from trainer.job import RunOptions, TrainConfig, hyperparameters
 from trainer.loop import LoopConfig
 
@@ -95,10 +96,20 @@ def test_hyperparameters_are_the_model_and_loop_settings_with_determinism_and_co
         (["--width", "-4"], "--width must be positive, got -4"),
         (["--depth", "0"], "--depth must be positive, got 0"),
         (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
-        (["--weight-decay", "-0.0001"], "--weight-decay must not be negative, got -0.0001"),
+        (
+            ["--weight-decay", "-0.0001"],
+            "--weight-decay must not be negative, got -0.0001",
+        ),
         (["--warmup-epochs", "-1"], "--warmup-epochs must not be negative, got -1.0"),
         (["--embedding-dim", "0"], "--embedding-dim must be positive, got 0"),
         (["--periodic-sigma", "nan"], "--periodic-sigma must be a positive number, got nan"),
+        (["--lr", "nan"], "--lr must be positive, got nan"),
+        (["--lr", "inf"], "--lr must be finite, got inf"),
+        (["--grad-clip", "inf"], "--grad-clip must be finite, got inf"),
+        (["--width", "16385"], "--width must be at most 16384, got 16385"),
+        (["--depth", "65"], "--depth must be at most 64, got 65"),
+        (["--epochs", "10001"], "--epochs must be at most 10000, got 10001"),
+        (["--batch-size", "1048577"], "--batch-size must be at most 1048576, got 1048577"),
         (
             ["--checkpoint-every-epochs", "-1"],
             "--checkpoint-every-epochs must not be negative, got -1",
@@ -114,7 +125,63 @@ def test_hyperparameters_are_the_model_and_loop_settings_with_determinism_and_co
         (["--checkpoint-dir", " "], "--checkpoint-dir is empty"),
     ],
 )
-def test_a_value_out_of_range_is_refused_naming_the_flag(flags: list[str], message: str) -> None:
-    with pytest.raises(StepError) as refused:
+def test_a_value_out_of_range_is_a_usage_error_naming_the_flag(
+    flags: list[str], message: str
+) -> None:
+    with pytest.raises(UsageError) as refused:
         config(*flags)
     assert str(refused.value) == message
+
+
+def float_flags() -> list[str]:
+    """Every flag of the trainer that takes a number with a fraction."""
+    return [a.option_strings[0] for a in build_parser()._actions if a.type is float]
+
+
+def test_the_float_flags_are_known() -> None:
+    assert sorted(float_flags()) == sorted(
+        [
+            "--dropout", "--periodic-sigma", "--lr", "--weight-decay", "--warmup-epochs",
+            "--grad-clip", "--checkpoint-every-minutes", "--system-metrics-interval",
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", float_flags())
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999"])
+def test_every_float_flag_refuses_nan_and_infinity(flag: str, value: str) -> None:
+    with pytest.raises(UsageError, match=f"^{flag} "):
+        config(f"{flag}={value}")  # "-inf" would read as a flag
+
+
+# The largest value each size flag takes (its --help says so) and a smaller one the checks pass.
+SIZE_LIMITS = {
+    "--width": 16384,
+    "--depth": 64,
+    "--embedding-dim": 1024,
+    "--ple-bins": 1024,
+    "--batch-size": 1_048_576,
+    "--epochs": 10_000,
+}
+
+
+@pytest.mark.parametrize(("flag", "limit"), SIZE_LIMITS.items())
+def test_sizes_are_bounded_and_the_bound_is_documented(flag: str, limit: int) -> None:
+    config(flag, str(limit))  # the bound itself is allowed
+    with pytest.raises(UsageError, match=f"^{flag} must be at most {limit}, got {limit + 1}$"):
+        config(flag, str(limit + 1))
+    (action,) = [a for a in build_parser()._actions if flag in a.option_strings]
+    assert f"1 to {limit}" in action.help
+
+
+@pytest.mark.parametrize(
+    "flags", [["--epochs", "0"], ["--width", "100000"], ["--lr", "nan"], ["--dropout", "inf"]]
+)
+def test_a_value_out_of_range_exits_2_before_anything_is_created(
+    flags: list[str], isolated_env: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(isolated_env.rglob("*"))
+    assert main([*REQUIRED, *flags]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"train failed: {flags[0]} ")
+    assert sorted(isolated_env.rglob("*")) == before  # no MLflow store, checkpoint or result

@@ -5,13 +5,17 @@ open (and not at all when turned off), epoch metrics logged without waiting."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from pathlib import Path
 
 import pytest
 
 from common.metrics import ClassificationMetrics
-from common.tracking import IMAGE_ENV, ensure_experiment
+from common.step import StepError
+from common.tracking import IMAGE_ENV, configure_mlflow, ensure_experiment
+from tests.common.hung_server import hung_server
+from tests.mlflow_server import FAST_FAILING_CLIENT
 from tests.trainer.workspace import mlflow_client
 from trainer.loop import EpochRecord, TrainingInterrupted
 from trainer.mlflow_run import MetricLogger, training_run, training_tags
@@ -78,3 +82,54 @@ def test_tags_name_the_image_only_when_it_is_known(monkeypatch: pytest.MonkeyPat
     assert (tags["world_size"], tags["checkpoint_dir"]) == ("2", "s3://b/ckpt")
     monkeypatch.setenv(IMAGE_ENV, "repo/image:1.2")
     assert training_tags("sha256:x", 1, "d")["image"] == "repo/image:1.2"
+
+
+# One attempt and one retry of one second each, no backoff: one request ends within 2 s.
+TIGHT_CLIENT = {**FAST_FAILING_CLIENT, "MLFLOW_HTTP_REQUEST_TIMEOUT": "1"}
+SECRET = "s3cr3t-Pa55"
+
+
+def record(epoch: int) -> EpochRecord:
+    val = ClassificationMetrics(accuracy=0.5, f1_score=0.5, loss=1.0)
+    return EpochRecord(epoch, 0.9, val, 1000.0)
+
+
+def test_flush_gives_up_within_the_bound_on_a_server_that_never_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in TIGHT_CLIENT.items():
+        monkeypatch.setenv(name, value)
+    with hung_server() as server:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url.replace("//", f"//u:{SECRET}@"))
+        logger = MetricLogger("a-run-id")
+        for epoch in (1, 2, 3):
+            logger.epoch(record(epoch))
+        start = time.monotonic()
+        with pytest.raises(StepError) as failure:
+            logger.flush()
+        assert time.monotonic() - start < 2.0 + 5.0  # one request's bound, plus slack
+        time.sleep(3.0)  # longer than one more request would take
+        assert server.accepted == 2, "the batches behind the failed one are dropped"
+    message = str(failure.value)
+    assert message.startswith(f"cannot reach MLflow at {server.url.replace('//', '//***@')} ")
+    assert SECRET not in message
+
+
+def test_a_run_that_cannot_be_ended_does_not_hide_the_error(
+    experiment: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server stops answering during training: the error that stopped training is what the
+    step reports; the failure to mark the run FAILED is a warning."""
+    for name, value in TIGHT_CLIENT.items():
+        monkeypatch.setenv(name, value)
+    with (
+        hung_server() as server,
+        caplog.at_level(logging.WARNING, logger="trainer.mlflow_run"),
+        pytest.raises(ValueError, match="loss is NaN"),
+        training_run(experiment, None, 0),
+    ):
+        configure_mlflow().set_tracking_uri(server.url.replace("//", f"//u:{SECRET}@"))
+        raise ValueError("loss is NaN")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "trainer.mlflow_run"]
+    assert len(warnings) == 1 and "could not mark MLflow run" in warnings[0], warnings
+    assert "http://***@127.0.0.1" in warnings[0] and SECRET not in warnings[0]
