@@ -4,11 +4,22 @@ the result back from here (``recorded_evaluation``)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import posixpath
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from common.tracking import configure_mlflow, is_not_found
+from common.step import StepError
+from common.tracking import (
+    configure_mlflow,
+    is_not_found,
+    is_unreachable,
+    redact_uri,
+    shown_tracking_uri,
+)
 from contract.results import EvaluateResult, SliceAccuracy
 
 log = logging.getLogger(__name__)
@@ -43,6 +54,7 @@ def evaluation_tags(result: EvaluateResult) -> dict[str, str]:
         "should_deploy": str(result.should_deploy),
         "model_name": result.model_name,
         "champion_version": champion,
+        "champion_problem": result.champion_problem or "none",
         "data_fingerprint": result.data_fingerprint,
         "confidence": str(result.confidence),
     }
@@ -73,12 +85,42 @@ def record_evaluation(
 
 
 def recorded_evaluation(run_id: str) -> EvaluateResult | None:
-    """The last evaluation recorded on the run, or None when it was never evaluated."""
+    """The last evaluation recorded on run ``run_id``, or None when it was never evaluated (no
+    ``evaluation/result.json`` among its artifacts). An artifact store that cannot be read
+    (access refused, unreachable) or a result that does not parse is a StepError naming the
+    run; a tracking server that cannot be reached is raised as MLflow reports it (callers turn
+    it into a StepError naming the server with ``reaching_mlflow``)."""
     mlflow = configure_mlflow()
+    # Not through a runs:/ URI: MLflow reports every failure to download one as "not found".
+    root = run_artifact_uri(run_id)
     try:
-        data = mlflow.artifacts.load_dict(f"runs:/{run_id}/{RESULT_FILE}")
-    except Exception as exc:
-        if is_not_found(exc) or isinstance(exc, OSError) or "No such file" in str(exc):
+        listed = mlflow.artifacts.list_artifacts(artifact_uri=f"{root}/{FOLDER}")
+        names = {posixpath.basename(f.path) for f in listed if not f.is_dir}
+        if posixpath.basename(RESULT_FILE) not in names:
             return None
+        with tempfile.TemporaryDirectory() as folder:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{root}/{RESULT_FILE}", dst_path=folder
+            )
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return EvaluateResult.model_validate(data)
+    except Exception as exc:
+        if is_unreachable(exc):
+            raise
+        # A failed download names the file on one line and the cause on the next.
+        cause = redact_uri(" ".join(str(exc).split())[:400]) or type(exc).__name__
+        raise StepError(
+            f"cannot read the evaluation recorded on run {run_id} ({root}/{RESULT_FILE}): {cause}"
+        ) from exc
+
+
+def run_artifact_uri(run_id: str) -> str:
+    """Where run ``run_id`` keeps its artifacts; a StepError naming the tracking URI when the
+    run does not exist."""
+    client = configure_mlflow().MlflowClient()
+    try:
+        return str(client.get_run(run_id).info.artifact_uri)
+    except Exception as exc:
+        if is_not_found(exc):
+            raise StepError(f"run {run_id}: no such run at {shown_tracking_uri()}") from exc
         raise
-    return EvaluateResult.model_validate(data)

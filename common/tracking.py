@@ -116,8 +116,10 @@ def ensure_experiment(name: str) -> str:
     if experiment is not None:
         return str(experiment.experiment_id)
     artifact_location = None
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        folder = embedded_store()[1]
+    # Compared with the embedded store's URI, not read from the environment: configuring MLflow
+    # exports MLFLOW_TRACKING_URI, so after that call the variable is set in every case.
+    sqlite_uri, folder = embedded_store()
+    if tracking_uri() == sqlite_uri:
         folder.mkdir(parents=True, exist_ok=True)
         artifact_location = folder.as_uri()
     try:

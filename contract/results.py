@@ -3,7 +3,7 @@ these models (``make schemas``) and are never edited by hand."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
@@ -109,12 +109,15 @@ class TrainResult(StepResult):
     )
 
 
+CHAMPION_PROBLEM_MAX_CHARS = 1000  # EvaluateResult.champion_problem: a cause, not a log
+
 DeployReason = Literal[
     "first_model",
     "promoted",
     "below_floor",
     "not_better",
     "baseline_incompatible",
+    "champion_unusable",
     "slice_regression",
     "calibration_regression",
 ]
@@ -146,8 +149,17 @@ class SliceAccuracy(BaseModel):
     accuracy: float = Field(ge=0, le=1)
 
 
+def require_champion_problem(schema: dict[str, Any]) -> None:
+    """``champion_problem`` has a default only so that evaluations recorded on runs before it
+    existed still read back; every result written carries it, so the schema requires it like
+    every other key (as ``schema_version``)."""
+    schema["required"] = [*schema["required"], "champion_problem"]
+
+
 class EvaluateResult(StepResult):
     """The promotion decision for a candidate against the current champion, on the test split."""
+
+    model_config = ConfigDict(json_schema_extra=require_champion_problem)
 
     step: ClassVar[str] = "evaluate"
     should_deploy: bool
@@ -168,6 +180,13 @@ class EvaluateResult(StepResult):
     baseline_worst_slice: SliceAccuracy | None = Field(description="the champion's")
     champion_version: int | None = Field(description="the champion compared; pass it to deploy")
     champion_run_id: str | None
+    champion_problem: str | None = Field(
+        default=None,
+        max_length=CHAMPION_PROBLEM_MAX_CHARS,
+        description="why the champion was not compared (baseline_incompatible: it cannot score "
+        "this data; champion_unusable: it does not load or predicts no usable probabilities); "
+        "null when it was compared or there is none",
+    )
     run_id: str
     model_path: str
     model_name: str

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Any
 
 # Every airflow.* module imported at the top level here is pre-imported once by the DAG
@@ -62,6 +63,13 @@ DEPLOY_TASK = "deploy"
 SKIP_TASK = "skip_deploy"
 
 
+def reference_pattern(root: str) -> str:
+    """A JSON Schema regex for drift_reference: models:/NAME@ALIAS, none, or a data file under
+    ``root`` without '..', '::', '?' or '#' (the validator applies the same rule again)."""
+    prefix = re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", root.rstrip("/") + "/")
+    return rf"^(none|models:/[^/@]+@[A-Za-z0-9_-]+|{prefix}(?!.*(\.\.|::|[?#])).+)$"
+
+
 def gate_param(name: str, flag: dict[str, Any]) -> Param:
     """A run param for one of the evaluator's gate flags, with the evaluator's own default."""
     bounds = GATE_PARAM_BOUNDS.get(name, {})
@@ -81,8 +89,10 @@ PARAMS = {
     "drift_reference": Param(
         f"models:/{CONFIG.model_name}@champion",
         type="string",
+        # A pod reads what this names: only the registry, or data under the data root.
+        pattern=reference_pattern(CONFIG.data.root),
         description="data that validate measures drift against: models:/NAME@ALIAS (the raw "
-        "data that version was trained on), a data URI, or none",
+        f"data that version was trained on), none, or a data URI under {CONFIG.data.root}/",
     ),
     "search": Param("grid", enum=["grid", "random"], description="grid or random search"),
     "search_space": Param(
@@ -253,6 +263,8 @@ with DAG(
                 f"{CONFIG.data.root}/{{{{ dag.dag_id }}}}/schema.json",
                 "--reference",
                 "{{ params.drift_reference }}",
+                "--allowed-reference-root",
+                CONFIG.data.root,
             ],
             **step_pod_kwargs(CONFIG, "validate"),
         )

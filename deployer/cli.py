@@ -1,8 +1,9 @@
-"""``python -m deployer --run-id ID --model-name NAME`` registers the run's model (once: a rerun
-reuses the version), tags the version with the evaluation's decision, smoke-tests it, and points
-``champion`` at it if ``champion`` is still the version the evaluation compared against, keeping
-the old one as ``previous_champion``. ``python -m deployer --rollback --model-name NAME`` swaps
-the two aliases back (after the same smoke test)."""
+"""``python -m deployer --run-id ID --model-name NAME`` deploys a run that the evaluator judged for
+this model and decided to deploy (anything else needs ``--force``): it registers the run's model
+(once: a rerun reuses the version), tags the version with the evaluation's decision, smoke-tests
+it, and points ``champion`` at it if ``champion`` is still the version the evaluation compared
+against, keeping the old one as ``previous_champion``. ``python -m deployer --rollback
+--model-name NAME`` swaps the two aliases back (after the same smoke test)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         metavar="N|none",
         help="refuse unless champion is still this version (the evaluation's champion_version;"
-        " default: the evaluation recorded on the run)",
+        " default: the evaluation recorded on the run; with --force and no evaluation: the "
+        "champion when the deploy starts)",
     )
     p.add_argument(
         "--data-path",
@@ -60,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force",
         action="store_true",
-        help="promote even when the evaluation recorded on the run decided not to deploy",
+        help="deploy a run without an evaluation for this model, or one whose evaluation decided "
+        "not to deploy (champion still moves only if it is the expected version)",
     )
     return p
 

@@ -1,17 +1,23 @@
 """Deploy a run's model (register once, tag, smoke-test, move ``champion`` under a
-compare-and-set) or roll ``champion`` back to ``previous_champion``."""
+compare-and-set) or roll ``champion`` back to ``previous_champion``.
+
+A deploy fails closed: the run needs an evaluation for this model that decided to deploy, or
+``--force``; and ``champion`` moves only if it is still the version the deploy expects: the
+one the evaluation compared with, ``--expected-champion-version``, or (``--force`` without an
+evaluation) the champion as it was when the deploy started."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from common.evaluation_record import recorded_evaluation
+from common.evaluation_record import RESULT_FILE, recorded_evaluation
 from common.step import StepError
-from common.tracking import CHAMPION, image, reaching_mlflow, run_model_uri
+from common.tracking import CHAMPION, image, reaching_mlflow, run_model_uri, shown_tracking_uri
 from contract.results import DeployResult, EvaluateResult
 from deployer.registry import (
+    Expected,
+    alias_number,
     check_champion,
     move_champion,
     register_once,
@@ -37,54 +43,75 @@ class DeployConfig:
     expect_champion: bool = False
     data_path: str | None = None  # a preprocess output with raw sample rows for the smoke test
     tags: tuple[tuple[str, str], ...] = ()
-    force: bool = False
+    force: bool = False  # deploy without an evaluation, or one that decided not to
 
 
 def evaluation_for(run_id: str, model_name: str) -> EvaluateResult | None:
     """The evaluation recorded on the run, when it was made for this registered model."""
     evaluation = recorded_evaluation(run_id)
     if evaluation is not None and evaluation.model_name != model_name:
-        log.info(
+        log.warning(
             "run %s was last evaluated for %s, not %s", run_id, evaluation.model_name, model_name
         )
         return None
     return evaluation
 
 
-def compare_and_set(
-    config: DeployConfig, evaluation: EvaluateResult | None
-) -> tuple[int | None, bool]:
-    """The champion version to expect and whether to check it at all."""
+def require_clearance(config: DeployConfig, evaluation: EvaluateResult | None) -> None:
+    """Refuse a run without an evaluation for this model, or one whose evaluation decided not
+    to deploy it, unless ``--force`` is given."""
+    if config.force:
+        if evaluation is None:
+            log.warning("deploying run %s without an evaluation (--force)", config.run_id)
+        return
+    if evaluation is None:
+        raise StepError(
+            f"run {config.run_id} has no evaluation for {config.model_name} at "
+            f"{shown_tracking_uri()} (no {RESULT_FILE} for it on the run): evaluate it first "
+            "(python -m evaluator), or pass --force to deploy it without one"
+        )
+    if not evaluation.should_deploy:
+        raise StepError(
+            f"the evaluation of run {config.run_id} for {config.model_name} decided not to "
+            f"deploy ({evaluation.reason}); pass --force to promote it anyway"
+        )
+
+
+def expected_champion(config: DeployConfig, evaluation: EvaluateResult | None) -> Expected:
+    """The champion version this deploy may replace: ``--expected-champion-version``, else the
+    one the evaluation compared with, else (``--force`` without an evaluation) the champion
+    as it is now, so that a deploy finishing first in between is not overwritten."""
     if config.expect_champion:
-        return config.expected_champion, True
+        return Expected(config.expected_champion, "--expected-champion-version")
     if evaluation is not None:
-        return evaluation.champion_version, True
-    log.warning(
-        "no evaluation of run %s for %s and no --expected-champion-version: champion moves "
-        "without a compare-and-set",
-        config.run_id,
-        config.model_name,
+        return Expected(evaluation.champion_version, "the champion its evaluation compared with")
+    current = alias_number(config.model_name, CHAMPION)
+    return Expected(
+        current, "the champion when this deploy started", "check the registry before deploying"
     )
-    return None, False
 
 
 def version_tags(
-    run_id: str, evaluation: EvaluateResult | None, extra: Sequence[tuple[str, str]]
+    config: DeployConfig, run_id: str, evaluation: EvaluateResult | None
 ) -> dict[str, str]:
-    """The decision behind this version: the evaluation's numbers, run ids, data, image."""
+    """The decision behind this version: the evaluation's numbers, run ids, data, image, and
+    whether it was forced; then the ``--tag`` values."""
     tags = {"deploy.run_id": run_id}
     if (running_image := image()) is not None:
         tags["deploy.image"] = running_image
+    if config.force:
+        tags["deploy.forced"] = "true"
     if evaluation is not None:
         summary = evaluation.model_dump(
             include={
                 "reason", "improvement", "improvement_low", "improvement_high", "confidence",
-                "champion_version", "champion_run_id", "data_fingerprint", "test_rows",
+                "champion_version", "champion_run_id", "champion_problem", "data_fingerprint",
+                "test_rows",
             }
         )  # fmt: skip
         summary |= {f"test_{k}": v for k, v in evaluation.metrics.model_dump().items()}
         tags |= {f"evaluation.{k}": "none" if v is None else str(v) for k, v in summary.items()}
-    return tags | dict(extra)
+    return tags | dict(config.tags)
 
 
 def deploy(config: DeployConfig) -> DeployResult:
@@ -92,26 +119,20 @@ def deploy(config: DeployConfig) -> DeployResult:
     if config.rollback:
         with reaching_mlflow():
             return rollback(config.model_name)
-    if not config.run_id:
+    run_id = config.run_id
+    if not run_id:
         raise StepError("--run-id is required unless --rollback is given")
     rows = sample_rows(config.data_path)  # a bad --data-path fails before the registry is touched
     with reaching_mlflow():
-        model_uri = run_model_uri(config.run_id)
-        evaluation = evaluation_for(config.run_id, config.model_name)
-        if evaluation is not None and not evaluation.should_deploy and not config.force:
-            raise StepError(
-                f"the evaluation of run {config.run_id} for {config.model_name} decided not to "
-                f"deploy ({evaluation.reason}); pass --force to promote it anyway"
-            )
-        expected, check = compare_and_set(config, evaluation)
-        if check:
-            check_champion(config.model_name, expected, config.run_id)
-        version, registered = register_once(config.model_name, config.run_id, model_uri)
-        tag_version(
-            config.model_name, version, version_tags(config.run_id, evaluation, config.tags)
-        )
+        model_uri = run_model_uri(run_id)
+        evaluation = evaluation_for(run_id, config.model_name)
+        require_clearance(config, evaluation)
+        expected = expected_champion(config, evaluation)
+        check_champion(config.model_name, expected, run_id)
+        version, registered = register_once(config.model_name, run_id, model_uri)
+        tag_version(config.model_name, version, version_tags(config, run_id, evaluation))
         smoked = smoke_test(f"models:/{config.model_name}/{version}", rows)
-        move = move_champion(config.model_name, version, expected, check)
+        move = move_champion(config.model_name, version, expected)
     log.info("%s champion -> v%d (previous %s)", config.model_name, version, move.previous)
     return DeployResult(
         action="deploy",
@@ -119,7 +140,7 @@ def deploy(config: DeployConfig) -> DeployResult:
         version=version,
         alias=CHAMPION,
         previous_version=move.previous,
-        run_id=config.run_id,
+        run_id=run_id,
         registered=registered,
         alias_moved=move.moved,
         smoke_test_rows=smoked,

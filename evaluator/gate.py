@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from contract.results import DeployReason
+
+# Why a champion that exists has no scores: it cannot score this data (other columns, types or
+# classes), or it is broken (does not load, or predicts no usable probabilities).
+ChampionUnscored = Literal["baseline_incompatible", "champion_unusable"]
 
 
 @dataclass(frozen=True)
@@ -45,17 +50,19 @@ def decide(
     candidate: Scores,
     comparison: Comparison | None,
     thresholds: Thresholds,
-    champion_incompatible: bool = False,
+    champion_unscored: ChampionUnscored | None = None,
 ) -> Decision:
     """Deploy when the candidate reaches ``min_accuracy`` and, against a champion, the lower
     bound of the gain's interval exceeds ``min_improvement`` while neither the worst slice nor
-    the calibration error is worse than the champion's beyond its tolerance. Checks run in the
-    order of the reasons: below_floor, baseline_incompatible, first_model, not_better,
-    slice_regression, calibration_regression, promoted."""
+    the calibration error is worse than the champion's beyond its tolerance. A champion that
+    could not be scored (``champion_unscored``) is never replaced automatically: a person
+    decides. Checks run in the order of the reasons: below_floor, baseline_incompatible or
+    champion_unusable, first_model, not_better, slice_regression, calibration_regression,
+    promoted."""
     if candidate.accuracy < thresholds.min_accuracy:
         return Decision(False, "below_floor")
-    if champion_incompatible:
-        return Decision(False, "baseline_incompatible")
+    if champion_unscored is not None:
+        return Decision(False, champion_unscored)
     if comparison is None:
         return Decision(True, "first_model")
     if not comparison.improvement_low > thresholds.min_improvement:

@@ -18,15 +18,16 @@ from common.tracking import (
     CHAMPION,
     alias_version,
     configure_mlflow,
+    first_line,
     is_unreachable,
     reaching_mlflow,
     run_model_uri,
 )
-from contract.results import EvaluateResult, SliceAccuracy
-from evaluator.gate import Comparison, Decision, Scores, Thresholds, decide
+from contract.results import CHAMPION_PROBLEM_MAX_CHARS, EvaluateResult, SliceAccuracy
+from evaluator.gate import ChampionUnscored, Comparison, Decision, Scores, Thresholds, decide
 from evaluator.metrics import paired_bootstrap_interval, slice_accuracies, worst_slice
 from evaluator.plots import evaluation_figures
-from evaluator.scoring import IncompatibleModelError, Scored, score
+from evaluator.scoring import IncompatibleModelError, Scored, UnusableOutputError, score
 from tabular_model.transform import TableTransform, TransformError, encode_target
 
 log = logging.getLogger(__name__)
@@ -83,20 +84,47 @@ def predict(model_uri: str, features: pd.DataFrame) -> pd.DataFrame:
     return mlflow.pyfunc.load_model(model_uri).predict(features)  # type: ignore[no-any-return]
 
 
-def score_champion(model_name: str, rows: TestRows) -> tuple[Any, Scored | None]:
-    """The champion's version and its scores on these rows; scores None when it cannot score
-    them (a different input schema or label set, or artifacts failing their checksum)."""
-    champion = alias_version(model_name, CHAMPION)
-    if champion is None:
-        return None, None
+@dataclass(frozen=True)
+class Champion:
+    """The registry's champion as this evaluation found it."""
+
+    version: Any = None  # its model version; None: there is no champion
+    scored: Scored | None = None  # its scores; None without a champion or when not scored
+    unscored: ChampionUnscored | None = None  # why a champion has no scores
+    problem: str | None = None  # the cause of that, for the result and the log
+
+
+def score_champion(model_name: str, rows: TestRows) -> Champion:
+    """The champion (the version the alias pointed at when read) and its scores on these rows.
+    One that cannot score them says why: ``baseline_incompatible`` (it expects other columns,
+    types or classes) or ``champion_unusable`` (it does not load, e.g. an artifact fails its
+    sha256 check, or it predicts no usable probabilities). An unreachable registry is raised."""
+    version = alias_version(model_name, CHAMPION)
+    if version is None:
+        return Champion()
+    uri = f"models:/{model_name}/{version.version}"
     try:
-        predictions = predict(f"models:/{model_name}@{CHAMPION}", rows.features)
-        return champion, score(predictions, rows.labels, rows.transform)
-    except (IncompatibleModelError, MlflowException, ValueError, KeyError) as exc:
-        # MLflow's schema errors print the whole input frame; the first line says enough.
-        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        log.warning("champion v%s cannot score this test data: %s", champion.version, reason)
-        return champion, None
+        model = configure_mlflow().pyfunc.load_model(uri)
+    except Exception as exc:
+        return unscored(version, "champion_unusable", f"{uri} does not load", exc)
+    try:
+        return Champion(version, score(model.predict(rows.features), rows.labels, rows.transform))
+    except UnusableOutputError as exc:
+        return unscored(version, "champion_unusable", f"{uri} predicts no usable output", exc)
+    except (IncompatibleModelError, MlflowException, KeyError, ValueError) as exc:
+        return unscored(version, "baseline_incompatible", f"{uri} cannot score {rows.uri}", exc)
+    except Exception as exc:
+        return unscored(version, "champion_unusable", f"{uri} failed to predict", exc)
+
+
+def unscored(version: Any, reason: ChampionUnscored, what: str, exc: Exception) -> Champion:
+    """A champion left without scores, with the cause logged; an unreachable registry is
+    raised instead (the step fails and is retried, rather than judging without the champion)."""
+    if is_unreachable(exc):
+        raise exc
+    problem = f"{what}: {first_line(exc)}"[:CHAMPION_PROBLEM_MAX_CHARS]
+    log.warning("champion v%s not compared (%s): %s", version.version, reason, problem)
+    return Champion(version, unscored=reason, problem=problem)
 
 
 def gate_scores(scored: Scored, slices: list[SliceAccuracy]) -> Scores:
@@ -107,14 +135,20 @@ def gate_scores(scored: Scored, slices: list[SliceAccuracy]) -> Scores:
 
 
 def score_candidate(run_id: str, model_uri: str, rows: TestRows) -> Scored:
-    """The candidate's scores; a StepError when its model cannot load or score the rows."""
+    """The candidate's scores; a StepError when its model cannot load or score the rows, or
+    predicts no usable probabilities."""
     try:
         return score(predict(model_uri, rows.features), rows.labels, rows.transform)
+    except UnusableOutputError as exc:
+        raise StepError(
+            f"--run-id {run_id}: its model predicts no usable output on {rows.uri}: {exc}"
+        ) from exc
     except (IncompatibleModelError, MlflowException, ValueError, KeyError) as exc:
         if is_unreachable(exc):
             raise
-        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise StepError(f"--run-id {run_id}: its model cannot score {rows.uri}: {reason}") from exc
+        raise StepError(
+            f"--run-id {run_id}: its model cannot score {rows.uri}: {first_line(exc)}"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -125,18 +159,15 @@ class Judgement:
 
 
 def judge(
-    config: EvaluateConfig,
-    rows: TestRows,
-    candidate: Scored,
-    champion: Any,
-    baseline: Scored | None,
+    config: EvaluateConfig, rows: TestRows, candidate: Scored, champion: Champion
 ) -> Judgement:
-    """Slices, the paired interval and the gate's decision. ``baseline`` is the champion's
-    scores: None without a champion, or with one that cannot score these rows."""
+    """Slices, the paired interval against the champion's scores (when it has them) and the
+    gate's decision."""
     columns = rows.slice_columns
     slices = {"candidate": slice_accuracies(columns, candidate.correct, config.min_slice_size)}
     comparison, interval = None, None
-    if baseline is not None:
+    if champion.scored is not None:
+        baseline = champion.scored
         slices["champion"] = slice_accuracies(columns, baseline.correct, config.min_slice_size)
         interval = paired_bootstrap_interval(
             candidate.correct,
@@ -146,21 +177,21 @@ def judge(
             config.bootstrap_seed,
         )
         comparison = Comparison(gate_scores(baseline, slices["champion"]), *interval)
-    incompatible = champion is not None and baseline is None
     decision = decide(
-        gate_scores(candidate, slices["candidate"]), comparison, config.thresholds, incompatible
+        gate_scores(candidate, slices["candidate"]),
+        comparison,
+        config.thresholds,
+        champion.unscored,
     )
     return Judgement(decision, interval, slices)
 
 
 def build_result(
-    config: EvaluateConfig, rows: TestRows, model_uri: str, champion: Any, scores: dict[str, Scored]
+    config: EvaluateConfig, rows: TestRows, model_uri: str, candidate: Scored, champion: Champion
 ) -> tuple[EvaluateResult, Judgement]:
-    """The decision and the result; ``scores`` holds "candidate" and, when it scored,
-    "champion"."""
-    candidate, baseline = scores["candidate"], scores.get("champion")
-    judgement = judge(config, rows, candidate, champion, baseline)
-    decision = judgement.decision
+    """The decision and the result."""
+    judgement = judge(config, rows, candidate, champion)
+    decision, baseline = judgement.decision, champion.scored
     low, high = judgement.interval or (None, None)
     result = EvaluateResult(
         should_deploy=decision.should_deploy,
@@ -179,8 +210,9 @@ def build_result(
         baseline_metrics=None if baseline is None else baseline.metrics,
         worst_slice=worst_slice(judgement.slices["candidate"]),
         baseline_worst_slice=worst_slice(judgement.slices.get("champion", [])),
-        champion_version=None if champion is None else int(champion.version),
-        champion_run_id=None if champion is None else champion.run_id,
+        champion_version=None if champion.version is None else int(champion.version.version),
+        champion_run_id=None if champion.version is None else champion.version.run_id,
+        champion_problem=champion.problem,
         run_id=config.run_id,
         model_path=model_uri,
         model_name=config.model_name,
@@ -195,14 +227,10 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     rows = load_test_rows(config.data_path)
     with reaching_mlflow():
         model_uri = run_model_uri(config.run_id)
-        scores = {"candidate": score_candidate(config.run_id, model_uri, rows)}
-        champion, baseline = score_champion(config.model_name, rows)
-        if baseline is not None:
-            scores["champion"] = baseline
-        result, judgement = build_result(config, rows, model_uri, champion, scores)
-        figures = (
-            evaluation_figures(scores["candidate"], rows.transform.classes) if config.plots else {}
-        )
+        candidate = score_candidate(config.run_id, model_uri, rows)
+        champion = score_champion(config.model_name, rows)
+        result, judgement = build_result(config, rows, model_uri, candidate, champion)
+        figures = evaluation_figures(candidate, rows.transform.classes) if config.plots else {}
         record_evaluation(result, judgement.slices, figures)
     log.info(
         "candidate %s test accuracy %.4f vs champion %s (gain interval %s at %.0f%%): %s (%s)",

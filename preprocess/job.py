@@ -13,7 +13,7 @@ from common.step import StepError
 from contract.results import PreprocessResult, SplitCounts
 from preprocess.fit import FitOptions, TransformFitter
 from preprocess.passes import Scan, SplitSpec, scan, write_splits
-from tabular_model.transform import TRANSFORM_VERSION, Label, logical_type
+from tabular_model.transform import TRANSFORM_VERSION, Label
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,10 @@ def feature_types(source: tables.Source, config: PreprocessConfig) -> dict[str, 
             raise StepError(
                 f"{config.input}: {flag} column {column!r} not found; columns are {names[:30]}"
             )
-    empty = source.schema.empty_table().to_pandas()
     skip = {config.target, *config.split.columns}
-    return {name: logical_type(empty[name]) for name in names if name not in skip}
+    return {
+        name: kind for name, kind in tables.column_kinds(source.schema).items() if name not in skip
+    }
 
 
 def check_scan(scan: Scan, config: PreprocessConfig) -> tuple[Label, ...]:

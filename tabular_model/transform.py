@@ -223,6 +223,9 @@ def numeric_from_dict(data: dict[str, Any], v1: bool) -> NumericColumn:
     )
 
 
+FEATURE_LIMIT = 1e6  # the largest scaled numeric feature, in scales from the training center
+
+
 def numeric_values(series: pd.Series) -> np.ndarray:
     """float64 values of a numeric column; text that is not a number counts as missing."""
     if series.dtype == np.float64:  # already numbers, NaN for missing: no conversion, no copy
@@ -242,7 +245,14 @@ def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFe
     indicator = len(transform.numeric)
     for i, col in enumerate(transform.numeric):
         values = numeric_values(frame[col.name])
-        numeric[:, i] = col.encode(values)
+        if infinite := int(np.isinf(values).sum()):
+            raise TransformError(
+                f"column {col.name!r} has {infinite} infinite value(s); give a finite number, "
+                "or leave the value missing"
+            )
+        # A value millions of scales from the training data (or a column whose train values
+        # were almost equal) must not overflow float32 into inf: it is held at the limit.
+        numeric[:, i] = np.clip(col.encode(values), -FEATURE_LIMIT, FEATURE_LIMIT)
         if col.missing_indicator:
             numeric[:, indicator] = np.isnan(values)
             indicator += 1

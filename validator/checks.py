@@ -1,4 +1,4 @@
-"""Data checks. Pure: a frame, its profiles and a schema in, every anomaly out (not just the first).
+"""Data checks. Pure: the data's profile and a schema in, every anomaly out (not just the first).
 
 Severities follow what stops a pipeline in production: anything that breaks training or makes the
 model meaningless (missing or unusable target, missing columns, type changes, infinities, unseen
@@ -14,8 +14,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from validator.profile import ColumnProfile
-from validator.schema import ColumnSchema, DataSchema, class_shares
+from validator.profile import ColumnProfile, KeyProfile, TableProfile, class_shares
+from validator.schema import ColumnSchema, DataSchema
 
 Severity = Literal["error", "warning"]
 MIXED_NUMERIC_SHARE = 0.5  # a text column whose values are mostly numbers is a numeric column
@@ -83,21 +83,27 @@ def _examples(values: Any) -> list[str]:
 # --- checks that need no schema ----------------------------------------------------------------
 
 
-def check_data(
-    frame: pd.DataFrame,
-    profiles: dict[str, ColumnProfile],
-    target: str,
-    thresholds: Thresholds,
-    keys: tuple[str, ...] = (),
-) -> list[Anomaly]:
-    """Row count, the target, all-null, infinite and mixed-type columns, and declared keys."""
-    found = _row_count(len(frame), thresholds)
-    found += _target(frame, target)
-    for profile in profiles.values():
+def check_data(table: TableProfile, target: str, thresholds: Thresholds) -> list[Anomaly]:
+    """Row count, the target, all-null, infinite and mixed-type columns, and the declared key.
+    Data without rows is that one error: its columns have nothing to check."""
+    if not table.rows:
+        return [_no_rows(table, thresholds)]
+    found = _row_count(table.rows, thresholds)
+    found += _target(table, target)
+    for profile in table.columns.values():
         found += _column(profile)
-    if keys:
-        found += check_keys(frame, keys)
+    if table.keys is not None:
+        found += check_keys(table.keys)
     return ordered(found)
+
+
+def _no_rows(table: TableProfile, thresholds: Thresholds) -> Anomaly:
+    columns = list(table.columns)[:30]
+    text = (
+        f"the data has no rows (its {plural(len(table.columns), 'column')}: {columns}); at "
+        f"least {thresholds.min_rows} are needed (--min-rows)"
+    )
+    return Anomaly(None, "no_rows", "error", f">= {thresholds.min_rows}", 0, text)
 
 
 def _row_count(rows: int, thresholds: Thresholds) -> list[Anomaly]:
@@ -108,18 +114,17 @@ def _row_count(rows: int, thresholds: Thresholds) -> list[Anomaly]:
     return [Anomaly(None, "too_few_rows", "error", f">= {need}", rows, text)]
 
 
-def _target(frame: pd.DataFrame, target: str) -> list[Anomaly]:
-    if target not in frame:
-        columns = [str(c) for c in frame.columns][:30]
+def _target(table: TableProfile, target: str) -> list[Anomaly]:
+    if target not in table.columns or table.labels is None:
+        columns = list(table.columns)[:30]
         text = f"target column {target!r} is missing; columns: {columns}"
         return [Anomaly(target, "missing_target", "error", "present", "absent", text)]
-    labels = frame[target]
     found: list[Anomaly] = []
-    nulls = int(labels.isna().sum())
+    nulls = table.columns[target].null_count
     if nulls:
         text = f"target {target!r} has {plural(nulls, 'null label')}; every row needs a label"
         found.append(Anomaly(target, "null_target", "error", 0, nulls, text))
-    classes = sorted(class_shares(labels))
+    classes = sorted(table.labels)
     if len(classes) < 2:
         text = f"target {target!r} needs at least two classes, has {classes}"
         found.append(Anomaly(target, "single_class", "error", ">= 2 classes", classes, text))
@@ -156,25 +161,18 @@ def _mixed_types(profile: ColumnProfile) -> list[Anomaly]:
     return [Anomaly(profile.name, "mixed_types", "error", "one type", observed, text)]
 
 
-def check_keys(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[Anomaly]:
+def check_keys(key: KeyProfile) -> list[Anomaly]:
     """A declared key (one or more columns) must be present, non-null and unique."""
-    label = ", ".join(keys)
-    absent = [k for k in keys if k not in frame]
-    if absent:
-        text = f"key column(s) {absent} (--key) are not in the data"
-        return [Anomaly(label, "missing_key", "error", list(keys), "absent", text)]
-    part = frame[list(keys)]
+    label = ", ".join(key.columns)
+    if key.missing:
+        text = f"key column(s) {list(key.missing)} (--key) are not in the data"
+        return [Anomaly(label, "missing_key", "error", list(key.columns), "absent", text)]
     found: list[Anomaly] = []
-    nulls = int(part.isna().any(axis=1).sum())
-    if nulls:
-        text = f"key ({label}) is null in {nulls} rows; every row needs a key"
-        found.append(Anomaly(label, "null_keys", "error", 0, nulls, text))
-    duplicated = part.duplicated(keep="first")
-    count = int(duplicated.sum())
-    if count:
-        repeats = part[duplicated].drop_duplicates().head(EXAMPLES)
-        rows = repeats.to_numpy().tolist()  # Python scalars, so examples read 5, not np.int64(5)
-        examples = [str(tuple(row)) if len(keys) > 1 else str(row[0]) for row in rows]
+    if key.null_rows:
+        text = f"key ({label}) is null in {key.null_rows} rows; every row needs a key"
+        found.append(Anomaly(label, "null_keys", "error", 0, key.null_rows, text))
+    if key.duplicate_rows:
+        count, examples = key.duplicate_rows, list(key.examples)
         text = (
             f"key ({label}) repeats in {plural(count, 'row')}, e.g. {examples}; keys must be unique"
         )
@@ -186,12 +184,10 @@ def check_keys(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[Anomaly]:
 
 
 def check_against_schema(
-    frame: pd.DataFrame,
-    profiles: dict[str, ColumnProfile],
-    schema: DataSchema,
-    thresholds: Thresholds,
+    table: TableProfile, schema: DataSchema, thresholds: Thresholds
 ) -> list[Anomaly]:
     """Every difference between the data and ``schema``."""
+    profiles = table.columns
     found: list[Anomaly] = []
     for name in sorted(schema.columns.keys() - profiles.keys()):
         text = f"column {name!r} is in the schema but not in the data"
@@ -202,8 +198,8 @@ def check_against_schema(
     for name in sorted(schema.columns.keys() & profiles.keys()):
         column = ColumnCheck(name, schema.columns[name], profiles[name], thresholds, schema.target)
         found += column.anomalies()
-    if schema.target in frame and schema.class_shares is not None:
-        found += _labels(schema, class_shares(frame[schema.target]), thresholds)
+    if schema.target in profiles and table.labels is not None and schema.class_shares is not None:
+        found += _labels(schema, class_shares(table.labels), thresholds)
     return ordered(found)
 
 
@@ -256,20 +252,20 @@ class ColumnCheck:
         return []
 
     def range(self) -> list[Anomaly]:
-        low, high, values = self.want.min, self.want.max, self.got.values
-        if low is None or high is None or values is None or not len(values):
+        low, high, numbers = self.want.min, self.want.max, self.got.numbers
+        if low is None or high is None or numbers is None:
             return []
         margin = (high - low) * self.thresholds.range_margin
-        outside = int(np.count_nonzero((values < low - margin) | (values > high + margin)))
+        outside, share = outside_range(self.got, low - margin, high + margin)
         if not outside:
             return []
-        share = outside / len(values)
         severity: Severity = "error" if share > self.thresholds.invalid_share_error else "warning"
-        observed = [significant(values.min()), significant(values.max())]
+        observed = [significant(numbers.minimum), significant(numbers.maximum)]
         allowed = f" ± {significant(margin):g}" if margin else ""
+        about = "about " if self.got.sampled else ""
         text = (
-            f"column {self.name!r} has {plural(outside, 'value')} ({share:.2%}) outside the "
-            f"schema range [{low:g}, {high:g}]{allowed}; observed "
+            f"column {self.name!r} has {about}{plural(outside, 'value')} ({share:.2%}) outside "
+            f"the schema range [{low:g}, {high:g}]{allowed}; observed "
             f"[{observed[0]:g}, {observed[1]:g}]"
         )
         expected = [significant(low), significant(high)]
@@ -282,7 +278,9 @@ class ColumnCheck:
         unseen = counts[~counts.index.isin(known)]
         if not len(unseen):
             return []
-        share = float(unseen.sum() / counts.sum())
+        # Values counted as untracked (past the cap of distinct values) count as unseen.
+        untracked = self.got.untracked
+        share = float((unseen.sum() + untracked) / (counts.sum() + untracked))
         severity: Severity = "error" if share > self.thresholds.invalid_share_error else "warning"
         examples = _examples(unseen.index)
         text = (
@@ -290,6 +288,21 @@ class ColumnCheck:
             f"{'y' if len(unseen) == 1 else 'ies'} in {share:.2%} of its values, e.g. {examples}"
         )
         return [Anomaly(self.name, "unseen_categories", severity, len(known), examples, text)]
+
+
+def outside_range(profile: ColumnProfile, low: float, high: float) -> tuple[int, float]:
+    """How many finite values of a numeric column lie outside [low, high], and their share of
+    its finite values. Counted exactly while ``values`` holds them all; otherwise estimated
+    from the sample, and never below the extremes known to lie outside (one value outside is
+    never missed)."""
+    values, numbers = profile.values, profile.numbers
+    assert values is not None and numbers is not None
+    counted = int(np.count_nonzero((values < low) | (values > high)))
+    if not profile.sampled:
+        return counted, counted / len(values)
+    extremes = int(numbers.minimum < low) + int(numbers.maximum > high)
+    estimate = max(round(counted / len(values) * numbers.count), extremes)
+    return estimate, estimate / numbers.count
 
 
 def _labels(schema: DataSchema, shares: dict[str, float], thresholds: Thresholds) -> list[Anomaly]:

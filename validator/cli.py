@@ -16,6 +16,7 @@ from validator.checks import (
     Thresholds,
 )
 from validator.job import ValidateConfig, validate
+from validator.reference import check_reference_location
 
 THRESHOLD_HELP = {
     "min_rows": "fewer rows is an error",
@@ -51,9 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reference",
-        help="reference data for drift: a data URI, or models:/NAME@ALIAS for the raw data that "
-        "model version was trained on (e.g. models:/churn@champion), or none; without a schema, "
-        "the schema is inferred from it",
+        help="reference data for drift: models:/NAME@ALIAS for the raw data that model version "
+        "was trained on (e.g. models:/churn@champion), none, or a data URI under an "
+        "--allowed-reference-root; without a schema, the schema is inferred from it",
+    )
+    p.add_argument(
+        "--allowed-reference-root",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="where a data --reference may be read from: a local folder or an object-store "
+        "prefix (s3://bucket/prefix); repeat for several. Without it, only data beside --source "
+        "(any local path when --source is local, else the bucket of --source). Any other "
+        "reference (http://, chained a::b URLs, .. segments, another bucket) is refused before "
+        "anything is read",
     )
     p.add_argument(
         "--key",
@@ -91,6 +103,7 @@ def _check_thresholds(thresholds: Thresholds) -> None:
 
 def resolve_config(args: argparse.Namespace) -> ValidateConfig:
     """The run's configuration from the flags; a StepError names a bad flag."""
+    check_reference_location(args.reference, args.source, args.allowed_reference_root)
     try:
         dt.date.fromisoformat(args.date)
     except ValueError as exc:

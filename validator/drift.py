@@ -2,7 +2,8 @@
 Jensen-Shannon distance between the binned distributions. Numeric columns use quantile bins of
 the reference (plus a bin for missing values); categorical columns use the reference's most
 frequent categories, one bin for all others and one for missing values. Pure and vectorised:
-profiles in, one ``ColumnDrift`` per shared column out."""
+profiles in, one ``ColumnDrift`` per shared column out. A numeric column described by a sample
+(see ``validator.profile``) has its bin counts scaled from the sample to all its values."""
 
 from __future__ import annotations
 
@@ -73,6 +74,10 @@ def numeric_bins(
         placed = np.bincount(
             np.searchsorted(inner, profile.values, side="right"), minlength=len(inner) + 1
         )
+        if profile.sampled:  # the sample's counts scaled to all finite values
+            assert profile.numbers is not None
+            scale = profile.numbers.count / len(profile.values)
+            return np.append(placed * scale, profile.null_count + profile.inf_count)
         return np.append(placed, profile.null_count + profile.inf_count)
 
     labels = [f"< {inner[0]:.4g}"] if len(inner) else ["all values"]
@@ -91,7 +96,7 @@ def categorical_bins(
     def count(profile: ColumnProfile) -> np.ndarray:
         assert profile.counts is not None
         known = profile.counts.reindex(top, fill_value=0).to_numpy("int64")
-        other = int(profile.counts.sum()) - int(known.sum())
+        other = profile.present - int(known.sum())  # untracked values too
         return np.append(known, [other, profile.null_count])
 
     return [*map(str, top), OTHER, MISSING], count(reference), count(current)
@@ -103,8 +108,9 @@ def _has_values(profile: ColumnProfile) -> bool:
 
 
 def column_drift(reference: ColumnProfile, current: ColumnProfile, bins: int) -> ColumnDrift | None:
-    """The drift of one column; None when its type changed or the reference has no values."""
-    if reference.type != current.type or not _has_values(reference):
+    """The drift of one column; None when its type changed, the reference has no values or the
+    current data no rows."""
+    if reference.type != current.type or not _has_values(reference) or not current.rows:
         return None
     if reference.values is not None:
         labels, ref_counts, cur_counts = numeric_bins(reference, current, bins)

@@ -1,5 +1,6 @@
-"""The validation of one dataset: choose the schema, profile the data, check it and measure drift,
-then write anomalies.json and report.html and build the result."""
+"""The validation of one dataset: choose the schema, profile the data (streamed batch by batch,
+in bounded memory: see ``validator.accumulate``), check it and measure drift, then write
+anomalies.json and report.html and build the result."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import pandas as pd
 
 from common import storage, tables
 from common.step import StepError
@@ -21,9 +20,10 @@ from validator.checks import (
     ordered,
 )
 from validator.drift import ColumnDrift, compare, drift_anomalies
-from validator.profile import ColumnProfile, profile_frame
+from validator.profile import ColumnProfile, TableProfile
 from validator.reference import ResolvedReference, resolve_reference
 from validator.report import SchemaOrigin, ValidationReport, render_html
+from validator.scan import profile_table
 from validator.schema import DataSchema, SchemaError, infer_schema, parse_schema
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ Profiles = dict[str, ColumnProfile]
 
 
 DRIFTED_LISTED = 20  # drifted column names carried in the result (the report has all)
+BATCH_ROWS = 1 << 16  # rows profiled at a time: memory holds a few batches, never the input
 
 
 @dataclass(frozen=True)
@@ -109,29 +110,38 @@ class Reference:
     schema: DataSchema
 
 
+def profile_source(uri: str, target: str, keys: tuple[str, ...] = ()) -> TableProfile:
+    """The profile of the data at ``uri``, read batch by batch (text dictionary-encoded)."""
+    source = tables.open_source(uri)
+    return profile_table(
+        source.schema, lambda: source.batches(BATCH_ROWS, dictionary=True), target, keys
+    )
+
+
 def read_reference(config: ValidateConfig, resolved: ResolvedReference) -> Reference | None:
     if resolved.uri is None:
         return None
-    frame = tables.read_table(resolved.uri)
-    profiles = profile_frame(frame)
-    return Reference(resolved.uri, profiles, infer_schema(frame, profiles, config.target))
+    table = profile_source(resolved.uri, config.target)
+    return Reference(resolved.uri, table.columns, infer_schema(table, config.target))
 
 
 def check(
-    config: ValidateConfig, frame: pd.DataFrame, profiles: Profiles, reference: Reference | None
+    config: ValidateConfig, table: TableProfile, reference: Reference | None
 ) -> tuple[SchemaChoice, list[Anomaly], dict[str, ColumnDrift]]:
     """The schema, every anomaly (errors first) and the drift of each column."""
     choice = choose_schema(
         config,
-        lambda: infer_schema(frame, profiles, config.target),
+        lambda: infer_schema(table, config.target),
         reference.schema if reference is not None else None,
     )
-    anomalies = check_data(frame, profiles, config.target, config.thresholds, config.keys)
+    anomalies = check_data(table, config.target, config.thresholds)
+    if not table.rows:  # nothing to compare with a schema or a reference
+        return choice, anomalies, {}
     if choice.origin != "data":  # a schema inferred from this data holds no news about it
-        anomalies += check_against_schema(frame, profiles, choice.schema, config.thresholds)
+        anomalies += check_against_schema(table, choice.schema, config.thresholds)
     drift = {}
     if reference is not None:
-        drift = compare(reference.profiles, profiles, config.drift_bins)
+        drift = compare(reference.profiles, table.columns, config.drift_bins)
     return choice, ordered(anomalies + drift_anomalies(drift, config.thresholds)), drift
 
 
@@ -139,10 +149,9 @@ def validate(config: ValidateConfig) -> ValidateResult:
     """Check the data and write the reports; a StepError after writing them when any check
     found an error."""
     resolved = resolve_reference(config.reference)
-    frame = tables.read_table(config.source)
-    profiles = profile_frame(frame)
+    table = profile_source(config.source, config.target, config.keys)
     reference = read_reference(config, resolved)
-    choice, anomalies, drift = check(config, frame, profiles, reference)
+    choice, anomalies, drift = check(config, table, reference)
     if resolved.anomaly is not None:
         anomalies = ordered([*anomalies, resolved.anomaly])
     failed = any(a.severity == "error" for a in anomalies)
@@ -161,9 +170,9 @@ def validate(config: ValidateConfig) -> ValidateResult:
         reference=resolved.uri,
         reference_note=resolved.note,
         keys=config.keys,
-        row_count=len(frame),
+        row_count=table.rows,
         anomalies=anomalies,
-        profiles=profiles,
+        profiles=table.columns,
         drift=drift,
         thresholds=config.thresholds,
     )

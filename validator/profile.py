@@ -1,5 +1,11 @@
-"""Per-column statistics of a frame, computed once and shared by the schema, the checks, the
-drift comparison and the report. Pure: a frame in, profiles out."""
+"""What the data holds, column by column: the profiles shared by the schema, the checks, the drift
+comparison and the report. Pure data; ``validator.accumulate`` builds them from record batches.
+
+Exact: row, null and infinite counts, min, max, category and label counts (up to
+``CATEGORY_CAP`` distinct values per column). From a sample when a column has more finite values
+than the sample holds: quantiles, histograms and drift bins (``values``), and the count of values
+out of a schema's range; the mean and std are then merged batch by batch. A column whose values
+all fit in the sample is described exactly."""
 
 from __future__ import annotations
 
@@ -11,17 +17,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabular_model.transform import LogicalType, logical_type
+from tabular_model.transform import LogicalType
 
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
 TOP_VALUES = 10  # most frequent values listed per categorical column in the report
 
 
 @dataclass(frozen=True)
+class NumberSummary:
+    """The finite values of a numeric column: how many, and their min, max, mean and (population)
+    standard deviation; all exact."""
+
+    count: int
+    minimum: float
+    maximum: float
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
 class ColumnProfile:
-    """What one column holds. ``values`` are the finite numbers sorted ascending (numeric
-    columns; sorted once so that every quantile after is an index) and ``counts`` the value
-    counts of the non-null values as strings, most frequent first (categorical)."""
+    """What one column holds. Numeric columns: ``values``, finite numbers sorted ascending (all
+    of them, or a uniform sample when ``numbers.count`` is larger: see ``sampled``), and
+    ``numbers``. Categorical columns: ``counts``, the value counts of the non-null values as
+    strings, most frequent first; ``untracked`` values (those first seen after the column had
+    ``CATEGORY_CAP`` distinct values) are in no count."""
 
     name: str
     type: LogicalType
@@ -31,15 +51,33 @@ class ColumnProfile:
     inf_count: int
     values: np.ndarray | None
     counts: pd.Series | None
+    numbers: NumberSummary | None = None
+    untracked: int = 0
 
     @property
     def null_rate(self) -> float:
         return self.null_count / self.rows if self.rows else 0.0
 
+    @property
+    def present(self) -> int:
+        """Rows with a value (not null; numeric columns: finite or infinite)."""
+        return self.rows - self.null_count
+
+    @property
+    def sampled(self) -> bool:
+        """Whether ``values`` is a sample rather than every finite value."""
+        return (
+            self.values is not None
+            and self.numbers is not None
+            and (self.numbers.count > len(self.values))
+        )
+
     @cached_property
     def summary(self) -> dict[str, Any]:
         """JSON-safe statistics for the report (no NaN: absent values are None); computed once,
-        treat as read-only (``stats()`` gives a copy)."""
+        treat as read-only (``stats()`` gives a copy). Approximations are flagged:
+        ``sample_size`` (quantiles from a sample) and ``untracked_values`` (category counts
+        capped); neither key appears when the statistics are exact."""
         out: dict[str, Any] = {
             "type": self.type,
             "dtype": self.dtype,
@@ -49,15 +87,42 @@ class ColumnProfile:
         }
         if self.values is not None:
             out["inf_count"] = self.inf_count
-            out.update(_numeric_stats(self.values))
+            out.update(_numeric_stats(self.values, self.numbers))
+            if self.sampled:
+                out["sample_size"] = len(self.values)
         if self.counts is not None:
             out["distinct"] = len(self.counts)
             out["top"] = [[str(v), int(c)] for v, c in self.counts.head(TOP_VALUES).items()]
+            if self.untracked:
+                out["untracked_values"] = self.untracked
         return out
 
     def stats(self) -> dict[str, Any]:
         """A copy of ``summary`` that the caller may extend."""
         return dict(self.summary)
+
+
+@dataclass(frozen=True)
+class KeyProfile:
+    """A declared key (one or more columns): the columns the data lacks, rows with a null key
+    part, rows repeating an earlier row's key, and up to a few repeated keys as examples."""
+
+    columns: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+    null_rows: int = 0
+    duplicate_rows: int = 0
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableProfile:
+    """The whole input: its rows, each column's profile (by name, in input order), the target's
+    label counts by text (None: no such column) and the declared key (None: no --key)."""
+
+    rows: int
+    columns: dict[str, ColumnProfile]
+    labels: dict[str, int] | None = None
+    keys: KeyProfile | None = None
 
 
 def sorted_quantiles(values: np.ndarray, quantiles: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -68,49 +133,26 @@ def sorted_quantiles(values: np.ndarray, quantiles: Sequence[float] | np.ndarray
     return values[low] + (position - low) * (values[high] - values[low])  # type: ignore[no-any-return]
 
 
-def _numeric_stats(values: np.ndarray) -> dict[str, float | None]:
+def exact_summary(values: np.ndarray) -> NumberSummary | None:
+    """The summary of every finite value of a column, sorted ascending (None: no values)."""
+    if not len(values):
+        return None
+    return NumberSummary(
+        len(values), float(values[0]), float(values[-1]), float(values.mean()), float(values.std())
+    )
+
+
+def _numeric_stats(values: np.ndarray, numbers: NumberSummary | None) -> dict[str, float | None]:
     """min, max, mean, std and the QUANTILES (p01 ... p99); all None without values."""
     names = ["min", "max", "mean", "std"] + [f"p{round(q * 100):02d}" for q in QUANTILES]
-    if not len(values):
+    if numbers is None or not len(values):
         return dict.fromkeys(names)
-    moments = [values[0], values[-1], values.mean(), values.std()]
-    numbers = [*moments, *sorted_quantiles(values, QUANTILES)]
-    return {name: float(v) for name, v in zip(names, numbers, strict=True)}
+    moments = [numbers.minimum, numbers.maximum, numbers.mean, numbers.std]
+    figures = [*moments, *sorted_quantiles(values, QUANTILES)]
+    return {name: float(v) for name, v in zip(names, figures, strict=True)}
 
 
-def storage_type(series: pd.Series) -> str:
-    """The physical kind of a column: integer, float, boolean, datetime, string or other."""
-    api = pd.api.types
-    for kind, test in (
-        ("boolean", api.is_bool_dtype),
-        ("integer", api.is_integer_dtype),
-        ("float", api.is_float_dtype),
-        ("datetime", api.is_datetime64_any_dtype),
-        ("string", api.is_string_dtype),
-    ):
-        if test(series):
-            return kind
-    return "other"
-
-
-def profile_column(name: str, series: pd.Series) -> ColumnProfile:
-    """The profile of one column (vectorised: one pass of numpy or one value_counts)."""
-    kind = logical_type(series)
-    nulls = int(series.isna().sum())
-    if kind == "numeric":
-        numbers = series.to_numpy("float64", na_value=np.nan)
-        infinite = np.isinf(numbers)
-        finite = np.sort(numbers[np.isfinite(numbers)])
-        return ColumnProfile(
-            name, kind, storage_type(series), len(series), nulls, int(infinite.sum()), finite, None
-        )
-    counts = series.dropna().astype("string").value_counts(sort=False)
-    # Most frequent first, ties by value, so reports and schemas are deterministic.
-    labels = counts.index.to_numpy(dtype=object).astype(str)
-    counts = counts.iloc[np.lexsort((labels, -counts.to_numpy()))].astype("int64")
-    return ColumnProfile(name, kind, storage_type(series), len(series), nulls, 0, None, counts)
-
-
-def profile_frame(frame: pd.DataFrame) -> dict[str, ColumnProfile]:
-    """Profiles of every column, by column name (as a string)."""
-    return {str(name): profile_column(str(name), frame[name]) for name in frame.columns}
+def class_shares(labels: dict[str, int]) -> dict[str, float]:
+    """Share of the labelled rows of each label (as text), by label."""
+    total = sum(labels.values())
+    return {k: round(labels[k] / total, 6) for k in sorted(labels)} if total else {}

@@ -110,12 +110,16 @@ def _facts(profile: ColumnProfile, drift: ColumnDrift | None) -> list[tuple[str,
     facts = [("null", f"{profile.null_rate:.1%}")]
     if profile.values is not None:
         facts += [(k, _number(stats[k])) for k in ("min", "p50", "mean", "max")]
+        if profile.sampled:
+            facts.append(("quantiles from", f"a sample of {stats['sample_size']:,}"))
     else:
         facts.append(("distinct", f"{stats['distinct']:,}"))
         if stats["top"]:
             value, count = stats["top"][0]
             share = count / max(profile.rows - profile.null_count, 1)
             facts.append(("most frequent", f"{_compact(value)[:24]} ({share:.0%})"))
+        if profile.untracked:
+            facts.append(("values not counted", f"{profile.untracked:,} (new past the cap)"))
     if drift is not None:
         facts.append(("PSI", f"{drift.psi:.3f}"))
     return facts

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tabular_model.transform import as_label
-from validator.profile import ColumnProfile
+from validator.profile import ColumnProfile, TableProfile, class_shares
 
 SCHEMA_VERSION = 2
 MAX_CATEGORIES = 1000  # larger vocabularies (ids, free text) are not stored in the schema
@@ -69,8 +67,8 @@ def parse_schema(data: Any) -> DataSchema:
 def column_schema(profile: ColumnProfile) -> ColumnSchema:
     """The schema of one column from its profile."""
     low = high = None
-    if profile.values is not None and len(profile.values):
-        low, high = float(profile.values.min()), float(profile.values.max())
+    if profile.numbers is not None:
+        low, high = profile.numbers.minimum, profile.numbers.maximum
     categories = None
     if profile.counts is not None and len(profile.counts) <= MAX_CATEGORIES:
         categories = sorted(map(str, profile.counts.index))
@@ -85,26 +83,13 @@ def column_schema(profile: ColumnProfile) -> ColumnSchema:
     )
 
 
-def class_shares(labels: pd.Series) -> dict[str, float]:
-    """Share of the non-null rows of each label (as a string), from one value_counts."""
-    counts = labels.value_counts(dropna=True)
-    total = int(counts.sum())
-    shares: dict[str, float] = {}
-    for value, count in counts.items():
-        key = str(as_label(value))
-        shares[key] = shares.get(key, 0.0) + int(count) / total
-    return {k: round(shares[k], 6) for k in sorted(shares)}
-
-
-def infer_schema(
-    frame: pd.DataFrame, profiles: dict[str, ColumnProfile], target: str
-) -> DataSchema:
-    """The schema of ``frame`` (whose ``profiles`` are given) with ``target`` as label column."""
-    shares = class_shares(frame[target]) if target in frame else None
+def infer_schema(table: TableProfile, target: str) -> DataSchema:
+    """The schema of the profiled data with ``target`` as label column."""
+    shares = class_shares(table.labels) if table.labels is not None else None
     return DataSchema(
         target=target,
-        row_count=len(frame),
-        columns={name: column_schema(p) for name, p in profiles.items()},
+        row_count=table.rows,
+        columns={name: column_schema(p) for name, p in table.columns.items()},
         classes=sorted(shares) if shares is not None else None,
         class_shares=shares,
     )

@@ -64,6 +64,8 @@ def render_summary(
         f"{'none' if baseline is None else f'{baseline:.4f}'}{interval} -> "
         f"{'deploy' if decision['should_deploy'] else 'keep the champion'} ({decision['reason']})",
     ]
+    if decision.get("champion_problem"):
+        lines.append(f"  The champion's problem: {decision['champion_problem']}")
     if deployed:
         lines.append(
             f"Deployed: {deployed['model_name']} version {deployed['version']} is now "

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from common import tables
@@ -134,3 +137,63 @@ def test_unreadable_local_file_is_access_denied(small: pd.DataFrame, tmp_path: P
             tables.read_table(str(path))
     finally:
         path.chmod(0o644)
+
+
+def duplicated_parquet(folder: Path) -> tuple[str, str]:
+    path = folder / "dup.parquet"
+    columns = [pa.array([1.0, 2.0]), pa.array([3.0, 4.0]), pa.array(["x", "y"])]
+    pq.write_table(pa.Table.from_arrays(columns, names=["a", "a", "b"]), path)
+    return str(path), str(path)
+
+
+def duplicated_csv(folder: Path) -> tuple[str, str]:
+    path = folder / "dup.csv"
+    path.write_text("a,b,a,b,c\n1,2,3,4,5\n")
+    return str(path), str(path)
+
+
+def duplicated_in_one_file_of_a_folder(folder: Path) -> tuple[str, str]:
+    parts = folder / "parts"
+    parts.mkdir()
+    pq.write_table(pa.table({"a": [1.0], "b": ["x"]}), parts / "part-0.parquet")
+    columns = [pa.array([1.0]), pa.array(["y"]), pa.array([2.0])]
+    pq.write_table(pa.Table.from_arrays(columns, names=["a", "b", "a"]), parts / "part-1.parquet")
+    return str(parts), f"{parts}/part-1.parquet"
+
+
+@pytest.mark.parametrize(
+    ("make", "columns"),
+    [
+        (duplicated_parquet, "['a']"),
+        (duplicated_csv, "['a', 'b']"),
+        (duplicated_in_one_file_of_a_folder, "['a']"),
+    ],
+    ids=["parquet", "csv", "folder"],
+)
+def test_duplicate_column_names_are_refused_naming_the_file_and_columns(
+    make: Callable[[Path], tuple[str, str]], columns: str, tmp_path: Path
+) -> None:
+    uri, file = make(tmp_path)
+    with pytest.raises(StepError) as raised:
+        tables.open_source(uri)
+    assert str(raised.value) == (
+        f"{file}: column name(s) {columns} appear more than once; every column needs a name "
+        "of its own (rename or drop the duplicates)"
+    )
+
+
+def test_a_slow_reader_does_not_make_the_source_read_ahead(tmp_path: Path) -> None:
+    """Memory is bounded by a row group, not the input: while the consumer of the first batch
+    is busy, the source decodes no further row groups (a scanner that reads ahead as fast as it
+    can would have decoded most of the file by then)."""
+    path = tmp_path / "groups.parquet"
+    group = pa.table({f"x{i}": pa.array(range(20_000), pa.float64()) for i in range(10)})
+    pq.write_table(pa.concat_tables([group] * 20), path, row_group_size=20_000)
+    before = pa.total_allocated_bytes()
+    batches = tables.open_source(str(path)).batches(20_000)
+    first = next(batches)
+    time.sleep(1.0)  # a consumer busy with the first batch
+    held = pa.total_allocated_bytes() - before
+    assert first.num_rows == 20_000
+    assert held < 3 * group.nbytes, f"{held / group.nbytes:.1f} row groups held"
+    assert sum(b.num_rows for b in batches) == 19 * 20_000

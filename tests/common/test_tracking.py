@@ -4,6 +4,7 @@ bound; a run's logged model is found unambiguously."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -186,3 +187,17 @@ def test_a_run_without_a_finished_model(isolated_env: Path) -> None:
     assert tracking.logged_model_uri(run_id) is None
     with pytest.raises(StepError, match=f"--run-id {run_id}: the run logged no model named"):
         tracking.run_model_uri(run_id)
+
+
+def test_the_embedded_stores_artifacts_stay_under_pipeline_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wherever the step runs: not in ./mlruns of its working directory."""
+    elsewhere = tmp_path / "somewhere-else"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    experiment_id = tracking.ensure_experiment("kept-at-home")
+    location = tracking.configure_mlflow().MlflowClient().get_experiment(experiment_id)
+    home = Path(os.environ["PIPELINE_HOME"]).resolve()
+    assert location.artifact_location == (home / "mlflow" / "artifacts").as_uri()
+    assert not (elsewhere / "mlruns").exists()

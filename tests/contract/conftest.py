@@ -43,6 +43,7 @@ EVALUATE_FIELDS: dict[str, Any] = {
     "baseline_accuracy": 0.89,
     "improvement": 0.02,
     "champion_version": 3,
+    "champion_problem": None,
     "run_id": "0123456789abcdef",
     "model_path": "models:/credit-risk/4",
     "model_name": "credit-risk",

@@ -526,6 +526,49 @@ def test_mapped_arguments_come_from_hyperparameter_set_not_templates(dag: Any) -
     assert "{{ ds }}" in arguments[arguments.index("--source") + 1]
 
 
+@pytest.mark.parametrize(
+    ("value", "admitted"),
+    [
+        ("models:/tabular-classifier@champion", True),
+        ("models:/other_model@challenger", True),
+        ("none", True),
+        ("s3://ml-pipeline/runs/tabular_training/reference/2026-01-01.parquet", True),
+        ("s3://ml-pipeline/runs/x", True),
+        ("", False),
+        ("s3://ml-pipeline/runs", False),  # the root itself is no data file
+        ("s3://ml-pipeline/runs-other/x.parquet", False),
+        ("s3://ml-pipeline/runs/../secrets/x.parquet", False),
+        ("s3://ml-pipeline/runs/x.parquet?versionId=3", False),
+        ("simplecache::s3://ml-pipeline/runs/x.parquet", False),
+        ("s3://other-bucket/x.parquet", False),
+        ("http://169.254.169.254/latest/meta-data/", False),
+        ("http://127.0.0.1:8765/meta.csv", False),
+        ("/etc/passwd", False),
+        ("models:/tabular-classifier", False),
+        ("models:/tabular-classifier/3", False),
+    ],
+)
+def test_drift_reference_param_admits_models_none_and_the_data_root_only(
+    dag: Any, value: str, admitted: bool
+) -> None:
+    """The trigger form refuses a reference the validator would refuse (it checks again)."""
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    param = dag.params.get_param("drift_reference")
+    if admitted:
+        assert param.resolve(value) == value
+    else:
+        with pytest.raises(ParamValidationError):
+            param.resolve(value)
+
+
+def test_validate_reads_references_only_under_the_data_root(dag: Any) -> None:
+    arguments = dag.get_task("data_preparation.validate").arguments
+    roots = [b for a, b in itertools.pairwise(arguments) if a == "--allowed-reference-root"]
+    assert roots == [load_config(CLUSTER_CONFIG).data.root]
+    assert arguments[arguments.index("--reference") + 1] == "{{ params.drift_reference }}"
+
+
 # --- bad configs ---------------------------------------------------------------------------------
 
 

@@ -594,6 +594,8 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
     assert arg_value(validate, "--source") == rendered.config.data.source.replace("{{ ds }}", DS)
     # Drift against the raw data the champion was trained on (the param's default).
     assert arg_value(validate, "--reference") == f"models:/{rendered.config.model_name}@champion"
+    # A data reference only under the deployment's data root (the validator refuses others).
+    assert arg_value(validate, "--allowed-reference-root") == rendered.config.data.root
     assert arg_value(preprocess, "--output") == rendered.run_path("preprocess")
     assert arg_value(preprocess, "--input") == arg_value(validate, "--source")
     assert arg_value(steps["train"].args, "--data-path") == rendered.run_path("preprocess")

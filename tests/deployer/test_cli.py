@@ -13,21 +13,31 @@ import pytest
 
 from common.tracking import MLFLOW_ENV_DEFAULTS, configure_mlflow
 from contract.xcom import read_result
+from deployer import registry
 from deployer.cli import main
 from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     TwoRuns,
-    deploy,
     evaluate,
     failed_run_without_model,
     features_of,
     load_model,
     log_untrained_model,
     mlflow_client,
+    run_ok,
     stored_model_file,
 )
 
 pytestmark = pytest.mark.integration
+
+
+def deploy(run_id: str, model_name: str, *flags: str) -> dict[str, Any]:
+    return run_ok("deploy", main, ["--run-id", run_id, "--model-name", model_name, *flags])
+
+
+def force_deploy(run_id: str, model_name: str) -> dict[str, Any]:
+    """Deploy a run that was never evaluated (a person placing a model by hand)."""
+    return deploy(run_id, model_name, "--force")
 
 
 def rollback(model_name: str) -> dict[str, Any]:
@@ -53,7 +63,7 @@ def assert_fails(
 
 
 def test_first_deploy_creates_version_1_as_champion(store: TwoRuns, model_name: str) -> None:
-    result = deploy(store.first["run_id"], model_name)
+    result = force_deploy(store.first["run_id"], model_name)
     rows = result.pop("smoke_test_rows")
     assert result == {
         "schema_version": 1, "action": "deploy", "model_name": model_name, "version": 1,
@@ -69,8 +79,8 @@ def test_first_deploy_creates_version_1_as_champion(store: TwoRuns, model_name: 
 def test_redeploying_the_same_run_creates_no_second_version(
     store: TwoRuns, model_name: str
 ) -> None:
-    deploy(store.first["run_id"], model_name)
-    again = deploy(store.first["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
+    again = force_deploy(store.first["run_id"], model_name)
     assert (again["version"], again["previous_version"]) == (1, None)
     assert (again["registered"], again["alias_moved"]) == (False, False)
     assert versions(model_name) == {1: store.first["run_id"]}
@@ -81,8 +91,8 @@ def test_redeploying_the_same_run_creates_no_second_version(
 def test_second_run_becomes_version_2_and_keeps_the_previous_champion(
     store: TwoRuns, model_name: str
 ) -> None:
-    deploy(store.first["run_id"], model_name)
-    result = deploy(store.second["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
+    result = force_deploy(store.second["run_id"], model_name)
     assert (result["action"], result["version"], result["previous_version"]) == ("deploy", 2, 1)
     assert result["run_id"] == store.second["run_id"]
     assert versions(model_name) == {1: store.first["run_id"], 2: store.second["run_id"]}
@@ -93,18 +103,18 @@ def test_second_run_becomes_version_2_and_keeps_the_previous_champion(
 def test_redeploying_the_current_champion_keeps_both_aliases(
     store: TwoRuns, model_name: str
 ) -> None:
-    deploy(store.first["run_id"], model_name)
-    deploy(store.second["run_id"], model_name)
-    again = deploy(store.second["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
+    force_deploy(store.second["run_id"], model_name)
+    again = force_deploy(store.second["run_id"], model_name)
     assert (again["version"], again["previous_version"]) == (2, 1)
     assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (2, 1)
     assert len(versions(model_name)) == 2
 
 
 def test_redeploying_an_older_run_reuses_its_version(store: TwoRuns, model_name: str) -> None:
-    deploy(store.first["run_id"], model_name)
-    deploy(store.second["run_id"], model_name)
-    back = deploy(store.first["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
+    force_deploy(store.second["run_id"], model_name)
+    back = force_deploy(store.first["run_id"], model_name)
     assert (back["version"], back["previous_version"]) == (1, 2)
     assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (1, 2)
     assert len(versions(model_name)) == 2
@@ -113,8 +123,8 @@ def test_redeploying_an_older_run_reuses_its_version(store: TwoRuns, model_name:
 def test_rollback_moves_champion_back_and_a_second_rollback_undoes_it(
     store: TwoRuns, model_name: str
 ) -> None:
-    deploy(store.first["run_id"], model_name)
-    deploy(store.second["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
+    force_deploy(store.second["run_id"], model_name)
     result = rollback(model_name)
     assert result.pop("smoke_test_rows") > 0
     assert result == {
@@ -133,7 +143,7 @@ def test_rollback_moves_champion_back_and_a_second_rollback_undoes_it(
 def test_rollback_without_previous_champion_fails_clearly(
     store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deploy(store.first["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
     argv = ["--rollback", "--model-name", model_name]
     assert_fails(argv, capsys, xcom_file, model_name, "previous_champion", "roll back")
     assert alias(model_name, "champion") == 1
@@ -149,7 +159,7 @@ def test_rollback_of_an_unknown_model_fails_clearly(
 def test_deploy_without_run_id_fails(
     store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert_fails(["--model-name", model_name], capsys, xcom_file, "--run-id")
+    assert_fails(["--model-name", model_name], capsys, xcom_file, "--run-id", rc=2)
 
 
 def test_unknown_run_id_fails_and_registers_nothing(
@@ -168,8 +178,8 @@ def test_missing_model_name_is_a_usage_error(
 
 
 def test_champion_loads_without_pickle_and_predicts(store: TwoRuns, model_name: str) -> None:
-    deploy(store.first["run_id"], model_name)
-    deploy(store.second["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
+    force_deploy(store.second["run_id"], model_name)
     assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"
     raw = features_of(store.workspace.raw_test())
     champion = load_model(f"models:/{model_name}@champion").predict(raw)
@@ -190,7 +200,7 @@ def test_model_name_with_an_apostrophe(store: TwoRuns, capsys: pytest.CaptureFix
     name = "team's model"
     mlflow_client().create_registered_model(name)  # MLflow accepts the name
     capsys.readouterr()
-    rc = main(["--run-id", store.first["run_id"], "--model-name", name])
+    rc = main(["--run-id", store.first["run_id"], "--model-name", name, "--force"])
     assert rc == 0, capsys.readouterr().err[-300:]
     assert read_result("deploy")["version"] == 1
     assert alias(name, "champion") == 1
@@ -203,15 +213,15 @@ def versions_of(model_name: str) -> int:
 def test_expected_champion_version_is_checked_before_anything_is_registered(
     store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deploy(store.first["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
     for expected in ("none", "7"):
-        argv = ["--run-id", store.second["run_id"], "--model-name", model_name]
+        argv = ["--run-id", store.second["run_id"], "--model-name", model_name, "--force"]
         argv += ["--expected-champion-version", expected]
         shown = "none" if expected == "none" else f"v{expected}"
-        assert_fails(argv, capsys, xcom_file, "champion is v1", f"against {shown}", model_name)
+        assert_fails(argv, capsys, xcom_file, "champion is v1", f"expected {shown}", model_name)
     assert versions_of(model_name) == 1
     assert alias(model_name, "champion") == 1
-    argv = ["--run-id", store.second["run_id"], "--model-name", model_name]
+    argv = ["--run-id", store.second["run_id"], "--model-name", model_name, "--force"]
     assert main([*argv, "--expected-champion-version", "1"]) == 0
     assert alias(model_name, "champion") == 2
 
@@ -229,13 +239,14 @@ def test_smoke_test_on_the_data_paths_sample_rows_and_version_tags(
 ) -> None:
     monkeypatch.setenv("TABULAR_PIPELINE_IMAGE", "example/image:7")
     data = store.workspace.data
-    argv = ["--run-id", store.first["run_id"], "--model-name", model_name]
+    argv = ["--run-id", store.first["run_id"], "--model-name", model_name, "--force"]
     assert main([*argv, "--data-path", str(data), "--tag", "airflow.run_id=manual__1"]) == 0
     result = read_result("deploy")
     assert result["smoke_test_rows"] == len(pd.read_parquet(data / "raw" / "sample.parquet"))
     tags = mlflow_client().get_model_version(model_name, "1").tags
     assert tags["deploy.run_id"] == store.first["run_id"]
     assert tags["deploy.image"] == "example/image:7"
+    assert tags["deploy.forced"] == "true"
     assert tags["airflow.run_id"] == "manual__1"
 
 
@@ -254,11 +265,11 @@ def test_a_bad_data_path_fails_before_the_registry_is_touched(
 def test_a_version_failing_the_smoke_test_does_not_become_champion(
     store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deploy(store.first["run_id"], model_name)
+    force_deploy(store.first["run_id"], model_name)
     broken = log_untrained_model(store.workspace.data)
     weights = stored_model_file(broken, "weights.safetensors")
     weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
-    argv = ["--run-id", broken, "--model-name", model_name]
+    argv = ["--run-id", broken, "--model-name", model_name, "--force"]
     assert_fails(argv, capsys, xcom_file, "smoke test", "champion not moved", "sha256")
     assert alias(model_name, "champion") == 1
     assert alias(model_name, "previous_champion") is None
@@ -273,6 +284,70 @@ def test_a_refused_evaluation_needs_force(
     assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
     assert main([*argv, "--force"]) == 0
     assert alias(model_name, "champion") == 1
+
+
+def test_a_run_never_evaluated_is_refused_unless_forced(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = store.first["run_id"]
+    argv = ["--run-id", run_id, "--model-name", model_name]
+    for flags in ([], ["--expected-champion-version", "none"]):
+        assert_fails([*argv, *flags], capsys, xcom_file, run_id, "no evaluation", "--force")
+    assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
+    assert force_deploy(run_id, model_name)["version"] == 1
+
+
+def test_an_evaluation_for_another_model_does_not_count(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = store.first["run_id"]
+    evaluate(run_id, store.workspace.data, f"{model_name}-other", "--no-plots")
+    argv = ["--run-id", run_id, "--model-name", model_name]
+    assert_fails(argv, capsys, xcom_file, run_id, model_name, "no evaluation", "--force")
+    assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
+
+
+def test_an_evaluated_run_deploys_against_the_champion_it_was_compared_with(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = store.workspace.data
+    first = evaluate(store.first["run_id"], data, model_name, "--no-plots")
+    second = evaluate(store.second["run_id"], data, model_name, "--no-plots")
+    assert first["champion_version"] is second["champion_version"] is None
+    assert deploy(store.first["run_id"], model_name)["version"] == 1
+    # The second was evaluated against no champion; champion has moved since.
+    argv = ["--run-id", store.second["run_id"], "--model-name", model_name, "--force"]
+    assert_fails(argv, capsys, xcom_file, "champion is v1", "expected none", "evaluate")
+    assert alias(model_name, "champion") == 1
+
+
+def test_a_deploy_waits_for_the_alias_lock_and_fails_naming_it(
+    store: TwoRuns,
+    model_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    force_deploy(store.first["run_id"], model_name)
+    lock = registry.lock_name(model_name)
+    mlflow_client().create_registered_model(lock)  # another deploy is moving champion
+    monkeypatch.setattr(registry, "LOCK_WAIT_S", 0.5)
+    argv = ["--run-id", store.second["run_id"], "--model-name", model_name, "--force"]
+    assert_fails(argv, capsys, xcom_file, lock, "another deploy or rollback")
+    assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (1, None)
+    assert mlflow_client().get_registered_model(lock).name == lock  # not ours to delete
+
+
+def test_a_stale_alias_lock_is_broken(
+    store: TwoRuns, model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    force_deploy(store.first["run_id"], model_name)
+    lock = registry.lock_name(model_name)
+    mlflow_client().create_registered_model(lock)  # left by a deploy that was killed
+    monkeypatch.setattr(registry, "LOCK_STALE_S", 0.0)
+    assert force_deploy(store.second["run_id"], model_name)["version"] == 2
+    assert (alias(model_name, "champion"), alias(model_name, "previous_champion")) == (2, 1)
+    assert mlflow_client().search_registered_models(f"name = '{lock}'") == []
 
 
 def test_mlflow_retries_are_bounded_by_default_and_the_environment_wins(

@@ -19,12 +19,14 @@ import pytest
 from demo.sample_data import TARGET
 from deployer.cli import main as deploy_main
 from evaluator.cli import main as evaluate_main
+from tests.deployer.racing import race
 from tests.mlflow_server import MlflowServer, free_port, mlflow_server
 from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     Workspace,
     build_workspace,
     evaluate,
+    log_untrained_model,
     mlflow_client,
     preprocess,
     run_ok,
@@ -129,6 +131,7 @@ def test_better_model_is_promoted_and_the_decision_is_on_the_version(
     tags = mlflow_client().get_model_version(model_name, "2").tags
     assert tags["deploy.run_id"] == runs.strong
     assert tags["deploy.image"] == IMAGE
+    assert "deploy.forced" not in tags
     assert tags["evaluation.reason"] == "promoted"
     assert tags["evaluation.champion_version"] == "1"
     assert tags["evaluation.data_fingerprint"] == verdict["data_fingerprint"]
@@ -173,6 +176,38 @@ def test_concurrent_promotion_is_refused(
         assert "evaluate the candidate again" in line
     assert version_count(model_name) == 1
     assert aliases(model_name) == {"champion": 1}
+
+
+@pytest.mark.parametrize(
+    ("evaluated", "in_turn"),
+    [(False, True), (False, False), (True, False)],
+    ids=["never-evaluated-in-turn", "never-evaluated-at-once", "evaluated-at-once"],
+)
+def test_two_deploys_started_together_move_champion_once(
+    runs: Candidates, model_name: str, tmp_path: Path, evaluated: bool, in_turn: bool
+) -> None:
+    """Two candidates deployed at the same moment against the same champion (v1), each
+    compared with the champion it read when it started (never evaluated, ``--force``) or with
+    the one its evaluation compared against, moving champion at the same instant or one after
+    the other: exactly one moves champion; the other fails naming the version it expected and
+    the one it found."""
+    deploy(log_untrained_model(runs.workspace.data, EXPERIMENT), model_name, "--force")
+    if evaluated:
+        for run_id in (runs.weak, runs.strong):
+            assert judge(runs, run_id, model_name)["champion_version"] == 1
+    argvs = [
+        ["--run-id", run_id, "--model-name", model_name, "--force"]
+        for run_id in (runs.weak, runs.strong)
+    ]
+    outcomes = race(argvs, tmp_path, in_turn)
+    assert sorted(o.exit_code or 0 for o in outcomes) == [0, 1], outcomes
+    won, lost = sorted(outcomes, key=lambda o: o.exit_code or 0)
+    assert won.result is not None and lost.result is None
+    assert (won.result["previous_version"], won.result["alias_moved"]) == (1, True)
+    assert aliases(model_name) == {"champion": won.result["version"], "previous_champion": 1}
+    assert f"champion is v{won.result['version']}" in lost.failure, lost.failure
+    assert "expected v1" in lost.failure, lost.failure
+    assert version_count(model_name) == 3  # both registered before either moved champion
 
 
 def test_rollback_returns_to_the_previous_champion(runs: Candidates, model_name: str) -> None:

@@ -13,23 +13,36 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from common.evaluation_record import recorded_evaluation
 from common.storage import fingerprint
+from common.tracking import configure_mlflow, run_model_uri
 from demo.sample_data import TARGET
 from evaluator.cli import main
+from tests.mlflow_server import FAST_FAILING_CLIENT, free_port
 from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     CANDIDATES_EXPERIMENT,
     TwoRuns,
-    deploy,
     evaluate,
     failed_run_without_model,
     features_of,
     load_model,
+    log_untrained_model,
     mlflow_client,
     preprocess,
+    run_ok,
+    stored_model_file,
     train,
 )
 
 pytestmark = pytest.mark.integration
+
+
+def deploy(run_id: str, model_name: str) -> dict[str, Any]:
+    """Make ``run_id``'s model the champion (``--force``: the gate is not what these tests are
+    about)."""
+    from deployer.cli import main as deploy_main
+
+    argv = ["--run-id", run_id, "--model-name", model_name, "--force"]
+    return run_ok("deploy", deploy_main, argv)
 
 
 def independent_test_metrics(store: TwoRuns, model_uri: str) -> tuple[float, float]:
@@ -69,6 +82,7 @@ def test_first_model_without_champion(store: TwoRuns, model_name: str) -> None:
     assert result["metrics"]["accuracy"] == result["new_accuracy"]
     assert (result["improvement_low"], result["improvement_high"]) == (None, None)
     assert result["baseline_metrics"] is None and result["baseline_worst_slice"] is None
+    assert result["champion_problem"] is None
     assert result["data_fingerprint"] == fingerprint(str(store.workspace.data / "raw/test.parquet"))
 
 
@@ -131,7 +145,7 @@ def test_out_of_range_flags_are_refused(
     flag: str, value: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = [*evaluator_argv("r", "d", "m"), flag, value]
-    assert_fails(argv, capsys, xcom_file, flag, value)
+    assert_fails(argv, capsys, xcom_file, flag, value, rc=2)
 
 
 def test_test_metrics_and_decision_are_recorded_on_the_run(store: TwoRuns, model_name: str) -> None:
@@ -224,6 +238,7 @@ def test_champion_with_other_labels_is_incompatible(
     assert result["champion_version"] == 1
     assert result["baseline_accuracy"] is None
     assert result["improvement"] is None
+    assert f"models:/{model_name}/1" in result["champion_problem"]
 
 
 def test_champion_needing_a_column_the_data_lacks_is_incompatible(
@@ -309,3 +324,122 @@ def test_missing_model_name_is_a_usage_error(
     xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert_fails(["--run-id", "r", "--data-path", "d"], capsys, xcom_file, "--model-name", rc=2)
+
+
+def log_model_predicting_nan(data: Path) -> str:
+    """Log, as a new run's model, a served model whose weights are all NaN: it loads, passes
+    its checksums and predicts NaN probabilities for every row. Returns the run id."""
+    import torch
+
+    from common import dataset
+    from common.tracking import ensure_experiment
+    from tabular_model.network import NetworkConfig, TabularMLP
+    from tabular_model.packaging import log_served_model
+
+    transform = dataset.load_transform(str(data))
+    config = NetworkConfig(
+        numeric_features=len(transform.numeric_feature_names),
+        cardinalities=tuple(c.cardinality for c in transform.categorical),
+        n_classes=len(transform.classes),
+        width=8,
+        depth=1,
+        dropout=0.0,
+    )
+    net = TabularMLP(config)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.fill_(float("nan"))
+    example = pd.read_parquet(data / "raw" / "sample.parquet")
+    mlflow = configure_mlflow()
+    with mlflow.start_run(experiment_id=ensure_experiment(CANDIDATES_EXPERIMENT)) as run:
+        log_served_model(net, transform, example)
+    return str(run.info.run_id)
+
+
+def make_champion(run_id: str, model_name: str) -> None:
+    """Register ``run_id``'s model and point ``champion`` at it in the registry itself: a
+    champion that broke after it was deployed (the deployer's smoke test refuses NaN)."""
+    mlflow = configure_mlflow()
+    version = mlflow.register_model(run_model_uri(run_id), model_name).version
+    mlflow.MlflowClient().set_registered_model_alias(model_name, "champion", version)
+
+
+def evaluate_against_champion(
+    store: TwoRuns, model_name: str, capsys: pytest.CaptureFixture[str]
+) -> dict[str, Any]:
+    """Evaluate the first run, which must succeed; its result."""
+    from contract.xcom import read_result
+
+    rc = main(evaluator_argv(store.first["run_id"], store.workspace.data, model_name))
+    assert rc == 0, capsys.readouterr().err[-500:]
+    return read_result("evaluate")
+
+
+def test_a_tampered_champion_is_unusable_and_left_to_a_person(
+    store: TwoRuns, model_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    champion = log_untrained_model(store.workspace.data)
+    deploy(champion, model_name)
+    weights = stored_model_file(champion, "weights.safetensors")
+    weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
+    result = evaluate_against_champion(store, model_name, capsys)
+    assert (result["should_deploy"], result["reason"]) == (False, "champion_unusable")
+    assert (result["champion_version"], result["baseline_accuracy"]) == (1, None)
+    problem = result["champion_problem"]
+    assert f"models:/{model_name}/1" in problem and "sha256" in problem, problem
+    assert problem in capsys.readouterr().out  # the log says it too
+    tags = mlflow_client().get_run(store.first["run_id"]).data.tags
+    assert tags["evaluation.reason"] == "champion_unusable"
+
+
+def test_a_champion_predicting_nan_is_unusable_not_a_crash(
+    store: TwoRuns, model_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_champion(log_model_predicting_nan(store.workspace.data), model_name)
+    result = evaluate_against_champion(store, model_name, capsys)
+    assert (result["should_deploy"], result["reason"]) == (False, "champion_unusable")
+    assert result["champion_version"] == 1
+    assert "NaN" in result["champion_problem"], result["champion_problem"]
+
+
+def test_the_registry_going_down_while_the_champion_loads_fails_the_step(
+    store: TwoRuns,
+    model_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The registry answers until the champion is loaded, then is down for that one call:
+    the step fails (to be retried), rather than recording the champion as incompatible."""
+    deploy(store.first["run_id"], model_name)
+    for name, value in FAST_FAILING_CLIENT.items():
+        monkeypatch.setenv(name, value)
+    down = f"http://127.0.0.1:{free_port()}"
+    mlflow = configure_mlflow()
+    load = mlflow.pyfunc.load_model
+
+    def load_while_down(model_uri: str, *args: Any, **kwargs: Any) -> Any:
+        if not model_uri.startswith(f"models:/{model_name}"):
+            return load(model_uri, *args, **kwargs)
+        try:
+            with monkeypatch.context() as down_now:
+                down_now.setenv("MLFLOW_TRACKING_URI", down)
+                configure_mlflow()
+                return load(model_uri, *args, **kwargs)
+        finally:
+            configure_mlflow()  # the registry is back
+
+    monkeypatch.setattr(mlflow.pyfunc, "load_model", load_while_down)
+    argv = evaluator_argv(store.second["run_id"], store.workspace.data, model_name)
+    assert_fails(argv, capsys, xcom_file, "cannot reach MLflow", down.removeprefix("http://"))
+    tags = mlflow_client().get_run(store.second["run_id"]).data.tags
+    assert tags.get("evaluation.model_name") != model_name  # nothing recorded
+
+
+def test_a_candidate_predicting_nan_fails_the_step_naming_the_run(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = log_model_predicting_nan(store.workspace.data)
+    argv = evaluator_argv(run_id, store.workspace.data, model_name)
+    line = assert_fails(argv, capsys, xcom_file, f"--run-id {run_id}", "NaN")
+    assert "ValueError" not in line, line

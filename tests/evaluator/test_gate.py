@@ -1,11 +1,12 @@
-"""The promotion decision: floor, incompatible champion, first model, the interval's lower bound,
-then the worst slice and calibration against the champion's."""
+"""The promotion decision: floor, a champion that could not be scored (incompatible or
+unusable), first model, the interval's lower bound, then the worst slice and calibration
+against the champion's."""
 
 from __future__ import annotations
 
 import pytest
 
-from evaluator.gate import Comparison, Decision, Scores, Thresholds, decide
+from evaluator.gate import ChampionUnscored, Comparison, Decision, Scores, Thresholds, decide
 
 GOOD = Scores(accuracy=0.85, worst_slice_accuracy=0.75, ece=0.03)
 CHAMPION = Scores(accuracy=0.80, worst_slice_accuracy=0.74, ece=0.03)
@@ -32,15 +33,18 @@ def test_first_model_ignores_min_improvement() -> None:
     assert decide(GOOD, None, Thresholds(min_improvement=0.5)) == Decision(True, "first_model")
 
 
-def test_incompatible_champion_is_never_replaced_automatically() -> None:
-    assert decide(GOOD, None, DEFAULTS, champion_incompatible=True) == Decision(
-        False, "baseline_incompatible"
-    )
+@pytest.mark.parametrize("unscored", ["baseline_incompatible", "champion_unusable"])
+def test_a_champion_that_could_not_be_scored_is_never_replaced_automatically(
+    unscored: ChampionUnscored,
+) -> None:
+    assert decide(GOOD, None, DEFAULTS, unscored) == Decision(False, unscored)
 
 
-def test_below_floor_wins_over_an_incompatible_champion() -> None:
-    decision = decide(GOOD, None, Thresholds(min_accuracy=0.9), champion_incompatible=True)
-    assert decision.reason == "below_floor"
+@pytest.mark.parametrize("unscored", ["baseline_incompatible", "champion_unusable"])
+def test_below_floor_wins_over_a_champion_that_could_not_be_scored(
+    unscored: ChampionUnscored,
+) -> None:
+    assert decide(GOOD, None, Thresholds(min_accuracy=0.9), unscored).reason == "below_floor"
 
 
 def test_promoted_when_the_whole_interval_is_above_zero() -> None:

@@ -57,3 +57,17 @@ def test_both_steps_accept_an_exported_csv(
     assert sum(result["row_counts"].values()) == ROWS
     test_rows = tables.read_table(dataset.raw_uri(str(out), "test"))
     assert set(test_rows["note"].fillna("")) <= set(exported_frame()["note"])
+
+
+def test_a_pandas_index_stored_in_the_parquet_file_is_not_a_feature(
+    tmp_path: Path, read_xcom: Callable[[], dict[str, Any]]
+) -> None:
+    """A frame saved with a non-range index keeps it as ``__index_level_0__``; pandas reads it
+    back as the index, and so does preprocess: it is not a column to learn from."""
+    frame = exported_frame().set_axis([f"row-{i}" for i in range(ROWS)])
+    source = tmp_path / "indexed.parquet"
+    frame.to_parquet(source)  # index=None: a non-range index is stored as a column
+    out = tmp_path / "prep"
+    assert preprocess_main(["--input", str(source), "--output", str(out), "--target", "label"]) == 0
+    transform = dataset.load_transform(str(out))
+    assert transform.input_columns == ["amount", "note"]

@@ -98,12 +98,6 @@ def evaluate(run_id: str, data: Path, model_name: str, *flags: str) -> dict[str,
     return run_ok("evaluate", main, argv)
 
 
-def deploy(run_id: str, model_name: str) -> dict[str, Any]:
-    from deployer.cli import main
-
-    return run_ok("deploy", main, ["--run-id", run_id, "--model-name", model_name])
-
-
 def build_workspace(root: Path, frame: pd.DataFrame) -> Workspace:
     """Preprocess ``frame`` under ``root`` (call inside ``workspace_env(root)``)."""
     return Workspace(root=root, home=root / "home", data=preprocess(frame, root), frame=frame)

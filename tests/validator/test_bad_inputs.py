@@ -4,10 +4,13 @@ readable data with errors leaves both reports (the error line names them)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from demo.sample_data import TARGET
@@ -61,6 +64,23 @@ def missing_reference(
     return good, ["--reference", str(reference)], [f"{reference} does not exist"]
 
 
+def duplicate_columns(
+    tmp: Path, frame: pd.DataFrame, good: Path
+) -> tuple[Path, list[str], list[str]]:
+    path = tmp / "duplicates.parquet"
+    columns = [pa.array(frame[name]) for name in ("age", "income", TARGET)]
+    pq.write_table(pa.Table.from_arrays(columns, names=["age", "age", TARGET]), path)
+    return path, [], [f"{path}: column name(s) ['age'] appear more than once"]
+
+
+def duplicate_csv_header(
+    tmp: Path, frame: pd.DataFrame, good: Path
+) -> tuple[Path, list[str], list[str]]:
+    path = tmp / "duplicates.csv"
+    frame.head(50)[["age", "income", TARGET]].to_csv(path, index=False, header=["x", "x", TARGET])
+    return path, [], [f"{path}: column name(s) ['x'] appear more than once"]
+
+
 UNREADABLE: dict[str, Case] = {
     "missing-path": missing_path,
     "zero-bytes": zero_bytes,
@@ -69,6 +89,8 @@ UNREADABLE: dict[str, Case] = {
     "random-bytes": random_bytes,
     "wrong-delimiter-csv": wrong_delimiter,
     "missing-reference": missing_reference,
+    "duplicate-columns-parquet": duplicate_columns,
+    "duplicate-columns-csv": duplicate_csv_header,
 }
 
 
@@ -181,4 +203,48 @@ def test_bad_flags_are_refused_naming_the_flag(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"validate failed: {message}")
     assert not (tmp_path / "o").exists()
+    assert not xcom_file.exists()
+
+
+def write_empty(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame``'s columns with no rows: a parquet file, or a CSV file of just its header."""
+    if path.suffix == ".csv":
+        path.write_text(",".join(frame.columns) + "\n")
+    else:
+        frame.head(0).to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+@pytest.mark.parametrize("against", ["nothing", "schema-store", "reference"])
+def test_zero_rows_is_one_error_saying_so(
+    suffix: str,
+    against: str,
+    tmp_path: Path,
+    sample_frame: pd.DataFrame,
+    sample_parquet: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No rows: one error that says so, not a column-by-column account of an empty table
+    (all-null columns, type changes, a 100 % label shift) nor a crash on empty distributions."""
+    extra: list[str] = []
+    if against == "schema-store":
+        store = tmp_path / "store.json"
+        argv = ["--source", str(sample_parquet), "--target", TARGET, "--schema-store", str(store)]
+        assert main([*argv, "--output", str(tmp_path / "first"), "--max-plots", "0"]) == 0
+        extra = ["--schema-store", str(store)]
+    elif against == "reference":
+        extra = ["--reference", str(sample_parquet)]
+    source = write_empty(sample_frame, tmp_path / f"empty{suffix}")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    argv = ["--source", str(source), "--target", TARGET, "--output", str(out), *extra]
+    assert main([*argv, "--max-plots", "0"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    expected = f"validate failed: {source}: 1 validation error(s): the data has no rows"
+    assert line.startswith(expected)
+    document = json.loads((out / "anomalies.json").read_text())
+    assert [(a["check"], a["severity"]) for a in document["anomalies"]] == [("no_rows", "error")]
+    assert document["row_count"] == 0
     assert not xcom_file.exists()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.validator.frames import profile_frame
 from validator.checks import (
     Anomaly,
     Thresholds,
@@ -17,7 +18,6 @@ from validator.checks import (
     check_data,
     check_keys,
 )
-from validator.profile import profile_frame
 from validator.schema import DataSchema, infer_schema
 
 LIMITS = Thresholds(min_rows=1)
@@ -35,15 +35,21 @@ def base() -> pd.DataFrame:
 
 
 def schema_of(frame: pd.DataFrame) -> DataSchema:
-    return infer_schema(frame, profile_frame(frame), "label")
+    return infer_schema(profile_frame(frame, "label"), "label")
 
 
 def against(frame: pd.DataFrame, schema: DataSchema, limits: Thresholds = LIMITS) -> list[Anomaly]:
-    return check_against_schema(frame, profile_frame(frame), schema, limits)
+    return check_against_schema(profile_frame(frame, "label"), schema, limits)
 
 
 def data_checks(frame: pd.DataFrame, *keys: str) -> list[Anomaly]:
-    return check_data(frame, profile_frame(frame), "label", LIMITS, tuple(keys))
+    return check_data(profile_frame(frame, "label", keys), "label", LIMITS)
+
+
+def keys_of(frame: pd.DataFrame, *keys: str) -> list[Anomaly]:
+    key = profile_frame(frame, "label", keys).keys
+    assert key is not None
+    return check_keys(key)
 
 
 def found(anomalies: list[Anomaly]) -> set[tuple[str, str | None, str]]:
@@ -64,7 +70,7 @@ def test_clean_data_has_no_anomalies(base: pd.DataFrame) -> None:
 
 
 def test_too_few_rows_names_the_flag(base: pd.DataFrame) -> None:
-    anomalies = check_data(base, profile_frame(base), "label", Thresholds(min_rows=101))
+    anomalies = check_data(profile_frame(base, "label"), "label", Thresholds(min_rows=101))
     anomaly = only(anomalies, "too_few_rows")
     assert (anomaly.severity, anomaly.observed) == ("error", 100)
     assert "--min-rows" in anomaly.description
@@ -81,7 +87,7 @@ def test_infinite_values_of_either_sign_are_errors(base: pd.DataFrame, value: fl
 def test_nan_is_missing_not_infinite(base: pd.DataFrame) -> None:
     base.loc[:4, "amount"] = np.nan
     assert data_checks(base) == []
-    assert profile_frame(base)["amount"].null_count == 5
+    assert profile_frame(base).columns["amount"].null_count == 5
 
 
 def test_all_null_column_is_an_error(base: pd.DataFrame) -> None:
@@ -126,18 +132,18 @@ def test_duplicate_keys_are_an_error_with_examples(base: pd.DataFrame) -> None:
 
 def test_composite_key_is_unique_as_a_whole(base: pd.DataFrame) -> None:
     keyed = base.assign(day=np.repeat([1, 2], 50), shop=np.tile(range(50), 2))
-    assert check_keys(keyed, ("day", "shop")) == []
-    assert check_keys(keyed, ("shop",))[0].observed == 50
+    assert keys_of(keyed, "day", "shop") == []
+    assert keys_of(keyed, "shop")[0].observed == 50
     keyed.loc[99, "shop"] = 0
-    anomaly = only(check_keys(keyed, ("day", "shop")), "duplicate_keys")
+    anomaly = only(keys_of(keyed, "day", "shop"), "duplicate_keys")
     assert anomaly.column == "day, shop"
     assert "(2, 0)" in anomaly.description
 
 
 def test_null_and_missing_keys(base: pd.DataFrame) -> None:
     keyed = base.assign(id=[None, *range(99)])
-    assert found(check_keys(keyed, ("id",))) == {("null_keys", "id", "error")}
-    anomaly = only(check_keys(base, ("id",)), "missing_key")
+    assert found(keys_of(keyed, "id")) == {("null_keys", "id", "error")}
+    anomaly = only(keys_of(base, "id"), "missing_key")
     assert "--key" in anomaly.description
 
 

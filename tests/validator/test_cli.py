@@ -14,9 +14,9 @@ import pytest
 from common.storage import fingerprint
 from contract.xcom import read_result
 from demo.sample_data import TARGET
+from tests.validator.frames import profile_frame
 from validator.checks import Thresholds, check_against_schema, check_data
 from validator.cli import main
-from validator.profile import profile_frame
 from validator.schema import infer_schema
 
 
@@ -270,7 +270,7 @@ def frame() -> pd.DataFrame:
 
 
 def schema_of(frame: pd.DataFrame, target: str = "y") -> Any:
-    return infer_schema(frame, profile_frame(frame), target)
+    return infer_schema(profile_frame(frame, target), target)
 
 
 def test_infer_schema(frame: pd.DataFrame) -> None:
@@ -315,7 +315,7 @@ def test_infer_schema(frame: pd.DataFrame) -> None:
 
 
 def check(frame: pd.DataFrame, target: str, thresholds: Thresholds) -> Any:
-    return check_data(frame, profile_frame(frame), target, thresholds)
+    return check_data(profile_frame(frame, target), target, thresholds)
 
 
 def test_check_data_lists_every_problem() -> None:
@@ -339,14 +339,14 @@ def test_check_data_missing_and_null_target(frame: pd.DataFrame) -> None:
 
 
 def test_check_against_own_schema_is_clean(frame: pd.DataFrame) -> None:
-    profiles = profile_frame(frame)
-    assert check_against_schema(frame, profiles, schema_of(frame), Thresholds()) == []
+    table = profile_frame(frame, "y")
+    assert check_against_schema(table, schema_of(frame), Thresholds()) == []
 
 
 def test_check_against_schema_sorts_errors_first(frame: pd.DataFrame) -> None:
     schema = schema_of(frame)
     changed = frame.drop(columns=["x"]).assign(c=[1, 2, 3, 4], z=1, y=[0, 1, 2, 1])
-    found = check_against_schema(changed, profile_frame(changed), schema, Thresholds())
+    found = check_against_schema(profile_frame(changed, "y"), schema, Thresholds())
     assert [(a.severity, a.check, a.column) for a in found] == [
         ("error", "type_changed", "c"),
         ("error", "missing_column", "x"),

@@ -13,10 +13,11 @@ import pytest
 
 from contract.xcom import read_result
 from demo.sample_data import TARGET
+from tests.validator.frames import columns
 from validator.checks import Thresholds
 from validator.cli import main
 from validator.drift import MISSING, OTHER, compare, drift_anomalies, js_distance, psi
-from validator.profile import profile_frame, sorted_quantiles
+from validator.profile import sorted_quantiles
 
 
 def test_psi_and_js_by_hand() -> None:
@@ -33,7 +34,7 @@ def test_same_distribution_does_not_drift() -> None:
     rng = np.random.default_rng(1)
     reference = pd.DataFrame({"x": rng.normal(size=20_000), "c": rng.choice(list("abc"), 20_000)})
     current = pd.DataFrame({"x": rng.normal(size=20_000), "c": rng.choice(list("abc"), 20_000)})
-    drifts = compare(profile_frame(reference), profile_frame(current), 10)
+    drifts = compare(columns(reference), columns(current), 10)
     assert set(drifts) == {"x", "c"}
     assert all(d.psi < 0.01 and d.js < 0.05 for d in drifts.values())
     assert drift_anomalies(drifts, Thresholds()) == []
@@ -42,7 +43,7 @@ def test_same_distribution_does_not_drift() -> None:
 def test_numeric_bins_are_reference_quantiles_with_open_ends_and_a_missing_bin() -> None:
     reference = pd.DataFrame({"x": np.arange(1000, dtype="float64")})
     current = pd.DataFrame({"x": [-50.0, 5000.0, np.nan, np.inf] * 250})
-    (drift,) = compare(profile_frame(reference), profile_frame(current), 4).values()
+    (drift,) = compare(columns(reference), columns(current), 4).values()
     assert drift.bins[-1] == MISSING
     assert drift.bins[0].startswith("< ") and drift.bins[-2].startswith(">= ")
     assert drift.reference.tolist() == pytest.approx([0.25, 0.25, 0.25, 0.25, 0.0])
@@ -55,7 +56,7 @@ def test_shifted_numeric_column_is_an_error_and_a_slight_one_a_warning() -> None
     rng = np.random.default_rng(2)
     reference = pd.DataFrame({"big": rng.normal(0, 1, 10_000), "small": rng.normal(0, 1, 10_000)})
     current = pd.DataFrame({"big": rng.normal(1, 1, 10_000), "small": rng.normal(0.45, 1, 10_000)})
-    drifts = compare(profile_frame(reference), profile_frame(current), 10)
+    drifts = compare(columns(reference), columns(current), 10)
     found = {a.column: a.severity for a in drift_anomalies(drifts, Thresholds())}
     assert found == {"big": "error", "small": "warning"}
     assert 0.1 < drifts["small"].psi < 0.25 < drifts["big"].psi
@@ -64,7 +65,7 @@ def test_shifted_numeric_column_is_an_error_and_a_slight_one_a_warning() -> None
 def test_categorical_bins_hold_top_categories_others_and_missing() -> None:
     reference = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 30 + ["c"] * 20})
     current = pd.DataFrame({"c": ["a"] * 20 + ["new"] * 60 + [None] * 20})
-    (drift,) = compare(profile_frame(reference), profile_frame(current), 10).values()
+    (drift,) = compare(columns(reference), columns(current), 10).values()
     assert drift.bins == ["a", "b", "c", OTHER, MISSING]
     assert drift.reference.tolist() == pytest.approx([0.5, 0.3, 0.2, 0.0, 0.0])
     assert drift.current.tolist() == pytest.approx([0.2, 0.0, 0.0, 0.6, 0.2])
@@ -76,13 +77,13 @@ def test_categorical_bins_hold_top_categories_others_and_missing() -> None:
 def test_columns_not_comparable_are_skipped() -> None:
     reference = pd.DataFrame({"typed": [1.0, 2.0], "empty": [np.nan, np.nan], "gone": [1, 2]})
     current = pd.DataFrame({"typed": ["a", "b"], "empty": [1.0, 2.0], "new": [1, 2]})
-    assert compare(profile_frame(reference), profile_frame(current), 10) == {}
+    assert compare(columns(reference), columns(current), 10) == {}
 
 
 def test_constant_reference_column_has_one_value_bin() -> None:
     reference = pd.DataFrame({"x": [3.0] * 100})
     current = pd.DataFrame({"x": [3.0] * 50 + [4.0] * 50})
-    (drift,) = compare(profile_frame(reference), profile_frame(current), 10).values()
+    (drift,) = compare(columns(reference), columns(current), 10).values()
     assert drift.bins == ["all values"]  # the missing bin is empty on both sides and dropped
     assert drift.psi == 0.0  # a constant reference cannot tell 3 from 4: the range check can
 
@@ -154,7 +155,7 @@ def test_drift_of_a_million_rows() -> None:
         cats = {f"c{i}": rng.choice([f"v{j}" for j in range(30)], rows) for i in range(2)}
         return pd.DataFrame(numbers | cats)
 
-    drifts = compare(profile_frame(frame(0.0)), profile_frame(frame(0.1)), 10)
+    drifts = compare(columns(frame(0.0)), columns(frame(0.1)), 10)
     assert drifts["n0"].psi < 0.001 < drifts["n3"].psi
     assert drifts["c0"].psi < 0.001
 

@@ -15,10 +15,12 @@ import pytest
 from common.tracking import configure_mlflow
 from contract.xcom import read_result
 from demo.sample_data import TARGET
+from tests.validator.loopback import http_server
 from validator.cli import main
 
 MODEL = "churn"
 REFERENCE = f"models:/{MODEL}@champion"
+__all__ = ["http_server"]  # a fixture used here
 
 
 def validate(source: Path, out: Path, reference: str = REFERENCE) -> int:
@@ -120,7 +122,39 @@ def test_none_turns_the_comparison_off(
 def test_a_malformed_model_reference_is_refused(
     sample_parquet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert validate(sample_parquet, tmp_path / "check", reference=f"models:/{MODEL}") == 1
+    # A usage error (exit 2), found before the registry or any data is read.
+    assert validate(sample_parquet, tmp_path / "check", reference=f"models:/{MODEL}") == 2
     assert "--reference 'models:/churn': write a model as models:/NAME@ALIAS" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("where", ["data_path", "source"])
+def test_a_registry_pointing_at_a_url_is_not_followed(
+    where: str,
+    champion: str,
+    preprocessed: Path,
+    sample_parquet: Path,
+    tmp_path: Path,
+    http_server: tuple[str, list[str]],
+) -> None:
+    """The registry and the manifest are followed only to storage locations: a data_path or a
+    recorded source that is a URL is a warning, and the URL is never contacted."""
+    url, requests = http_server
+    if where == "data_path":
+        client = configure_mlflow().MlflowClient()
+        run = client.create_run(client.create_experiment("elsewhere"))
+        client.log_param(run.info.run_id, "data_path", f"{url}/processed")
+        version = client.create_model_version(MODEL, "runs:/x/model", run_id=run.info.run_id)
+        client.set_registered_model_alias(MODEL, "champion", version.version)
+    else:
+        manifest = preprocessed / "manifest.json"
+        document = json.loads(manifest.read_text())
+        document["source"] = f"{url}/raw.parquet"
+        manifest.write_text(json.dumps(document))
+    out = tmp_path / "check"
+    assert validate(sample_parquet, out) == 0
+    (anomaly,) = anomalies(out)
+    assert anomaly["check"] == "reference_unusable"
+    assert "not a storage location" in anomaly["description"]
+    assert requests == []
