@@ -13,6 +13,7 @@ from mlflow.exceptions import MlflowException
 
 from common import dataset, storage, tables
 from common.evaluation_record import record_evaluation
+from common.metrics import UnusableOutputError
 from common.step import StepError
 from common.tracking import (
     CHAMPION,
@@ -27,7 +28,7 @@ from contract.results import CHAMPION_PROBLEM_MAX_CHARS, EvaluateResult, SliceAc
 from evaluator.gate import ChampionUnscored, Comparison, Decision, Scores, Thresholds, decide
 from evaluator.metrics import paired_bootstrap_interval, slice_accuracies, worst_slice
 from evaluator.plots import evaluation_figures
-from evaluator.scoring import IncompatibleModelError, Scored, UnusableOutputError, score
+from evaluator.scoring import IncompatibleModelError, Scored, score
 from tabular_model.transform import TableTransform, TransformError, encode_target
 
 log = logging.getLogger(__name__)

@@ -8,23 +8,15 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from common.metrics import normalised
+from common.metrics import UnusableOutputError, checked_probabilities, normalised
 from contract.results import EvaluationMetrics
 from evaluator.metrics import evaluation_metrics
 from tabular_model.serving import probability_column
 from tabular_model.transform import TableTransform
 
-# float32 softmax rows sum to 1 within about 1e-6; the deployer's smoke test allows the same.
-SUM_TOLERANCE = 1e-4
-
 
 class IncompatibleModelError(ValueError):
     """The model's output does not cover the classes of the test data."""
-
-
-class UnusableOutputError(ValueError):
-    """The model's output is not one probability per class and row (NaN, infinite, negative,
-    not summing to 1, the wrong number of rows): the model is broken."""
 
 
 @dataclass(frozen=True)
@@ -57,26 +49,3 @@ def score(predictions: pd.DataFrame, labels: np.ndarray, transform: TableTransfo
     if len(predictions) != len(labels):
         raise UnusableOutputError(f"the model returned {len(predictions)} rows for {len(labels)}")
     return Scored(normalised(checked_probabilities(predictions[columns])), labels)
-
-
-def checked_probabilities(table: pd.DataFrame) -> np.ndarray:
-    """The table as float64 [rows, classes], after checking that every row holds finite,
-    non-negative probabilities summing to 1 (UnusableOutputError naming the rows otherwise)."""
-    try:
-        values = table.to_numpy("float64")
-    except (TypeError, ValueError) as exc:
-        raise UnusableOutputError(f"the probability columns are not numbers ({exc})") from exc
-    refuse_rows(~np.isfinite(values).all(axis=1), "NaN or infinite probabilities")
-    refuse_rows((values < 0).any(axis=1), "negative probabilities")
-    refuse_rows(
-        np.abs(values.sum(axis=1) - 1) > SUM_TOLERANCE, "probabilities that do not sum to 1"
-    )
-    return values
-
-
-def refuse_rows(bad: np.ndarray, what: str) -> None:
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise UnusableOutputError(
-            f"{int(bad.sum())} of {len(bad)} rows have {what} (first: {first})"
-        )

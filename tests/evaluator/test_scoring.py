@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluator.scoring import IncompatibleModelError, UnusableOutputError, score
+from common.metrics import UnusableOutputError
+from evaluator.scoring import IncompatibleModelError, score
 from tabular_model.transform import TableTransform
 
 LABELS = np.array([0, 1, 1])
