@@ -26,12 +26,9 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,9 +37,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.child import measure, report_work
+
 NUMERIC, CATEGORICAL = 40, 10
 TARGET = "target"
-RESULT_MARKER = "PREPROCESS-BENCH "
 SPEEDUP_GOAL, MEMORY_GOAL = 5.0, 3.0
 CARDINALITIES = (3, 5, 8, 12, 20, 50, 100, 300, 1000, 5000)
 KINDS = ("sklearn", "preprocess", "preprocess-robust")
@@ -102,39 +100,12 @@ def run_sklearn(data: Path, out: Path) -> None:
 
 
 def child(kind: str, data: Path, out: Path) -> None:
-    """One measured run; prints its work time and peak RSS as one JSON line."""
+    """One measured run (see ``bench.child``)."""
     os.environ.setdefault("XCOM_RETURN_PATH", str(out.parent / f"{kind}-return.json"))
-    start = time.perf_counter()
     if kind == "sklearn":
-        run_sklearn(data, out)
+        report_work(lambda: run_sklearn(data, out))
     else:
-        run_preprocess(data, out, standard=kind == "preprocess")
-    work = time.perf_counter() - start
-    print(RESULT_MARKER + json.dumps({"work_s": work, "peak_rss_bytes": peak_rss()}), flush=True)
-
-
-def peak_rss() -> int:
-    """This process's peak resident memory. Linux: VmHWM, which starts afresh at exec;
-    ``ru_maxrss`` would carry over the parent's peak from before the exec."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def measure(kind: str, data: Path, work_dir: Path) -> dict[str, Any]:
-    out = work_dir / f"out-{kind}"
-    command = [sys.executable, "-m", "bench.preprocess", "--child", kind, str(data), str(out)]
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    wall = time.perf_counter() - start
-    lines = [x for x in done.stdout.splitlines() if x.startswith(RESULT_MARKER)]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{kind} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return {"wall_s": wall, **json.loads(lines[-1].removeprefix(RESULT_MARKER))}
+        report_work(lambda: run_preprocess(data, out, standard=kind == "preprocess"))
 
 
 def report(rows: int, arrow_bytes: int, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -193,7 +164,7 @@ def benchmark(rows: int, data_dir: Path, as_json: bool, repeat: int) -> dict[str
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as work:
         for _ in range(repeat):  # interleaved, so background load spreads over every kind
             for kind in KINDS:
-                samples[kind].append(measure(kind, data, Path(work)))
+                samples[kind].append(measure("bench.preprocess", kind, data, Path(work)))
     runs = {kind: median_run(runs) for kind, runs in samples.items()}
     result = report(rows, arrow_bytes, runs)
     result["repeat"] = repeat

@@ -25,19 +25,17 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from bench.preprocess import CATEGORICAL, NUMERIC, TARGET, generate, peak_rss
+from bench.child import measure, report_work
+from bench.preprocess import CATEGORICAL, NUMERIC, TARGET, generate
 
-RESULT_MARKER = "VALIDATE-BENCH "
 MEMORY_GOAL = 3.0
 KINDS = ("whole-frame", "validator", "validator-no-plots")
 
@@ -67,28 +65,12 @@ def run_whole_frame(data: Path) -> None:
 
 
 def child(kind: str, data: Path, out: Path) -> None:
-    """One measured run; prints its work time and peak RSS as one JSON line."""
+    """One measured run (see ``bench.child``)."""
     os.environ.setdefault("XCOM_RETURN_PATH", str(out.parent / f"{kind}-return.json"))
-    start = time.perf_counter()
     if kind == "whole-frame":
-        run_whole_frame(data)
+        report_work(lambda: run_whole_frame(data))
     else:
-        run_validator(data, out, plots=kind == "validator")
-    work = time.perf_counter() - start
-    print(RESULT_MARKER + json.dumps({"work_s": work, "peak_rss_bytes": peak_rss()}), flush=True)
-
-
-def measure(kind: str, data: Path, work_dir: Path) -> dict[str, Any]:
-    out = work_dir / f"out-{kind}"
-    command = [sys.executable, "-m", "bench.validate", "--child", kind, str(data), str(out)]
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    wall = time.perf_counter() - start
-    lines = [x for x in done.stdout.splitlines() if x.startswith(RESULT_MARKER)]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{kind} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return {"wall_s": wall, **json.loads(lines[-1].removeprefix(RESULT_MARKER))}
+        report_work(lambda: run_validator(data, out, plots=kind == "validator"))
 
 
 def report(rows: int, arrow_bytes: int, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -128,7 +110,7 @@ def benchmark(rows: int, data_dir: Path, as_json: bool) -> dict[str, Any]:
         generate(rows, data)
     arrow_bytes = pq.read_table(data).nbytes
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as work:
-        runs = {kind: measure(kind, data, Path(work)) for kind in KINDS}
+        runs = {kind: measure("bench.validate", kind, data, Path(work)) for kind in KINDS}
     result = report(rows, arrow_bytes, runs)
     if as_json:
         print(json.dumps(result, indent=2))
