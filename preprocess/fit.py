@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -179,21 +181,29 @@ class TransformFitter:
     def _numeric(self, i: int, quantiles: np.ndarray | None) -> NumericColumn:
         name, count = self.numeric[i], int(self.moments.count[i])
         missing = count < self.rows
-        std = float(self.moments.std()[i])
-        fallback = std if std > 0 else 1.0
+        fallback = usable_scale(float(self.moments.std()[i]), 1.0)
         scaling = self.options.scaling
         if scaling == "standard" or quantiles is None:  # no values: neutral standard scaling
             mean = float(self.moments.mean[i]) if count else 0.0
-            return NumericColumn(name, mean, fallback, missing)
+            return NumericColumn(name, mean if math.isfinite(mean) else 0.0, fallback, missing)
         median = float(quantiles[QUANTILE_POINTS // 2])
         if scaling == "quantile":
             return NumericColumn(name, median, 1.0, missing, scaling, tuple(map(float, quantiles)))
         # A zero IQR (a column mostly one value) would blow the rest up: fall back to the std.
         iqr = float(quantiles[75] - quantiles[25])
-        return NumericColumn(name, median, iqr if iqr > 0 else fallback, missing, scaling)
+        return NumericColumn(name, median, usable_scale(iqr, fallback), missing, scaling)
 
     def _categorical(self, name: str) -> CategoricalColumn:
         kept = [(v, n) for v, n in self.counts[name].items() if n >= self.options.min_frequency]
         # Most frequent first, ties by value, so the vocabulary is deterministic.
         ordered = sorted(kept, key=lambda kv: (-kv[1], kv[0]))
         return CategoricalColumn(name, tuple(str(value) for value, _ in ordered), other_code=True)
+
+
+def usable_scale(scale: float, fallback: float) -> float:
+    """``scale`` when it can divide: ``fallback`` for zero (a column of one value) or NaN, the
+    largest float when the spread overflowed (values near float64's limits), so that scaled
+    features stay finite."""
+    if 0 < scale < math.inf:
+        return scale
+    return sys.float_info.max if scale == math.inf else fallback

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from demo.sample_data import TARGET, generate
 from tests.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures for every test module)
 
 StepMain = Callable[[Sequence[str] | None], int]
+
+# The property tests draw the same examples on every run of the suite, so a result never depends
+# on luck; HYPOTHESIS_PROFILE=explore draws new ones each run (to look for new failures).
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(autouse=True)
