@@ -329,31 +329,7 @@ def test_missing_model_name_is_a_usage_error(
 def log_model_predicting_nan(data: Path) -> str:
     """Log, as a new run's model, a served model whose weights are all NaN: it loads, passes
     its checksums and predicts NaN probabilities for every row. Returns the run id."""
-    import torch
-
-    from common import dataset
-    from common.tracking import ensure_experiment
-    from tabular_model.network import NetworkConfig, TabularMLP
-    from tabular_model.packaging import log_served_model
-
-    transform = dataset.load_transform(str(data))
-    config = NetworkConfig(
-        numeric_features=len(transform.numeric_feature_names),
-        cardinalities=tuple(c.cardinality for c in transform.categorical),
-        n_classes=len(transform.classes),
-        width=8,
-        depth=1,
-        dropout=0.0,
-    )
-    net = TabularMLP(config)
-    with torch.no_grad():
-        for parameter in net.parameters():
-            parameter.fill_(float("nan"))
-    example = pd.read_parquet(data / "raw" / "sample.parquet")
-    mlflow = configure_mlflow()
-    with mlflow.start_run(experiment_id=ensure_experiment(CANDIDATES_EXPERIMENT)) as run:
-        log_served_model(net, transform, example)
-    return str(run.info.run_id)
+    return log_untrained_model(data, CANDIDATES_EXPERIMENT, fill=float("nan"))
 
 
 def make_champion(run_id: str, model_name: str) -> None:

@@ -174,9 +174,14 @@ def model_name(request: pytest.FixtureRequest) -> str:
     return "m-" + re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")
 
 
-def log_untrained_model(data: Path, experiment: str = CANDIDATES_EXPERIMENT) -> str:
+def log_untrained_model(
+    data: Path, experiment: str = CANDIDATES_EXPERIMENT, fill: float | None = None
+) -> str:
     """Log an untrained network for the preprocess output ``data`` as a run's served model
-    (no training: for tests that damage a model); returns the run id."""
+    (no training: for tests that damage a model), every weight set to ``fill`` when given;
+    returns the run id."""
+    import torch
+
     from common import dataset
     from common.tracking import configure_mlflow, ensure_experiment
     from tabular_model.network import NetworkConfig, TabularMLP
@@ -191,10 +196,15 @@ def log_untrained_model(data: Path, experiment: str = CANDIDATES_EXPERIMENT) -> 
         depth=1,
         dropout=0.0,
     )
+    net = TabularMLP(config)
+    if fill is not None:
+        with torch.no_grad():
+            for parameter in net.parameters():
+                parameter.fill_(fill)
     example = pd.read_parquet(data / "raw" / "sample.parquet")
     mlflow = configure_mlflow()
     with mlflow.start_run(experiment_id=ensure_experiment(experiment)) as run:
-        log_served_model(TabularMLP(config), transform, example)
+        log_served_model(net, transform, example)
     return str(run.info.run_id)
 
 
