@@ -102,9 +102,18 @@ def configure_mlflow() -> Any:
     return mlflow
 
 
+SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc", "uc")
+
+
+def has_artifact_server(uri: str) -> bool:
+    """Whether tracking URI ``uri`` is a server, which chooses the artifact root of the
+    experiments it creates (a database or file store has nobody to choose)."""
+    return uri.split(":", 1)[0].lower() in SERVER_SCHEMES
+
+
 def ensure_experiment(name: str) -> str:
-    """Return the id of experiment ``name``, creating it (with a local artifact folder when on
-    the embedded store) if needed."""
+    """Return the id of experiment ``name``, creating it if needed: with the artifact folder
+    of the embedded store when no server stands behind the tracking URI."""
     mlflow = configure_mlflow()
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(name)
@@ -116,10 +125,11 @@ def ensure_experiment(name: str) -> str:
     if experiment is not None:
         return str(experiment.experiment_id)
     artifact_location = None
-    # Compared with the embedded store's URI, not read from the environment: configuring MLflow
-    # exports MLFLOW_TRACKING_URI, so after that call the variable is set in every case.
-    sqlite_uri, folder = embedded_store()
-    if tracking_uri() == sqlite_uri:
+    if not has_artifact_server(tracking_uri()):
+        # Without a server nobody else decides where artifacts go, and MLflow's default is
+        # ./mlruns of the working directory (the embedded store, or a database URI in
+        # MLFLOW_TRACKING_URI): keep them under $PIPELINE_HOME/mlflow instead.
+        folder = embedded_store()[1]
         folder.mkdir(parents=True, exist_ok=True)
         artifact_location = folder.as_uri()
     try:

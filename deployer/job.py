@@ -9,11 +9,20 @@ evaluation) the champion as it was when the deploy started."""
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from common.evaluation_record import RESULT_FILE, recorded_evaluation
 from common.step import StepError
-from common.tracking import CHAMPION, image, reaching_mlflow, run_model_uri, shown_tracking_uri
+from common.tracking import (
+    CHAMPION,
+    first_line,
+    image,
+    reaching_mlflow,
+    run_model_uri,
+    shown_tracking_uri,
+)
 from contract.results import DeployResult, EvaluateResult
 from deployer.registry import (
     Expected,
@@ -26,6 +35,7 @@ from deployer.registry import (
     tag_version,
 )
 from deployer.smoke import sample_rows, smoke_test
+from tabular_model.integrity import ModelIntegrityError, verified_local_copy
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +124,19 @@ def version_tags(
     return tags | dict(config.tags)
 
 
+def check_integrity(run_id: str, model_uri: str) -> None:
+    """Refuse, before anything is registered, a model whose files differ from the sha256 its
+    run recorded when it was logged, or that has no such record."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            verified_local_copy(model_uri, Path(folder))
+        except ModelIntegrityError as exc:
+            raise StepError(
+                f"--run-id {run_id}: its model fails its integrity check, not deployed: "
+                f"{first_line(exc)}"
+            ) from exc
+
+
 def deploy(config: DeployConfig) -> DeployResult:
     """Deploy ``config.run_id`` as the champion, or roll back."""
     if config.rollback:
@@ -129,6 +152,7 @@ def deploy(config: DeployConfig) -> DeployResult:
         require_clearance(config, evaluation)
         expected = expected_champion(config, evaluation)
         check_champion(config.model_name, expected, run_id)
+        check_integrity(run_id, model_uri)
         version, registered = register_once(config.model_name, run_id, model_uri)
         tag_version(config.model_name, version, version_tags(config, run_id, evaluation))
         smoked = smoke_test(f"models:/{config.model_name}/{version}", rows)

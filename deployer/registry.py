@@ -30,6 +30,7 @@ from common.tracking import (
     is_not_found,
     shown_tracking_uri,
 )
+from tabular_model.integrity import ModelIntegrityError, version_tags
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,22 @@ class Expected:
     advice: str = "evaluate the candidate again against the new champion"
 
 
+def integrity_tags(run_id: str, model_uri: str) -> dict[str, str]:
+    """The version tags that record the sha256 of the model's files, copied from the record
+    its run kept when the model was logged (a StepError when it kept none)."""
+    try:
+        return version_tags(model_uri.removeprefix("models:/"), run_id)
+    except ModelIntegrityError as exc:
+        raise StepError(f"--run-id {run_id}: {model_uri}: {exc}") from exc
+
+
 def register_once(model_name: str, run_id: str, model_uri: str) -> tuple[int, bool]:
     """The version of ``model_name`` holding this run's model (``model_uri``), registering it
-    if none does; the flag says whether it was registered now."""
+    if none does; the flag says whether it was registered now. Either way the version carries
+    the integrity tags of the run's record (``integrity_tags``), which loaders check."""
     mlflow = configure_mlflow()
     client = mlflow.MlflowClient()
+    tags = integrity_tags(run_id, model_uri)
     # Filter by run id only: a model name may hold quotes that the filter grammar cannot escape.
     existing = [
         v for v in client.search_model_versions(f"run_id = '{run_id}'") if v.name == model_name
@@ -68,11 +80,12 @@ def register_once(model_name: str, run_id: str, model_uri: str) -> tuple[int, bo
     if existing:
         version = min(int(v.version) for v in existing)
         log.info("run %s is already %s v%d", run_id, model_name, version)
+        tag_version(model_name, version, tags)
         return version, False
     # register_model prints its progress on stderr, where a failing step's reason goes.
     printed = io.StringIO()
     with contextlib.redirect_stderr(printed):
-        registered = mlflow.register_model(model_uri, model_name)
+        registered = mlflow.register_model(model_uri, model_name, tags=tags)
     for line in printed.getvalue().splitlines():
         log.info("%s", line)
     return int(registered.version), True

@@ -1,5 +1,6 @@
 """The smoke test a model version passes before ``champion`` moves to it: load it the way
-serving will (pyfunc, no pickle) and predict raw sample rows."""
+serving will (pyfunc, no pickle), once every file of it matched the sha256 recorded when it was
+logged, and predict raw sample rows."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pandas as pd
 from common import dataset, tables
 from common.metrics import checked_probabilities
 from common.step import StepError
-from common.tracking import configure_mlflow, is_unreachable
+from common.tracking import configure_mlflow, first_line, is_unreachable
+from tabular_model.integrity import ModelIntegrityError, load_verified_model
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +49,21 @@ def check_output(out: object, rows: int) -> None:
 def smoke_test(model_uri: str, rows: pd.DataFrame | None) -> int:
     """Load ``model_uri`` and predict ``rows`` (default: its input example); return the number
     of rows predicted. SmokeTestError names the model and what went wrong."""
-    mlflow = configure_mlflow()
+    configure_mlflow()
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        # Verified first: MLflow runs a model's code when it loads it.
+        model = load_verified_model(model_uri)
         sample = model.input_example if rows is None else rows
         if sample is None or len(sample) == 0:
             raise ValueError("no sample rows: the model has no input example; pass --data-path")
         check_output(model.predict(sample), len(sample))
     except StepError:
         raise
+    except ModelIntegrityError as exc:
+        raise SmokeTestError(
+            f"{model_uri} fails its integrity check, not loaded, champion not moved: "
+            f"{first_line(exc)}"
+        ) from exc
     except Exception as exc:
         if is_unreachable(exc):
             raise

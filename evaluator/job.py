@@ -29,6 +29,7 @@ from evaluator.gate import ChampionUnscored, Comparison, Decision, Scores, Thres
 from evaluator.metrics import paired_bootstrap_interval, slice_accuracies, worst_slice
 from evaluator.plots import evaluation_figures
 from evaluator.scoring import IncompatibleModelError, Scored, score
+from tabular_model.integrity import ModelIntegrityError, load_verified_model
 from tabular_model.transform import TableTransform, TransformError, encode_target
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,12 @@ def load_test_rows(data_path: str) -> TestRows:
     return TestRows(uri, transform, features, labels, storage.fingerprint(uri))
 
 
-def predict(model_uri: str, features: pd.DataFrame) -> pd.DataFrame:
-    mlflow = configure_mlflow()
-    return mlflow.pyfunc.load_model(model_uri).predict(features)  # type: ignore[no-any-return]
+def load_model(model_uri: str) -> Any:
+    """The model at ``model_uri``, loaded only after every file of it matched the sha256 its
+    run recorded when it was logged (``ModelIntegrityError`` otherwise): MLflow runs a model's
+    code when it loads it, and the artifact store is no place to trust."""
+    configure_mlflow()
+    return load_verified_model(model_uri)
 
 
 @dataclass(frozen=True)
@@ -99,18 +103,21 @@ def score_champion(model_name: str, rows: TestRows) -> Champion:
     """The champion (the version the alias pointed at when read) and its scores on these rows.
     One that cannot score them says why: ``baseline_incompatible`` (it expects other columns,
     types or classes) or ``champion_unusable`` (it does not load, e.g. an artifact fails its
-    sha256 check, or it predicts no usable probabilities). An unreachable registry is raised."""
+    sha256 check or its files differ from what its run recorded, or it predicts no usable
+    probabilities). An unreachable registry is raised."""
     version = alias_version(model_name, CHAMPION)
     if version is None:
         return Champion()
     uri = f"models:/{model_name}/{version.version}"
     try:
-        model = configure_mlflow().pyfunc.load_model(uri)
+        model = load_model(uri)
+    except ModelIntegrityError as exc:
+        return unscored(version, "champion_unusable", f"{uri} fails its integrity check", exc)
     except Exception as exc:
         return unscored(version, "champion_unusable", f"{uri} does not load", exc)
     try:
         return Champion(version, score(model.predict(rows.features), rows.labels, rows.transform))
-    except UnusableOutputError as exc:
+    except (UnusableOutputError, FloatingPointError) as exc:
         return unscored(version, "champion_unusable", f"{uri} predicts no usable output", exc)
     except (IncompatibleModelError, MlflowException, KeyError, ValueError) as exc:
         return unscored(version, "baseline_incompatible", f"{uri} cannot score {rows.uri}", exc)
@@ -136,11 +143,18 @@ def gate_scores(scored: Scored, slices: list[SliceAccuracy]) -> Scores:
 
 
 def score_candidate(run_id: str, model_uri: str, rows: TestRows) -> Scored:
-    """The candidate's scores; a StepError when its model cannot load or score the rows, or
-    predicts no usable probabilities."""
+    """The candidate's scores; a StepError when its model fails its integrity check, cannot
+    load or score the rows, or predicts no usable probabilities."""
     try:
-        return score(predict(model_uri, rows.features), rows.labels, rows.transform)
-    except UnusableOutputError as exc:
+        model = load_model(model_uri)
+    except ModelIntegrityError as exc:
+        raise StepError(
+            f"--run-id {run_id}: its model {model_uri} fails its integrity check, not loaded: "
+            f"{first_line(exc)}"
+        ) from exc
+    try:
+        return score(model.predict(rows.features), rows.labels, rows.transform)
+    except (UnusableOutputError, FloatingPointError) as exc:
         raise StepError(
             f"--run-id {run_id}: its model predicts no usable output on {rows.uri}: {exc}"
         ) from exc

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from safetensors.torch import save_file
 
-from tabular_model import serving
+from tabular_model import integrity, serving
 from tabular_model.network import TabularMLP
 from tabular_model.transform import TableTransform
 
@@ -39,16 +39,22 @@ def package_copy(folder: Path) -> str:
 
 
 def input_schema(transform: TableTransform) -> Any:
-    """Raw input columns, all optional since the model encodes missing values itself. Numeric
-    columns take any numeric type: MLflow refuses int64 for a ``double`` column, and integers
-    become floats as soon as a value is missing; the model coerces them with ``pd.to_numeric``."""
+    """The raw input columns, every one required (a missing column is refused by MLflow before
+    the model runs, naming it); a missing value inside a column stays allowed.
+
+    The column types are ``any`` because no MLflow 3 column type takes what honest callers send:
+    a ``double`` column refuses int64 (only integers of up to 6 bytes, or 0/1 values, convert)
+    and turns a JSON ``true`` into 1.0; a ``long`` column refuses floats, which integers become
+    as soon as a value is missing; a ``string`` column refuses pandas ``category`` and boolean
+    columns. The served model checks the types itself (``serving.checked_rows``): numbers of any
+    int/float width for numeric columns, text, booleans, numbers or categories for categorical
+    ones, refusing the rest naming the column."""
     from mlflow.types import ColSpec, Schema, TensorSpec
     from mlflow.types.schema import AnyType
 
     columns: list[ColSpec | TensorSpec] = [
-        ColSpec(AnyType(), c.name, required=False) for c in transform.numeric
+        ColSpec(AnyType(), name, required=True) for name in transform.input_columns
     ]
-    columns += [ColSpec("string", c.name, required=False) for c in transform.categorical]
     return Schema(columns)
 
 
@@ -69,10 +75,23 @@ def write_artifacts(net: TabularMLP, transform: TableTransform, folder: Path) ->
     }
 
 
+def output_schema(transform: TableTransform) -> Any:
+    """What ``predict`` returns: the label column plus one float column per class, derived from
+    the transform rather than from a prediction, so the schema never depends on the weights."""
+    from mlflow.models import infer_signature
+
+    labels = list(transform.classes)
+    example = pd.DataFrame({"prediction": labels})
+    for label in labels:
+        example[serving.probability_column(label)] = 0.0
+    return infer_signature(None, example).outputs
+
+
 def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.DataFrame) -> Any:
-    """Log the model under the active run; returns MLflow's ModelInfo."""
+    """Log the model under the active run and record the sha256 of its every file on the run
+    (``integrity.record_logged_model``); returns MLflow's ModelInfo."""
     import mlflow
-    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.models import ModelSignature
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "artifacts").mkdir()
@@ -80,14 +99,13 @@ def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.Dat
         # The checksums travel in the model's config (the MLmodel file), read back by
         # load_context, which refuses artifacts whose bytes changed since now.
         model_config = {serving.CHECKSUMS: serving.artifact_checksums(artifacts)}
-        model = serving.TabularClassifier()
-        model.load_context(SimpleNamespace(artifacts=artifacts, model_config=model_config))
-        inputs = example[transform.input_columns]
-        signature = ModelSignature(
-            inputs=input_schema(transform),
-            outputs=infer_signature(None, model.predict(None, inputs)).outputs,
+        # Load what is about to be logged once, so a network that cannot load is never logged.
+        serving.TabularClassifier().load_context(
+            SimpleNamespace(artifacts=artifacts, model_config=model_config)
         )
-        return mlflow.pyfunc.log_model(
+        inputs = example[transform.input_columns]
+        signature = ModelSignature(inputs=input_schema(transform), outputs=output_schema(transform))
+        info = mlflow.pyfunc.log_model(
             name=MODEL_NAME_IN_RUN,
             python_model=str(SERVED_MODEL_CODE),
             artifacts=artifacts,
@@ -97,3 +115,5 @@ def log_served_model(net: TabularMLP, transform: TableTransform, example: pd.Dat
             code_paths=[package_copy(Path(tmp))],
             model_config=model_config,
         )
+    integrity.record_logged_model(info.model_id, info.run_id)
+    return info

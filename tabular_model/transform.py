@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from tabular_model.model_config import SCALINGS as SCALINGS
+from tabular_model.model_config import Scaling as Scaling
+
 Label = str | int | float | bool
 LogicalType = Literal["numeric", "categorical"]
-Scaling = Literal["robust", "quantile", "standard"]
-SCALINGS: tuple[str, ...] = get_args(Scaling)
 MISSING_CODE = 0  # categorical code of a missing value
 OTHER_CODE = 1  # categorical code of an unseen or infrequent value (version 2)
 UNKNOWN_CODE = MISSING_CODE  # version 1: missing and unseen values shared code 0

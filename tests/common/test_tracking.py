@@ -15,6 +15,7 @@ from common.redaction import redact_uri
 from common.step import StepError
 from tests.common.hung_server import hung_server
 from tests.mlflow_server import FAST_FAILING_CLIENT, free_port
+from tests.trainer.workspace import log_untrained_model
 
 SECRET = "s3cr3t-Pa55"
 
@@ -201,3 +202,26 @@ def test_the_embedded_stores_artifacts_stay_under_pipeline_home(
     home = Path(os.environ["PIPELINE_HOME"]).resolve()
     assert location.artifact_location == (home / "mlflow" / "artifacts").as_uri()
     assert not (elsewhere / "mlruns").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("store", ["embedded", "database URI"])
+def test_a_model_logged_from_any_folder_leaves_nothing_there(
+    store: str, tmp_path: Path, preprocessed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither the embedded store nor a database in MLFLOW_TRACKING_URI (no server to choose
+    an artifact root) puts a run's or a logged model's files into ./mlruns of the working
+    directory: they go under $PIPELINE_HOME/mlflow/artifacts."""
+    if store == "database URI":
+        database = tmp_path / "elsewhere" / "mlflow.db"
+        database.parent.mkdir()
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    cwd = tmp_path / "empty-cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    run_id = log_untrained_model(preprocessed)
+    assert sorted(cwd.iterdir()) == []
+    model_id = tracking.run_model_uri(run_id).removeprefix("models:/")
+    location = tracking.configure_mlflow().get_logged_model(model_id).artifact_location
+    home = Path(os.environ["PIPELINE_HOME"]).resolve()
+    assert location.startswith((home / "mlflow" / "artifacts").as_uri() + "/"), location

@@ -15,7 +15,15 @@ from common.tracking import MLFLOW_ENV_DEFAULTS, configure_mlflow
 from contract.xcom import read_result
 from deployer import registry
 from deployer.cli import main
+from tabular_model import integrity
 from tests.step_failures import assert_step_fails
+from tests.tabular_model.tampering import (
+    CODE_COPY_MODULE,
+    SERVED_MODEL,
+    append_marker_code,
+    replace_weights_and_their_hash,
+    stored_model_folder,
+)
 from tests.trainer.workspace import (
     TwoRuns,
     evaluate,
@@ -25,7 +33,6 @@ from tests.trainer.workspace import (
     log_untrained_model,
     mlflow_client,
     run_ok,
-    stored_model_file,
 )
 
 pytestmark = pytest.mark.integration
@@ -267,12 +274,71 @@ def test_a_version_failing_the_smoke_test_does_not_become_champion(
 ) -> None:
     force_deploy(store.first["run_id"], model_name)
     broken = log_untrained_model(store.workspace.data)
-    weights = stored_model_file(broken, "weights.safetensors")
+    weights = stored_model_folder(broken) / "artifacts" / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
     argv = ["--run-id", broken, "--model-name", model_name, "--force"]
-    assert_fails(argv, capsys, xcom_file, "smoke test", "champion not moved", "sha256")
+    # Refused by the integrity check, before it is registered.
+    assert_fails(argv, capsys, xcom_file, "integrity", "weights.safetensors has sha256")
+    assert versions(model_name) == {1: store.first["run_id"]}
     assert alias(model_name, "champion") == 1
     assert alias(model_name, "previous_champion") is None
+
+
+@pytest.mark.parametrize("relative", [SERVED_MODEL, CODE_COPY_MODULE])
+def test_a_model_whose_code_was_changed_is_refused_before_it_runs_or_is_registered(
+    store: TwoRuns,
+    model_name: str,
+    relative: str,
+    tmp_path: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A line appended to the code MLflow runs on load (as a writer of the artifact store can)
+    never runs: the model's files differ from the sha256 its run recorded."""
+    force_deploy(store.first["run_id"], model_name)
+    changed = log_untrained_model(store.workspace.data)
+    marker = tmp_path / "ran"
+    append_marker_code(stored_model_folder(changed) / relative, marker)
+    argv = ["--run-id", changed, "--model-name", model_name, "--force"]
+    assert_fails(argv, capsys, xcom_file, f"--run-id {changed}", "integrity", relative)
+    assert not marker.exists()
+    assert versions(model_name) == {1: store.first["run_id"]}
+    assert alias(model_name, "champion") == 1
+
+
+def test_weights_changed_with_their_hash_are_refused(
+    store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    changed = log_untrained_model(store.workspace.data)
+    replace_weights_and_their_hash(stored_model_folder(changed))
+    argv = ["--run-id", changed, "--model-name", model_name, "--force"]
+    assert_fails(argv, capsys, xcom_file, "integrity", "MLmodel has sha256")
+    assert mlflow_client().search_registered_models(f"name = '{model_name}'") == []
+
+
+def test_a_rollback_to_a_version_changed_in_the_store_is_refused(
+    store: TwoRuns,
+    model_name: str,
+    tmp_path: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The version rolled back to is checked too (its run record and its version tags)."""
+    force_deploy(store.first["run_id"], model_name)
+    force_deploy(store.second["run_id"], model_name)
+    tags = mlflow_client().get_model_version(model_name, "1").tags
+    assert tags[integrity.VERSION_MODEL_TAG] == store.first["model_path"].removeprefix("models:/")
+    marker = tmp_path / "ran"
+    path = stored_model_folder(store.first["run_id"]) / SERVED_MODEL
+    logged = path.read_bytes()
+    append_marker_code(path, marker)
+    try:
+        argv = ["--rollback", "--model-name", model_name]
+        assert_fails(argv, capsys, xcom_file, "integrity", SERVED_MODEL, "champion not moved")
+    finally:  # the store is shared by the module's tests
+        path.write_bytes(logged)
+    assert not marker.exists()
+    assert alias(model_name, "champion") == 2
 
 
 def test_a_refused_evaluation_needs_force(

@@ -3,7 +3,6 @@ record the decision on the candidate's run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +10,21 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
+import evaluator.job
 from common.evaluation_record import recorded_evaluation
 from common.storage import fingerprint
 from common.tracking import configure_mlflow, run_model_uri
 from demo.sample_data import TARGET
 from evaluator.cli import main
+from tabular_model.integrity import version_tags
 from tests.mlflow_server import FAST_FAILING_CLIENT, free_port
 from tests.step_failures import assert_step_fails
+from tests.tabular_model.tampering import (
+    CODE_COPY_MODULE,
+    SERVED_MODEL,
+    append_marker_code,
+    stored_model_folder,
+)
 from tests.trainer.workspace import (
     CANDIDATES_EXPERIMENT,
     TwoRuns,
@@ -252,30 +259,6 @@ def test_champion_needing_a_column_the_data_lacks_is_incompatible(
     assert result["champion_version"] == 1
 
 
-@pytest.fixture
-def champion_with_text_ages(store: TwoRuns, model_name: str, tmp_path: Path) -> str:
-    """Deploy a champion that saw `age` as text: a categorical column whose input schema is
-    string. The current data has integer ages, which MLflow refuses to convert to string."""
-    frame = store.workspace.frame.astype({"age": "string"})
-    other = train(preprocess(frame, tmp_path), CANDIDATES_EXPERIMENT)
-    deploy(other["run_id"], model_name)
-    return model_name
-
-
-def test_champion_with_a_differently_typed_column_is_incompatible(
-    store: TwoRuns,
-    champion_with_text_ages: str,
-    read_xcom: Callable[[], dict[str, Any]],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    argv = evaluator_argv(store.first["run_id"], str(store.workspace.data), champion_with_text_ages)
-    rc = main(argv)
-    assert rc == 0, capsys.readouterr().err[:300]
-    result = read_xcom()
-    assert (result["should_deploy"], result["reason"]) == (False, "baseline_incompatible")
-    assert result["champion_version"] == 1
-
-
 def test_unknown_run_id_names_the_run_and_the_tracking_uri(
     store: TwoRuns, model_name: str, xcom_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -336,7 +319,9 @@ def make_champion(run_id: str, model_name: str) -> None:
     """Register ``run_id``'s model and point ``champion`` at it in the registry itself: a
     champion that broke after it was deployed (the deployer's smoke test refuses NaN)."""
     mlflow = configure_mlflow()
-    version = mlflow.register_model(run_model_uri(run_id), model_name).version
+    model_uri = run_model_uri(run_id)
+    tags = version_tags(model_uri.removeprefix("models:/"), run_id)
+    version = mlflow.register_model(model_uri, model_name, tags=tags).version
     mlflow.MlflowClient().set_registered_model_alias(model_name, "champion", version)
 
 
@@ -391,21 +376,20 @@ def test_the_registry_going_down_while_the_champion_loads_fails_the_step(
     for name, value in FAST_FAILING_CLIENT.items():
         monkeypatch.setenv(name, value)
     down = f"http://127.0.0.1:{free_port()}"
-    mlflow = configure_mlflow()
-    load = mlflow.pyfunc.load_model
+    load = evaluator.job.load_verified_model
 
-    def load_while_down(model_uri: str, *args: Any, **kwargs: Any) -> Any:
+    def load_while_down(model_uri: str) -> Any:
         if not model_uri.startswith(f"models:/{model_name}"):
-            return load(model_uri, *args, **kwargs)
+            return load(model_uri)
         try:
             with monkeypatch.context() as down_now:
                 down_now.setenv("MLFLOW_TRACKING_URI", down)
                 configure_mlflow()
-                return load(model_uri, *args, **kwargs)
+                return load(model_uri)
         finally:
             configure_mlflow()  # the registry is back
 
-    monkeypatch.setattr(mlflow.pyfunc, "load_model", load_while_down)
+    monkeypatch.setattr(evaluator.job, "load_verified_model", load_while_down)
     argv = evaluator_argv(store.second["run_id"], store.workspace.data, model_name)
     assert_fails(argv, capsys, xcom_file, "cannot reach MLflow", down.removeprefix("http://"))
     tags = mlflow_client().get_run(store.second["run_id"]).data.tags
@@ -419,3 +403,48 @@ def test_a_candidate_predicting_nan_fails_the_step_naming_the_run(
     argv = evaluator_argv(run_id, store.workspace.data, model_name)
     line = assert_fails(argv, capsys, xcom_file, f"--run-id {run_id}", "NaN")
     assert "ValueError" not in line, line
+
+
+@pytest.mark.parametrize("relative", [SERVED_MODEL, CODE_COPY_MODULE])
+def test_a_candidate_whose_code_was_changed_fails_the_step_before_it_runs(
+    store: TwoRuns,
+    model_name: str,
+    relative: str,
+    tmp_path: Path,
+    xcom_file: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A line appended (in the artifact store) to the code MLflow runs on load never runs."""
+    run_id = log_untrained_model(store.workspace.data)
+    marker = tmp_path / "ran"
+    append_marker_code(stored_model_folder(run_id) / relative, marker)
+    argv = evaluator_argv(run_id, store.workspace.data, model_name)
+    assert_fails(argv, capsys, xcom_file, f"--run-id {run_id}", "integrity check", relative)
+    assert not marker.exists()
+
+
+def test_a_champion_whose_code_was_changed_is_unusable_and_never_runs(
+    store: TwoRuns, model_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    champion = log_untrained_model(store.workspace.data)
+    make_champion(champion, model_name)
+    marker = tmp_path / "ran"
+    append_marker_code(stored_model_folder(champion) / SERVED_MODEL, marker)
+    result = evaluate_against_champion(store, model_name, capsys)
+    assert (result["should_deploy"], result["reason"]) == (False, "champion_unusable")
+    assert "integrity" in result["champion_problem"], result["champion_problem"]
+    assert SERVED_MODEL in result["champion_problem"]
+    assert not marker.exists()
+
+
+def test_a_champion_registered_without_an_integrity_record_is_unusable(
+    store: TwoRuns, model_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version registered past the deployer (no integrity tags) is not trusted."""
+    champion = log_untrained_model(store.workspace.data)
+    mlflow = configure_mlflow()
+    version = mlflow.register_model(run_model_uri(champion), model_name).version
+    mlflow.MlflowClient().set_registered_model_alias(model_name, "champion", version)
+    result = evaluate_against_champion(store, model_name, capsys)
+    assert result["reason"] == "champion_unusable"
+    assert "no integrity record" in result["champion_problem"], result["champion_problem"]

@@ -1,7 +1,9 @@
-"""The served model without MLflow: artifacts in, raw rows to labels and probabilities out."""
+"""The served model without MLflow's loader: artifacts in, raw rows to labels and probabilities
+out, rows it cannot score refused naming the column."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from mlflow.exceptions import MlflowException
 
 from common.tracking import run_model_uri
 from demo.sample_data import TARGET
@@ -23,6 +26,20 @@ from tabular_model.transform import CategoricalColumn, NumericColumn, TableTrans
 from tests.trainer.workspace import load_model, log_untrained_model, stored_model_file
 
 
+def model_for(tmp_path: Path, transform: TableTransform) -> serving.TabularClassifier:
+    torch.manual_seed(0)
+    features = len(transform.numeric_feature_names)
+    cardinalities = tuple(c.cardinality for c in transform.categorical)
+    config = NetworkConfig(
+        features, cardinalities, len(transform.classes), width=8, depth=1, dropout=0.0
+    )
+    artifacts = write_artifacts(TabularMLP(config), transform, tmp_path)
+    model = serving.TabularClassifier()
+    checksums = {serving.CHECKSUMS: serving.artifact_checksums(artifacts)}
+    model.load_context(SimpleNamespace(artifacts=artifacts, model_config=checksums))
+    return model
+
+
 def make_model(tmp_path: Path, classes: tuple) -> serving.TabularClassifier:
     transform = TableTransform(
         target="label",
@@ -30,14 +47,7 @@ def make_model(tmp_path: Path, classes: tuple) -> serving.TabularClassifier:
         numeric=(NumericColumn("x", 1.0, 2.0, True), NumericColumn("n", 0.0, 1.0, False)),
         categorical=(CategoricalColumn("colour", ("red", "green", "blue")),),
     )
-    torch.manual_seed(0)
-    features = len(transform.numeric_feature_names)
-    net = TabularMLP(NetworkConfig(features, (4,), len(classes), width=8, depth=1, dropout=0.0))
-    artifacts = write_artifacts(net, transform, tmp_path)
-    model = serving.TabularClassifier()
-    checksums = {serving.CHECKSUMS: serving.artifact_checksums(artifacts)}
-    model.load_context(SimpleNamespace(artifacts=artifacts, model_config=checksums))
-    return model
+    return model_for(tmp_path, transform)
 
 
 def artifacts_in(folder: Path) -> dict[str, str]:
@@ -69,10 +79,132 @@ def test_unknown_category_is_encoded_like_a_missing_one(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out.iloc[0, 1:].to_numpy(), out.iloc[1, 1:].to_numpy())
 
 
-def test_missing_input_column_is_an_error(tmp_path: Path) -> None:
+def test_missing_input_column_is_refused_naming_it(tmp_path: Path) -> None:
     model = make_model(tmp_path, ("no", "yes"))
-    with pytest.raises(ValueError, match="colour"):
+    with pytest.raises(MlflowException, match=r"missing column\(s\) \['colour'\]") as exc:
         model.predict(None, ROWS.drop(columns=["colour"]))
+    assert exc.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("x", "abc", "are not numbers"),
+        ("x", "", "are not numbers"),
+        ("x", "1_000", "are not numbers"),
+        ("x", True, "are not numbers"),
+        ("n", [1, 2], "are not numbers"),
+        ("n", {"a": 1}, "are not numbers"),
+        ("n", b"1", "are not numbers"),
+        ("x", float("inf"), "are not finite"),
+        ("x", float("-inf"), "are not finite"),
+        ("x", "inf", "are not finite"),
+        ("x", "1e400", "are not finite"),
+        ("n", 10**400, "are not finite .*beyond the float64 range"),
+        ("colour", ["red"], "are not single values"),
+        ("colour", {"red": 1}, "are not single values"),
+    ],
+)
+def test_a_value_the_model_cannot_score_is_refused_naming_the_column(
+    tmp_path: Path, column: str, value: object, problem: str
+) -> None:
+    model = make_model(tmp_path, ("no", "yes"))
+    rows = ROWS.astype(object)
+    rows.at[1, column] = value
+    with pytest.raises(
+        MlflowException, match=rf"column '{column}': 1 of 3 value\(s\) {problem}.*\(first: row 1,"
+    ) as exc:
+        model.predict(None, rows)
+    assert exc.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([True, False, True]),
+        pd.array([True, None, False], dtype="boolean"),
+        np.array([1 + 1j, 2, 3]),
+        pd.to_datetime(["2026-01-01"] * 3),
+    ],
+)
+def test_a_numeric_column_of_booleans_complex_numbers_or_dates_is_refused(
+    tmp_path: Path, values: object
+) -> None:
+    model = make_model(tmp_path, ("no", "yes"))
+    with pytest.raises(MlflowException, match=r"column 'n': \d of 3 value\(s\) are not numbers"):
+        model.predict(None, ROWS.assign(n=values))
+
+
+def test_numbers_of_any_width_numeric_text_and_missing_values_score_alike(tmp_path: Path) -> None:
+    model = make_model(tmp_path, ("no", "yes"))
+    expected = model.predict(None, ROWS)
+    for n in (
+        np.array([1, 2, 3], dtype=np.uint8),
+        np.array([1, 2, 3], dtype=np.int32),
+        np.array([1, 2, 3], dtype=np.float32),
+        pd.array([1, 2, 3], dtype="Int64"),
+        np.array(["1", " 2", "3.0"], dtype=object),
+        np.array([1, 2.0, "3"], dtype=object),
+    ):
+        pd.testing.assert_frame_equal(model.predict(None, ROWS.assign(n=n)), expected)
+    text_missing = ROWS.assign(x=np.array(["0.5", "nan", None], dtype=object))
+    pd.testing.assert_frame_equal(model.predict(None, text_missing).iloc[:2], expected.iloc[:2])
+
+
+def test_a_huge_finite_number_gives_finite_probabilities(tmp_path: Path) -> None:
+    """The transform holds a scaled feature at its limit, so 1e308 does not overflow to NaN."""
+    model = make_model(tmp_path, ("no", "yes"))
+    out = model.predict(None, ROWS.assign(x=[1e308, -1e308, np.finfo(np.float64).max]))
+    assert np.isfinite(out.iloc[:, 1:].to_numpy("float64")).all()
+
+
+def test_categories_as_dictionary_text_or_whole_floats_score_alike(tmp_path: Path) -> None:
+    transform = TableTransform(
+        target="label",
+        classes=("no", "yes"),
+        numeric=(NumericColumn("x", 0.0, 1.0, False),),
+        categorical=(CategoricalColumn("code", ("3", "7", "12")),),
+    )
+    model = model_for(tmp_path, transform)
+    text = pd.DataFrame({"x": [1.0, 2.0, 3.0], "code": ["3", "12", None]})
+    expected = model.predict(None, text)
+    for code in (
+        pd.Categorical(["3", "12", None]),
+        pd.array([3, 12, None], dtype="Int64"),
+        [3.0, 12.0, None],  # JSON integers in a column with a missing value arrive as floats
+        np.array([3, "12", None], dtype=object),
+    ):
+        pd.testing.assert_frame_equal(model.predict(None, text.assign(code=code)), expected)
+
+
+def test_extra_columns_are_ignored_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = make_model(tmp_path, ("no", "yes"))
+    expected = model.predict(None, ROWS)
+    with caplog.at_level(logging.WARNING, logger=serving.__name__):
+        out = model.predict(None, ROWS.assign(extra=1, other=[[1], [2], [3]]))
+    pd.testing.assert_frame_equal(out, expected)
+    warnings_ = [r.getMessage() for r in caplog.records if r.name == serving.__name__]
+    assert warnings_ == ["ignoring 2 input column(s) the model does not use: ['extra', 'other']"]
+
+
+@pytest.mark.parametrize("classes", [("no", "yes"), (0, 1, 2)])
+def test_no_rows_give_no_predictions_with_the_same_columns(tmp_path: Path, classes: tuple) -> None:
+    model = make_model(tmp_path, classes)
+    full = model.predict(None, ROWS)
+    out = model.predict(None, ROWS.iloc[:0])
+    assert len(out) == 0
+    assert list(out.columns) == list(full.columns)
+    assert out.dtypes.to_dict() == full.dtypes.to_dict()
+
+
+def test_a_network_producing_nan_fails_instead_of_returning_it(tmp_path: Path) -> None:
+    model = make_model(tmp_path, ("no", "yes"))
+    with torch.no_grad():
+        next(model.net.parameters()).fill_(float("nan"))
+    with pytest.raises(serving.NonFiniteOutputError, match="3 of 3 row"):
+        model.predict(None, ROWS)
 
 
 def test_unknown_category_raises_no_deprecation_warning(tmp_path: Path) -> None:
@@ -85,18 +217,17 @@ def test_unknown_category_raises_no_deprecation_warning(tmp_path: Path) -> None:
         model.predict(None, rows)
 
 
-def test_input_schema_takes_any_numeric_type_and_strings_all_optional(tmp_path: Path) -> None:
-    model = make_model(tmp_path, ("no", "yes"))
-    schema = input_schema(model.transform)
-    specs = {s.name: s for s in schema.inputs}
-    assert list(specs) == ["x", "n", "colour"]
-    assert not any(s.required for s in specs.values())
-    from mlflow.types import DataType
+def test_input_schema_requires_every_column_and_leaves_types_to_the_model(tmp_path: Path) -> None:
+    """MLflow's column types cannot take int64 and floats alike (``double`` refuses int64,
+    ``long`` refuses floats) nor a ``category`` column as text, so every column is ``any``
+    and the model checks the values (see the tests above)."""
     from mlflow.types.schema import AnyType
 
-    assert specs["colour"].type == DataType.string
-    assert isinstance(specs["x"].type, AnyType)
-    assert isinstance(specs["n"].type, AnyType)
+    model = make_model(tmp_path, ("no", "yes"))
+    specs = {s.name: s for s in input_schema(model.transform).inputs}
+    assert list(specs) == ["x", "n", "colour"]
+    assert all(s.required for s in specs.values())
+    assert all(isinstance(s.type, AnyType) for s in specs.values())
 
 
 @pytest.mark.parametrize("name", ["weights", "network", "transform"])

@@ -161,6 +161,26 @@ def test_a_retry_after_the_model_was_logged_reuses_it(
     assert not list((isolated_env / "home" / "checkpoints").glob("*/latest.json"))
 
 
+def test_a_retry_records_the_integrity_of_a_model_logged_without_a_record(
+    preprocessed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attempt before stopped between logging the model and recording the sha256 of its
+    files: the resumed run records it (run params are keyed by the model's id) and the model
+    then loads verified."""
+    from tabular_model import integrity
+
+    with monkeypatch.context() as patch:
+        patch.setattr(integrity, "record_logged_model", lambda *a: (_ for _ in ()).throw(OSError()))
+        assert main(argv(preprocessed, "unrecorded", *QUIET)) == 1
+    [run] = mlflow.search_runs(experiment_names=["unrecorded"], output_format="list")
+    [logged] = models_of(run.info.run_id)
+    assert not integrity.has_record(logged, run.info.run_id)
+    result = train(preprocessed, "unrecorded", *QUIET)
+    assert (result["model_path"], result["resumed"]) == (f"models:/{logged}", True)
+    assert integrity.has_record(logged, run.info.run_id)
+    integrity.load_verified_model(result["model_path"])
+
+
 def test_streamed_training_data_gives_the_same_model(preprocessed: Path) -> None:
     device = train(preprocessed, "placement", "--data-placement", "device", *QUIET)
     streamed = train(preprocessed, "placement", "--data-placement", "stream", *QUIET)
