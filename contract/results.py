@@ -211,7 +211,35 @@ class DeployResult(StepResult):
     smoke_test_rows: NonNegativeInt = Field(description="raw rows the new version predicted")
 
 
+class ScoreResult(StepResult):
+    """A file scored with a registered model: predictions written whole, with a manifest."""
+
+    step: ClassVar[str] = "score"
+    model_uri: str = Field(description="the model as given, e.g. models:/NAME@champion")
+    model_name: str
+    model_version: int = Field(ge=1, description="the version the URI resolved to and scored")
+    model_run_id: str = Field(description="the run that logged that version")
+    input_uri: str
+    input_fingerprint: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="sha256 of the input data's bytes"
+    )
+    output_uri: str = Field(description="predictions and class probabilities (parquet or CSV)")
+    output_format: Literal["parquet", "csv"]
+    output_sha256: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="of the output file")
+    manifest_uri: str = Field(description="<output>.manifest.json, written after the output")
+    rows: int = Field(ge=1, description="rows scored (every input row, in input order)")
+    batches: int = Field(ge=1, description="batches the input was read and scored in")
+    columns: list[str] = Field(description="the output's columns: kept input columns first")
+
+
 RESULT_MODELS: dict[str, type[StepResult]] = {
     model.step: model
-    for model in (ValidateResult, PreprocessResult, TrainResult, EvaluateResult, DeployResult)
+    for model in (
+        ValidateResult,
+        PreprocessResult,
+        TrainResult,
+        EvaluateResult,
+        DeployResult,
+        ScoreResult,
+    )
 }

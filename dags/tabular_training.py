@@ -40,6 +40,7 @@ from tabular_pipeline.pods import (
     step_pod_kwargs,
     trainer_device,
 )
+from tabular_pipeline.scoring import announce_new_champion, new_champion_alias
 from tabular_pipeline.step_flags import evaluation_gate
 from tabular_pipeline.sweep import DEFAULT_SEARCH_SPACE
 
@@ -322,6 +323,10 @@ with DAG(
             "airflow.dag_run={{ dag.dag_id }}/{{ run_id }}",
         ],
         **step_pod_kwargs(CONFIG, "deploy"),
+        # An event for the champion's asset (which schedules tabular_scoring) only when the
+        # deploy moved the champion: see tabular_pipeline.scoring.
+        outlets=[new_champion_alias(CONFIG)],
+        post_execute=announce_new_champion(CONFIG),
     )
     skip_deploy = EmptyOperator(task_id=SKIP_TASK)
     decision = decide(evaluate.output)

@@ -39,6 +39,7 @@ SEED_KEYS: dict[str, set[str]] = {
         "transform_uri",
     },
     "deploy": {"model_name", "version", "alias", "previous_version"},
+    "score": {"rows", "output_uri", "manifest_uri", "model_version", "output_sha256"},
 }
 
 

@@ -11,7 +11,7 @@ from tabular_pipeline.results import SCHEMA_DIR, ResultError, load_schema, requi
 
 from tests.contract.conftest import EVALUATE_FIELDS, TRAIN_FIELDS, example_results
 
-STEPS = ("validate", "preprocess", "train", "evaluate", "deploy")
+STEPS = ("validate", "preprocess", "train", "evaluate", "deploy", "score")
 SOURCE = "hyperparameter_tuning.train[2]"
 
 

@@ -1,0 +1,165 @@
+"""``python -m scorer`` (batch scoring through its real code path) against ``pyfunc.predict`` on
+the whole frame at once: the same registered model (verified the same way), the same rows.
+
+A model is trained briefly (``python -m preprocess`` and ``python -m trainer`` on a small sample,
+then registered as ``@champion`` in an embedded MLflow store under a temporary folder); the rows
+to score are the sample dataset's generator at ``--rows``. Each contender runs once in a fresh
+interpreter (``bench.child``), so its peak memory is its own:
+
+- ``scorer``: ``scorer.cli.main`` (parquet in, parquet out with its manifest, ``--batch-rows``);
+- ``whole-frame``: ``load_verified_model``, ``pd.read_parquet`` of the whole file, one
+  ``predict`` call, the predictions written to parquet.
+
+Rows/s is rows over the work time (model loading included, interpreter start excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.child import measure, report_work
+
+MODEL_NAME = "bench-scoring"
+MODEL_URI = f"models:/{MODEL_NAME}@champion"
+KINDS = ("whole-frame", "scorer")
+TRAIN_ROWS = 5000
+
+
+def run_scorer(data: Path, out: Path, batch_rows: int) -> None:
+    from scorer.cli import main
+
+    argv = ["--model", MODEL_URI, "--input", str(data), "--output", f"{out}.parquet"]
+    if main([*argv, "--batch-rows", str(batch_rows)]) != 0:
+        raise SystemExit("python -m scorer failed")
+
+
+def run_whole_frame(data: Path, out: Path) -> None:
+    import pandas as pd
+
+    from common.tracking import configure_mlflow
+    from tabular_model.integrity import load_verified_model
+
+    configure_mlflow()
+    model = load_verified_model(MODEL_URI)
+    frame = pd.read_parquet(data)
+    columns = model.metadata.get_input_schema().input_names()
+    pd.DataFrame(model.predict(frame[columns])).to_parquet(f"{out}.parquet", index=False)
+
+
+def child(kind: str, data: Path, out: Path) -> None:
+    """One measured run (see ``bench.child``); the batch size comes from the environment."""
+    os.environ.setdefault("XCOM_RETURN_PATH", str(out.parent / f"{kind}-return.json"))
+    if kind == "whole-frame":
+        report_work(lambda: run_whole_frame(data, out))
+    else:
+        report_work(lambda: run_scorer(data, out, int(os.environ["BENCH_BATCH_ROWS"])))
+
+
+def prepare(home: Path, rows: int) -> Path:
+    """A champion trained on a small sample, and ``rows`` raw rows to score (parquet)."""
+    from demo.sample_data import TARGET, generate
+    from preprocess.cli import main as preprocess
+    from trainer.cli import main as train
+
+    os.environ.update(
+        PIPELINE_HOME=str(home), XCOM_RETURN_PATH=str(home / "return.json"), LOG_LEVEL="WARNING"
+    )
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    raw = home / "train.parquet"
+    generate(TRAIN_ROWS, seed=1).to_parquet(raw, index=False)
+    processed = home / "processed"
+    argv = ["--input", str(raw), "--output", str(processed), "--target", TARGET]
+    if preprocess(argv) != 0:
+        raise SystemExit("python -m preprocess failed")
+    flags = ["--data-path", str(processed), "--experiment-name", "bench", "--epochs", "1"]
+    if train([*flags, "--device", "cpu"]) != 0:
+        raise SystemExit("python -m trainer failed")
+    register(json.loads((home / "return.json").read_text())["run_id"])
+    data = home / "score.parquet"
+    generate(rows, seed=2).drop(columns=[TARGET]).to_parquet(data, index=False)
+    return data
+
+
+def register(run_id: str) -> None:
+    """The run's model as version 1 of MODEL_NAME, with its integrity tags, at @champion."""
+    from common.tracking import configure_mlflow, run_model_uri
+    from tabular_model import integrity
+
+    mlflow = configure_mlflow()
+    model_uri = run_model_uri(run_id)
+    model_id = model_uri.removeprefix("models:/")
+    if not integrity.has_record(model_id, run_id):
+        integrity.record_logged_model(model_id, run_id)
+    tags = integrity.version_tags(model_id, run_id)
+    version = mlflow.register_model(model_uri, MODEL_NAME, tags=tags)
+    mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version.version)
+
+
+def report(rows: int, batch_rows: int, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    for run in runs.values():
+        run["rows_per_s"] = rows / run["work_s"]
+    return {
+        "rows": rows,
+        "batch_rows": batch_rows,
+        "runs": runs,
+        "scorer_over_whole_frame": {
+            "rows_per_s": runs["scorer"]["rows_per_s"] / runs["whole-frame"]["rows_per_s"],
+            "peak_rss": runs["scorer"]["peak_rss_bytes"] / runs["whole-frame"]["peak_rss_bytes"],
+        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    mib = 1 << 20
+    print(f"{result['rows']:,} rows scored, scorer batches of {result['batch_rows']:,} rows")
+    print(f"{'run':<14}{'wall s':>8}{'work s':>8}{'rows/s':>12}{'peak MiB':>10}")
+    for name, run in result["runs"].items():
+        print(
+            f"{name:<14}{run['wall_s']:>8.2f}{run['work_s']:>8.2f}{run['rows_per_s']:>12,.0f}"
+            f"{run['peak_rss_bytes'] / mib:>10,.0f}"
+        )
+    ratio = result["scorer_over_whole_frame"]
+    print(f"scorer / whole frame: {ratio['rows_per_s']:.2f}x rows/s, {ratio['peak_rss']:.2f}x peak")
+
+
+def benchmark(rows: int, batch_rows: int, as_json: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as folder:
+        home = Path(folder)
+        print(f"training a model and generating {rows:,} rows in {home}", file=sys.stderr)
+        data = prepare(home, rows)
+        os.environ["BENCH_BATCH_ROWS"] = str(batch_rows)
+        runs = {kind: measure("bench.batch_scoring", kind, data, home) for kind in KINDS}
+    result = report(rows, batch_rows, runs)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(result)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.batch_scoring", description=__doc__)
+    p.add_argument("--rows", type=int, default=500_000, help="rows to score")
+    p.add_argument("--batch-rows", type=int, default=65_536, help="the scorer's --batch-rows")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.add_argument("--child", nargs=3, metavar=("KIND", "DATA", "OUT"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        kind, data, out = args.child
+        child(kind, Path(data), Path(out))
+        return 0
+    benchmark(args.rows, args.batch_rows, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
