@@ -7,34 +7,48 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common.step import StepArgumentParser, UsageError, run_step
-from tabular_model.network import (
-    NUMERIC_EMBEDDINGS,
-    ModelConfig,
-    SettingError,
-)
-from trainer.job import DATA_PLACEMENTS, DEVICES, RunOptions, TrainConfig, train
-from trainer.loop import (
+from common.step import StepArgumentParser, UsageError, run_step, script_name
+from tabular_model.model_config import NUMERIC_EMBEDDINGS, ModelConfig, SettingError
+from trainer.loop_config import (
+    AUTO_BATCH_RANGE,
+    AUTO_EPOCH_RANGE,
+    AUTO_ROWS_PER_STEP,
+    AUTO_STEPS,
     CLASS_WEIGHTS,
     LR_SCHEDULES,
     OPTIMIZERS,
     LoopConfig,
 )
+from trainer.run_options import DATA_PLACEMENTS, DEVICES, RunOptions
+
+if TYPE_CHECKING:
+    from contract.results import TrainResult
+    from trainer.job import TrainConfig
+
+# The parser needs only the config dataclasses (no torch): the job, which imports torch, MLflow
+# and pandas, is imported once the flags are parsed, so --help and usage errors are quick.
+PROG = "python -m trainer"
 
 # The argument groups holding exactly the flags a hyperparameter sweep may set; every flag in
 # them has a type (or string choices) and a default, so the groups describe the search space.
 SWEEPABLE_GROUPS = ("model", "optimisation")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The trainer's flags in argument groups, their defaults those of the config dataclasses;
-    the groups named in SWEEPABLE_GROUPS hold exactly the flags a sweep may set."""
-    p = StepArgumentParser(prog="python -m trainer", description=__doc__)
+    the groups named in SWEEPABLE_GROUPS hold exactly the flags a sweep may set. ``prog``: the
+    command in the usage line."""
+    p = StepArgumentParser(prog=prog, description=__doc__)
     data = p.add_argument_group("data and tracking", "what to train on, where the run is logged")
-    data.add_argument("--data-path", required=True, help="the --output folder of preprocess")
-    data.add_argument("--experiment-name", required=True, help="MLflow experiment")
+    data.add_argument(
+        "--data-path",
+        required=True,
+        metavar="URI",
+        help="the --output folder of preprocess (local, file:// or s3://)",
+    )
+    data.add_argument("--experiment-name", required=True, metavar="NAME", help="MLflow experiment")
     add_model_flags(p)
     add_optimisation_flags(p)
     add_run_flags(p)
@@ -48,7 +62,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model", "the network's architecture")
     add_size_flag(g, model, "width", "hidden layer width")
     add_size_flag(g, model, "depth", "hidden layers")
-    g.add_argument("--dropout", type=float, default=model.dropout, help="dropout rate")
+    g.add_argument(
+        "--dropout", type=float, default=model.dropout, metavar="RATE", help="dropout rate"
+    )
     g.add_argument(
         "--numeric-embedding",
         type=str,
@@ -62,21 +78,29 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         "--periodic-sigma",
         type=float,
         default=model.periodic_sigma,
+        metavar="FLOAT",
         help="std of the initial periodic frequencies (scale of the standardised features)",
     )
     add_size_flag(g, model, "ple_bins", "piecewise-linear bins per feature")
 
 
 def add_size_flag(
-    group: argparse._ArgumentGroup, config: ModelConfig | LoopConfig, name: str, text: str
+    group: argparse._ArgumentGroup,
+    config: ModelConfig | LoopConfig,
+    name: str,
+    text: str,
+    auto: str = "",
 ) -> None:
     """The integer flag of ``config``'s field ``name``, its default that field's value and its
-    help ``text`` with the range (1 to the limit the config checks)."""
+    help ``text`` with the range (1 to the limit the config checks; from 0 with ``auto``, the
+    help's words on what 0 means)."""
+    low = 0 if auto else 1
     group.add_argument(
         "--" + name.replace("_", "-"),
         type=int,
         default=getattr(config, name),
-        help=f"{text} (1 to {config.LIMITS[name]})",
+        metavar="N",
+        help=f"{text} ({low} to {config.LIMITS[name]}){auto}",
     )
 
 
@@ -84,16 +108,41 @@ def add_optimisation_flags(p: argparse.ArgumentParser) -> None:
     """The optimisation (``LoopConfig`` but its seed); a sweep may set these."""
     loop = LoopConfig()
     g = p.add_argument_group("optimisation", "how the network is trained")
-    g.add_argument("--lr", type=float, default=loop.lr, help="learning rate")
-    add_size_flag(g, loop, "batch_size", "training batch size")
+    g.add_argument("--lr", type=float, default=loop.lr, metavar="FLOAT", help="learning rate")
+    low, high = AUTO_BATCH_RANGE
+    add_size_flag(
+        g,
+        loop,
+        "batch_size",
+        "training batch size",
+        f"; 0: auto, the largest power of two at most training rows / {AUTO_ROWS_PER_STEP}, "
+        f"within {low} to {high}",
+    )
     g.add_argument(
         "--optimizer", type=str, choices=OPTIMIZERS, default=loop.optimizer, help="optimizer"
     )
-    add_size_flag(g, loop, "epochs", "maximum epochs")
-    g.add_argument(
-        "--patience", type=int, default=loop.patience, help="early-stopping patience (epochs)"
+    low, high = AUTO_EPOCH_RANGE
+    add_size_flag(
+        g,
+        loop,
+        "epochs",
+        "maximum epochs",
+        f"; 0: auto, enough for about {AUTO_STEPS} optimiser steps, within {low} to {high}",
     )
-    g.add_argument("--weight-decay", type=float, default=loop.weight_decay, help="weight decay")
+    g.add_argument(
+        "--patience",
+        type=int,
+        default=loop.patience,
+        metavar="EPOCHS",
+        help="early-stopping patience (epochs)",
+    )
+    g.add_argument(
+        "--weight-decay",
+        type=float,
+        default=loop.weight_decay,
+        metavar="FLOAT",
+        help="weight decay",
+    )
     g.add_argument(
         "--lr-schedule",
         type=str,
@@ -105,10 +154,15 @@ def add_optimisation_flags(p: argparse.ArgumentParser) -> None:
         "--warmup-epochs",
         type=float,
         default=loop.warmup_epochs,
+        metavar="EPOCHS",
         help="linear learning-rate warmup (epochs)",
     )
     g.add_argument(
-        "--grad-clip", type=float, default=loop.grad_clip, help="max gradient norm; 0: off"
+        "--grad-clip",
+        type=float,
+        default=loop.grad_clip,
+        metavar="NORM",
+        help="max gradient norm; 0: off",
     )
     g.add_argument(
         "--class-weights",
@@ -116,6 +170,13 @@ def add_optimisation_flags(p: argparse.ArgumentParser) -> None:
         choices=CLASS_WEIGHTS,
         default=loop.class_weights,
         help="balanced: every class weighs the same in the loss (imbalanced labels)",
+    )
+    g.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=loop.label_smoothing,
+        metavar="FLOAT",
+        help="share of each training target spread evenly over the classes (0 to <1)",
     )
 
 
@@ -127,6 +188,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
         "--seed",
         type=int,
         default=LoopConfig().seed,
+        metavar="N",
         help="seed of initialisation and shuffling",
     )
     g.add_argument(
@@ -155,25 +217,29 @@ def add_operation_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--checkpoint-dir",
         default=options.checkpoint_dir,
-        help="checkpoint folder URI (local, file://, s3://); the run resumes from its latest "
+        metavar="URI",
+        help="checkpoint folder (local, file://, s3://); the run resumes from its latest "
         "checkpoint. Default: $PIPELINE_HOME/checkpoints/<hash of experiment, data, config>",
     )
     g.add_argument(
         "--checkpoint-every-epochs",
         type=int,
         default=options.checkpoint_every_epochs,
+        metavar="N",
         help="checkpoint every N epochs; 0: off",
     )
     g.add_argument(
         "--checkpoint-every-minutes",
         type=float,
         default=options.checkpoint_every_minutes,
-        help="also checkpoint every M minutes, mid-epoch if need be; 0: off",
+        metavar="MINUTES",
+        help="also checkpoint every MINUTES, mid-epoch if need be; 0: off",
     )
     g.add_argument(
         "--system-metrics-interval",
         type=float,
         default=options.system_metrics_interval,
+        metavar="SECONDS",
         help="seconds between MLflow system metrics samples (CPU, memory, GPU); 0: off",
     )
     g.add_argument(
@@ -193,6 +259,8 @@ def flag_values(args: argparse.Namespace, config_class: type[Any]) -> dict[str, 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The resolved config of parsed flags; a value out of its range (NaN and infinity included)
     is a ``UsageError`` that names the flag (``--width must be positive, got 0``)."""
+    from trainer.job import TrainConfig
+
     try:
         return TrainConfig(
             data_path=args.data_path.rstrip("/"),
@@ -206,9 +274,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise UsageError(f"{flag} {exc.problem}") from exc
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_step("train", build_parser(), lambda args: train(config_from_args(args)), argv)
+def run(args: argparse.Namespace) -> TrainResult | None:
+    """Train as the parsed flags say (None: a data-parallel rank that writes no result)."""
+    from trainer.job import train
+
+    return train(config_from_args(args))
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run_step("train", build_parser(prog), run, argv)
 
 
 def main_entry() -> None:
-    raise SystemExit(main())
+    """The ``tabular-train`` console script."""
+    raise SystemExit(main(prog=script_name()))

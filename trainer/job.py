@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -24,13 +23,12 @@ from common.tracking import (
     redact_uri,
 )
 from contract.results import TrainResult
+from tabular_model import integrity
 from tabular_model.network import (
     ModelConfig,
     NetworkConfig,
-    SettingError,
     TabularMLP,
     as_tensors,
-    check_setting,
     compiled,
 )
 from tabular_model.packaging import log_served_model
@@ -49,58 +47,15 @@ from trainer.loop import (
 )
 from trainer.mlflow_run import MetricLogger, final_metrics, training_run, training_tags
 from trainer.progress import on_terminal
-from trainer.resume import CheckpointOptions, RunCheckpoints
+from trainer.resume import RunCheckpoints
+from trainer.run_options import RunOptions
 
 log = logging.getLogger(__name__)
-
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-DATA_PLACEMENTS = ("auto", "device", "stream")
 
 
 # auto streams training data that would take more than this share of the free GPU memory
 # (the rest is left to activations, the optimizer state and the validation split).
 DEVICE_MEMORY_FRACTION = 0.5
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run is carried out (the run and operation flags of the same names; their defaults
-    are these). ``deterministic`` and ``compile`` change how the numbers are computed, so they
-    are recorded with the hyperparameters; the others are not."""
-
-    device: str = "auto"  # one of DEVICES; auto: CUDA when present
-    deterministic: bool = False
-    compile: bool = False
-    data_placement: str = "auto"  # one of DATA_PLACEMENTS
-    system_metrics_interval: float = 10.0  # seconds; 0: off
-    checkpoint_dir: str | None = None  # None: the run-scoped default under $PIPELINE_HOME
-    checkpoint_every_epochs: int = 1  # 0: off
-    checkpoint_every_minutes: float = 10.0  # 0: off
-
-    def __post_init__(self) -> None:
-        """Raise ``SettingError`` naming the first field out of its range."""
-        for name, choices in (("device", DEVICES), ("data_placement", DATA_PLACEMENTS)):
-            value = getattr(self, name)
-            check_setting(name, value, value in choices, f"must be one of {choices}")
-        for name in (
-            "checkpoint_every_epochs",
-            "checkpoint_every_minutes",
-            "system_metrics_interval",
-        ):
-            value = getattr(self, name)
-            check_setting(name, value, 0 <= value < math.inf, "must not be negative")
-        if self.checkpoint_dir is not None and not self.checkpoint_dir.strip():
-            raise SettingError("checkpoint_dir", "is empty")
-
-    @property
-    def checkpoint(self) -> CheckpointOptions:
-        """Where and how often the run checkpoints (``keep``: the store's default)."""
-        return CheckpointOptions(
-            self.checkpoint_dir, self.checkpoint_every_epochs, self.checkpoint_every_minutes
-        )
 
 
 @dataclass(frozen=True)
@@ -228,11 +183,27 @@ def build_network(
     return TabularMLP(network)
 
 
+def with_budget(config: TrainConfig, train_rows: int) -> TrainConfig:
+    """``config`` with an auto (0) batch size and epochs count set for ``train_rows``: what the
+    run records (MLflow params, result, checkpoint identity) are the values it trains with."""
+    loop = config.loop.for_rows(train_rows)
+    if loop != config.loop:
+        log.info(
+            "auto budget for %d training rows: batch size %d, at most %d epochs",
+            train_rows,
+            loop.batch_size,
+            loop.epochs,
+        )
+    return replace(config, loop=loop)
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """A training process ready to fit: data placed, network built, how the loop runs, the
-    run's checkpoints, and the MLflow run a resume continues (None: a new run)."""
+    """A training process ready to fit: the run's config with its auto optimisation budget set
+    for the training rows, data placed, network built, how the loop runs, the run's checkpoints,
+    and the MLflow run a resume continues (None: a new run)."""
 
+    config: TrainConfig
     transform: dataset.TableTransform
     net: TabularMLP
     train: TensorSplit
@@ -246,9 +217,11 @@ class Prepared:
 def prepare(
     config: TrainConfig, group: ProcessGroup, device: torch.device, interrupts: Interrupts
 ) -> Prepared:
-    """Load and place the data, find the run's latest checkpoint, build the network."""
+    """Load and place the data, set the auto optimisation budget, find the run's latest
+    checkpoint, build the network."""
     transform = dataset.load_transform(config.data_path)
     train_split, val_split, streamed = load_data(config, transform, device)
+    config = with_budget(config, train_split.rows)
     fingerprint = data_fingerprint(config.data_path)
     identity = {
         "experiment_name": config.experiment_name,
@@ -272,7 +245,15 @@ def prepare(
     )
     resumed_run_id = resume.mlflow_run_id if resume else None
     return Prepared(
-        transform, net, train_split, val_split, runtime, checkpoints, resumed_run_id, fingerprint
+        config,
+        transform,
+        net,
+        train_split,
+        val_split,
+        runtime,
+        checkpoints,
+        resumed_run_id,
+        fingerprint,
     )
 
 
@@ -337,6 +318,12 @@ def log_results(
     if p.resumed_run_id is not None and (logged := logged_model_uri(run_id)) is not None:
         log.info("run %s holds its model already (%s); not logging another", run_id, logged)
         logger.flush()
+        # The attempt before may have stopped between logging the model and recording its
+        # files' sha256 (the record is keyed by the model's id, so a model logged again on a
+        # resume gets a record of its own and no run param is ever changed).
+        model_id = logged.removeprefix("models:/")
+        if not integrity.has_record(model_id, run_id):
+            integrity.record_logged_model(model_id, run_id)
         return logged
     logger.log(final_metrics(outcome))
     logger.flush()
@@ -392,9 +379,9 @@ def train(config: TrainConfig) -> TrainResult | None:
             prepared = prepare(config, group, device, interrupts)
             try:
                 if not group.is_main:
-                    run_fit(config, prepared)
+                    run_fit(prepared.config, prepared)
                     return None
-                return train_and_log(config, prepared)
+                return train_and_log(prepared.config, prepared)
             except TrainingInterrupted as exc:
                 raise Preempted(
                     f"{exc} ({prepared.checkpoints.shown}); the same command resumes from it"

@@ -17,22 +17,23 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from common.metrics import ClassificationMetrics, classification_metrics
-from tabular_model.network import TabularMLP, check_setting, predict_proba
+from tabular_model.network import TabularMLP, predict_proba
 from trainer.distributed import SINGLE_PROCESS, ProcessGroup
 from trainer.interrupts import Interrupts
+from trainer.loop_config import CLASS_WEIGHTS as CLASS_WEIGHTS
+from trainer.loop_config import LR_SCHEDULES as LR_SCHEDULES
+from trainer.loop_config import OPTIMIZERS as OPTIMIZERS
+from trainer.loop_config import LoopConfig as LoopConfig
 from trainer.progress import epoch_bar
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("constant", "cosine")
-CLASS_WEIGHTS = ("none", "balanced")
 STATE_FORMAT = 1
 
 
@@ -53,51 +54,6 @@ class TensorSplit:
     @property
     def rows(self) -> int:
         return int(self.target.shape[0])
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """The optimisation settings (the trainer's flags of the same names; their defaults are
-    these)."""
-
-    lr: float = 1e-3
-    batch_size: int = 1024
-    optimizer: str = "adamw"  # one of OPTIMIZERS
-    epochs: int = 20  # at most; early stopping can end sooner
-    weight_decay: float = 1e-5
-    patience: int = 5  # epochs without a val_loss improvement before stopping
-    seed: int = 0  # of the initialisation and the shuffling
-    lr_schedule: str = "cosine"  # after the warmup; one of LR_SCHEDULES
-    warmup_epochs: float = 1.0  # linear learning-rate warmup
-    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
-    class_weights: str = "none"  # one of CLASS_WEIGHTS
-
-    # The largest batch and number of epochs: generous for an 80 GB GPU, but a typo (an extra
-    # zero or two) is refused instead of filling the machine's memory or running for weeks.
-    LIMITS: ClassVar[dict[str, int]] = {"batch_size": 1_048_576, "epochs": 10_000}
-
-    def __post_init__(self) -> None:
-        """Raise ``SettingError`` naming the first field out of its range (NaN and infinity
-        are out of every float field's range)."""
-        for name in ("lr", "batch_size", "epochs", "patience"):
-            value = getattr(self, name)
-            check_setting(name, value, value > 0, "must be positive")
-        for name in ("weight_decay", "warmup_epochs", "grad_clip"):
-            value = getattr(self, name)
-            check_setting(name, value, value >= 0, "must not be negative")
-        for name in ("lr", "weight_decay", "warmup_epochs", "grad_clip"):
-            value = getattr(self, name)
-            check_setting(name, value, math.isfinite(value), "must be finite")
-        for name, limit in self.LIMITS.items():
-            value = getattr(self, name)
-            check_setting(name, value, value <= limit, f"must be at most {limit}")
-        for name, choices in (
-            ("optimizer", OPTIMIZERS),
-            ("lr_schedule", LR_SCHEDULES),
-            ("class_weights", CLASS_WEIGHTS),
-        ):
-            value = getattr(self, name)
-            check_setting(name, value, value in choices, f"must be one of {choices}")
 
 
 @dataclass(frozen=True)
@@ -240,6 +196,7 @@ def make_optimization(
     """Optimizer, schedule and class weights; ``rows_per_epoch`` is what this process trains
     on per epoch (default: all of ``train``), ``device`` where the weights go (default: the
     data's)."""
+    config = config.for_rows(train.rows)  # an auto batch size or epochs count set
     optimizer = make_optimizer(net, config)
     steps_per_epoch = math.ceil((rows_per_epoch or train.rows) / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -320,6 +277,19 @@ def streamed_batches(
             yield numeric[rows], categorical[rows], target[rows]
 
 
+def training_loss(
+    logits: torch.Tensor, target: torch.Tensor, optimization: Optimization, config: LoopConfig
+) -> torch.Tensor:
+    """Cross-entropy of ``logits`` [batch, classes] against ``target``, class-weighted and
+    label-smoothed as ``optimization`` and ``config`` say."""
+    return nn.functional.cross_entropy(
+        logits,
+        target,
+        weight=optimization.class_weights,
+        label_smoothing=config.label_smoothing,
+    )
+
+
 def train_steps(
     model: nn.Module,
     optimization: Optimization,
@@ -341,9 +311,7 @@ def train_steps(
             return False
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(numeric, categorical)
-        loss = nn.functional.cross_entropy(
-            logits.float(), target, weight=optimization.class_weights
-        )
+        loss = training_loss(logits.float(), target, optimization, config)
         optimization.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -379,7 +347,9 @@ class Training:
         runtime: LoopRuntime,
         callbacks: LoopCallbacks,
     ) -> None:
-        self.net, self.train, self.val, self.config = net, train, val, config
+        # An auto batch size or epochs count (0) is set here from the training rows.
+        self.net, self.train, self.val = net, train, val
+        self.config = config.for_rows(train.rows)
         self.runtime, self.callbacks = runtime, callbacks
         self.group = runtime.group
         self.device = runtime.device or train.target.device
@@ -387,7 +357,7 @@ class Training:
         forward = net if runtime.forward is None else runtime.forward
         self.model = self.group.wrap(forward, self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.optimization = make_optimization(net, train, config, self.rows, self.device)
+        self.optimization = make_optimization(net, train, self.config, self.rows, self.device)
         self.outcome = LoopOutcome()
         self.best_state = copy.deepcopy(net.state_dict())
         self.cursor: EpochCursor | None = None

@@ -357,6 +357,7 @@ def test_every_sweep_flag_is_a_trainer_flag_of_the_same_type() -> None:
         "warmup_epochs": {"uniform": [0.0, 2.0]},
         "grad_clip": [0.0, 1.0],
         "class_weights": ["none", "balanced"],
+        "label_smoothing": {"uniform": [0.0, 0.2]},
         "numeric_embedding": ["none", "periodic", "ple"],
         "embedding_dim": {"int_uniform": [8, 32]},
         "periodic_sigma": {"log_uniform": [0.01, 1.0]},

@@ -150,8 +150,8 @@ def test_cuda_requested_without_a_device(
     [
         (["--lr", "0"], "--lr"),
         (["--lr", "-0.1"], "--lr"),
-        (["--batch-size", "0"], "--batch-size"),
-        (["--epochs", "0"], "--epochs"),
+        (["--batch-size", "-1"], "--batch-size"),
+        (["--epochs", "-1"], "--epochs"),
         (["--width", "-4"], "--width"),
         (["--patience", "0"], "--patience"),
         (["--dropout", "1"], "--dropout"),

@@ -13,7 +13,7 @@ import pytest
 from common.step import UsageError
 from tabular_model.network import ModelConfig
 from trainer.cli import SWEEPABLE_GROUPS, build_parser, config_from_args, main
-from trainer.job import RunOptions, TrainConfig, hyperparameters
+from trainer.job import RunOptions, TrainConfig, hyperparameters, with_budget
 from trainer.loop import LoopConfig
 
 REQUIRED = ["--data-path", "data/", "--experiment-name", "exp"]
@@ -81,18 +81,31 @@ def test_flags_reach_their_config_fields() -> None:
 def test_hyperparameters_are_the_model_and_loop_settings_with_determinism_and_compile() -> None:
     assert hyperparameters(config("--deterministic")) == {
         "width": 256, "depth": 3, "dropout": 0.1, "deterministic": True, "lr": 1e-3,
-        "batch_size": 1024, "optimizer": "adamw", "epochs": 20, "weight_decay": 1e-5,
-        "patience": 5, "seed": 0, "lr_schedule": "cosine", "warmup_epochs": 1.0,
-        "grad_clip": 1.0, "class_weights": "none", "numeric_embedding": "none",
+        "batch_size": 0, "optimizer": "adamw", "epochs": 0, "weight_decay": 1e-5,
+        "patience": 16, "seed": 0, "lr_schedule": "cosine", "warmup_epochs": 1.0,
+        "grad_clip": 1.0, "class_weights": "none", "label_smoothing": 0.0,
+        "numeric_embedding": "none",
         "embedding_dim": 16, "periodic_sigma": 0.1, "ple_bins": 8, "compile": False,
     }  # fmt: skip
+
+
+def test_the_run_records_the_auto_budget_it_trains_with() -> None:
+    auto = with_budget(config(), train_rows=2_000)
+    assert (auto.loop.batch_size, auto.loop.epochs) == (128, 100)
+    assert hyperparameters(auto)["batch_size"] == 128
+    assert auto.model == config().model and auto.options == config().options
+    chosen = with_budget(config("--batch-size", "512", "--epochs", "3"), train_rows=2_000)
+    assert (chosen.loop.batch_size, chosen.loop.epochs) == (512, 3)
+    assert with_budget(config("--batch-size", "512"), train_rows=2_000).loop.epochs == 100
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--lr", "0"], "--lr must be positive, got 0.0"),
-        (["--batch-size", "0"], "--batch-size must be positive, got 0"),
+        (["--batch-size", "-1"], "--batch-size must not be negative (0: auto), got -1"),
+        (["--epochs", "-2"], "--epochs must not be negative (0: auto), got -2"),
+        (["--patience", "0"], "--patience must be positive, got 0"),
         (["--width", "-4"], "--width must be positive, got -4"),
         (["--depth", "0"], "--depth must be positive, got 0"),
         (["--dropout", "1"], "--dropout must be in [0, 1), got 1.0"),
@@ -142,7 +155,8 @@ def test_the_float_flags_are_known() -> None:
     assert sorted(float_flags()) == sorted(
         [
             "--dropout", "--periodic-sigma", "--lr", "--weight-decay", "--warmup-epochs",
-            "--grad-clip", "--checkpoint-every-minutes", "--system-metrics-interval",
+            "--grad-clip", "--label-smoothing", "--checkpoint-every-minutes",
+            "--system-metrics-interval",
         ]
     )  # fmt: skip
 
@@ -171,11 +185,12 @@ def test_sizes_are_bounded_and_the_bound_is_documented(flag: str, limit: int) ->
     with pytest.raises(UsageError, match=f"^{flag} must be at most {limit}, got {limit + 1}$"):
         config(flag, str(limit + 1))
     (action,) = [a for a in build_parser()._actions if flag in a.option_strings]
-    assert f"1 to {limit}" in action.help
+    low = 0 if flag in ("--batch-size", "--epochs") else 1  # 0: auto
+    assert f"({low} to {limit})" in action.help
 
 
 @pytest.mark.parametrize(
-    "flags", [["--epochs", "0"], ["--width", "100000"], ["--lr", "nan"], ["--dropout", "inf"]]
+    "flags", [["--epochs", "-1"], ["--width", "100000"], ["--lr", "nan"], ["--dropout", "inf"]]
 )
 def test_a_value_out_of_range_exits_2_before_anything_is_created(
     flags: list[str], isolated_env: Path, xcom_file: Path, capsys: pytest.CaptureFixture[str]

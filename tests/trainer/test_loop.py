@@ -26,6 +26,7 @@ from trainer.loop import (
     make_optimizer,
     validation_metrics,
 )
+from trainer.loop_config import auto_batch_size, auto_epochs
 
 # A constant learning rate and no clipping, unlike the trainer's defaults: the tests below
 # turn the schedule and clipping on where they are what is tested.
@@ -140,8 +141,10 @@ def test_make_optimizer(name: str) -> None:
         ({"class_weights": "auto"}, "class_weights must be one of ('none', 'balanced'), got"),
         ({"lr": 0.0}, "lr must be positive, got 0.0"),
         ({"lr": math.nan}, "lr must be positive, got nan"),
-        ({"batch_size": 0}, "batch_size must be positive, got 0"),
-        ({"epochs": -1}, "epochs must be positive, got -1"),
+        ({"batch_size": -1}, "batch_size must not be negative (0: auto), got -1"),
+        ({"epochs": -1}, "epochs must not be negative (0: auto), got -1"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1), got 1.0"),
+        ({"label_smoothing": math.nan}, "label_smoothing must be in [0, 1), got nan"),
         ({"patience": 0}, "patience must be positive, got 0"),
         ({"weight_decay": -1e-4}, "weight_decay must not be negative, got -0.0001"),
         ({"warmup_epochs": -1.0}, "warmup_epochs must not be negative, got -1.0"),
@@ -156,9 +159,62 @@ def test_loop_config_refuses_values_out_of_range(changes: dict[str, Any], messag
 
 def test_loop_config_defaults_are_the_trainers() -> None:
     assert LoopConfig() == LoopConfig(
-        lr=1e-3, batch_size=1024, optimizer="adamw", epochs=20, weight_decay=1e-5, patience=5,
+        lr=1e-3, batch_size=0, optimizer="adamw", epochs=0, weight_decay=1e-5, patience=16,
         seed=0, lr_schedule="cosine", warmup_epochs=1.0, grad_clip=1.0, class_weights="none",
+        label_smoothing=0.0,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_size", "epochs"),
+    [
+        (100, 128, 100),  # one step per epoch: the most epochs
+        (1_257, 128, 100),  # 10 steps per epoch, 1,000 steps in all
+        (16_384, 256, 100),  # rows / 64 exactly
+        (16_383, 128, 100),
+        (131_072, 1024, 100),  # 128 steps per epoch: 12,800 steps
+        (1_000_000, 1024, 21),  # 977 steps per epoch: about 20,000 steps
+        (100_000_000, 1024, 20),  # the fewest epochs
+    ],
+)
+def test_auto_budget_follows_the_training_rows(rows: int, batch_size: int, epochs: int) -> None:
+    assert auto_batch_size(rows) == batch_size
+    assert auto_epochs(rows, batch_size) == epochs
+    resolved = LoopConfig().for_rows(rows)
+    assert (resolved.batch_size, resolved.epochs) == (batch_size, epochs)
+    assert resolved.resolved and not LoopConfig().resolved
+
+
+def test_explicit_batch_size_and_epochs_win_over_auto() -> None:
+    assert LoopConfig(batch_size=64, epochs=3).for_rows(10**6) == LoopConfig(
+        batch_size=64, epochs=3
+    )
+    # Epochs follow the batch size the user chose: 2 steps per epoch at 512.
+    assert LoopConfig(batch_size=512).for_rows(1_000).epochs == 100
+    assert LoopConfig(batch_size=1_000_000).for_rows(2 * 10**9).epochs == 20  # 2,000 steps each
+
+
+def test_fit_with_auto_budget_trains_the_resolved_number_of_epochs() -> None:
+    train, val = separable(300, seed=1), separable(200, seed=2)
+    config = dataclasses.replace(CONFIG, batch_size=0, epochs=0, patience=1_000)
+    training = training_of(new_net(), train, config)
+    assert (training.config.batch_size, training.config.epochs) == (128, 100)
+    outcome = fit(new_net(), train, val, dataclasses.replace(config, epochs=3))
+    assert outcome.train_samples == 3 * train.rows  # the batch size was auto, epochs were not
+
+
+def test_label_smoothing_keeps_predictions_from_saturating() -> None:
+    train = separable(400, seed=1)
+    config = dataclasses.replace(CONFIG, epochs=20)
+    sharp, smooth = new_net(), new_net()
+    fit(sharp, train, train, config)
+    fit(smooth, train, train, dataclasses.replace(config, label_smoothing=0.2))
+    top = [
+        predict_proba(n, train.numeric, train.categorical).max(1).values.mean()
+        for n in (sharp, smooth)
+    ]
+    # Smoothing 0.2 over 2 classes makes 0.9 the target's probability.
+    assert float(top[0]) > 0.95 and 0.85 < float(top[1]) < 0.93
 
 
 def test_lr_factor_warms_up_linearly_then_decays_by_cosine_to_zero() -> None:
