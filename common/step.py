@@ -9,11 +9,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from common.redaction import RedactingFilter, redact_uri
-from contract.results import StepResult
-from contract.xcom import write_result, xcom_path
+
+if TYPE_CHECKING:
+    from contract.results import StepResult
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,37 @@ class UsageError(StepError):
     exit_code = 2
 
 
+class StepHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in ``--help`` only where there is one to tell: not for a required flag, a flag
+    whose absence means "not given" (None), a repeatable flag that starts empty, or a switch."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        switch = action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction)
+        nothing = action.default is None or action.default == []
+        if action.required or switch or nothing:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def plain_text(text: str | None) -> str | None:
+    """``text`` (a module docstring used as a description) without reST's double backticks,
+    which ``--help`` would print as they are."""
+    return None if text is None else text.replace("``", "")
+
+
+def script_name() -> str:
+    """The name this process was started by (``tabular-train`` for the console script), for
+    the usage line of a step started by its console script."""
+    return Path(sys.argv[0]).name
+
+
 class StepArgumentParser(argparse.ArgumentParser):
     """argparse that raises ``UsageError`` instead of exiting, so usage errors are reported
-    like every other failure."""
+    like every other failure; its help shows the defaults worth telling and no reST markup."""
 
     def __init__(self, **kwargs: object) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", StepHelpFormatter)
+        kwargs["description"] = plain_text(kwargs.get("description"))  # type: ignore[arg-type]
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> NoReturn:
@@ -104,6 +130,8 @@ def remove_stale_result() -> None:
     """Remove a result an earlier attempt left, so that it is never mistaken for this one's; a
     StepError naming ``$XCOM_RETURN_PATH`` when that cannot be done (a folder there, no
     permission), so that the step fails before it does any work."""
+    from contract.xcom import xcom_path  # pydantic and jsonschema: not needed for --help
+
     path = xcom_path()
     if path.is_dir():
         raise StepError(f"XCOM_RETURN_PATH {path}: is a folder, not the result file's path")
@@ -115,6 +143,18 @@ def remove_stale_result() -> None:
         ) from exc
 
 
+def fail_before_start(step: str, error: StepError) -> int:
+    """Report ``error`` (bad flags or settings) and return its exit code, after removing a
+    result an earlier attempt left; an unusable result path is reported instead, as it would
+    fail the step whatever its flags."""
+    try:
+        remove_stale_result()
+    except StepError as unusable:
+        error = unusable
+    report_failure(step, str(error))
+    return error.exit_code
+
+
 def run_step(
     step: str,
     parser: argparse.ArgumentParser,
@@ -123,16 +163,22 @@ def run_step(
 ) -> int:
     """Run one step and return its exit code (0 only when a valid result was written, or when
     ``body`` returns None: a helper process, such as a data-parallel rank other than 0, whose
-    result rank 0 writes)."""
+    result rank 0 writes). ``--help`` only prints the help: the result's contract (pydantic,
+    jsonschema) is imported once the flags are parsed, so the help comes quickly."""
     try:
-        remove_stale_result()
         configure_logging()
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
-    except StepError as exc:  # a usage error (exit 2) or an unusable result path (exit 1)
+    except StepError as exc:  # a usage error (exit 2)
+        return fail_before_start(step, exc)
+    try:
+        remove_stale_result()
+    except StepError as exc:  # an unusable result path (exit 1)
         report_failure(step, str(exc))
         return exc.exit_code
+    from contract.xcom import write_result
+
     try:
         result = body(args)
         if result is None:

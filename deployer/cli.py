@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from common.step import StepArgumentParser, UsageError, run_step
-from deployer.job import DeployConfig, deploy
+from common.step import StepArgumentParser, UsageError, run_step, script_name
+
+if TYPE_CHECKING:
+    from contract.results import DeployResult
+    from deployer.job import DeployConfig
+
+# The job (MLflow, pandas) is imported once the flags are parsed, so --help and usage errors
+# are quick.
+PROG = "python -m deployer"
 
 
 def expected_version(text: str) -> int | None:
@@ -30,14 +38,27 @@ def tag(text: str) -> tuple[str, str]:
     return key, value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = StepArgumentParser(prog="python -m deployer", description=__doc__)
-    p.add_argument("--run-id", help="MLflow run whose model becomes champion")
-    p.add_argument("--model-name", required=True, help="registered model name")
-    p.add_argument(
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The deployer's flags in argument groups; ``prog``: the command in the usage line."""
+    p = StepArgumentParser(prog=prog, description=__doc__)
+    model = p.add_argument_group("model", "the registered model whose aliases move")
+    model.add_argument("--model-name", required=True, metavar="NAME", help="registered model name")
+    add_deploy_flags(p.add_argument_group("deploy", "make a run's model the champion"))
+    rollback = p.add_argument_group("rollback", "undo the last deploy")
+    rollback.add_argument(
         "--rollback", action="store_true", help="move champion back to previous_champion"
     )
-    p.add_argument(
+    return p
+
+
+def add_deploy_flags(group: argparse._ArgumentGroup) -> None:
+    """The flags of a deploy (a rollback refuses them)."""
+    group.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="MLflow run whose model becomes champion (required unless --rollback)",
+    )
+    group.add_argument(
         "--expected-champion-version",
         type=expected_version,
         default=argparse.SUPPRESS,
@@ -46,12 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         " default: the evaluation recorded on the run; with --force and no evaluation: the "
         "champion when the deploy starts)",
     )
-    p.add_argument(
+    group.add_argument(
         "--data-path",
+        metavar="URI",
         help="a preprocess output whose raw sample rows the smoke test predicts; without it, "
         "the model's own input example",
     )
-    p.add_argument(
+    group.add_argument(
         "--tag",
         type=tag,
         action="append",
@@ -59,13 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="an extra version tag (repeatable)",
     )
-    p.add_argument(
+    group.add_argument(
         "--force",
         action="store_true",
         help="deploy a run without an evaluation for this model, or one whose evaluation decided "
         "not to deploy (champion still moves only if it is the expected version)",
     )
-    return p
 
 
 def resolve(args: argparse.Namespace) -> DeployConfig:
@@ -87,6 +108,8 @@ def resolve(args: argparse.Namespace) -> DeployConfig:
             )
     elif not args.run_id:
         raise UsageError("--run-id is required unless --rollback is given")
+    from deployer.job import DeployConfig
+
     return DeployConfig(
         model_name=args.model_name,
         run_id=args.run_id,
@@ -99,9 +122,17 @@ def resolve(args: argparse.Namespace) -> DeployConfig:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_step("deploy", build_parser(), lambda args: deploy(resolve(args)), argv)
+def run(args: argparse.Namespace) -> DeployResult:
+    """Deploy, or roll back, as the parsed flags say."""
+    from deployer.job import deploy
+
+    return deploy(resolve(args))
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run_step("deploy", build_parser(prog), run, argv)
 
 
 def main_entry() -> None:
-    raise SystemExit(main())
+    """The ``tabular-deploy`` console script."""
+    raise SystemExit(main(prog=script_name()))

@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from common.step import StepArgumentParser, UsageError, run_step
-from evaluator.gate import Thresholds
-from evaluator.job import EvaluateConfig, evaluate
+from common.step import StepArgumentParser, UsageError, run_step, script_name
+from evaluator.thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from contract.results import EvaluateResult
+    from evaluator.job import EvaluateConfig
+
+# The parser needs only the gate's thresholds: the job (MLflow, torch, pandas, sklearn) is
+# imported once the flags are parsed, so --help and usage errors are quick.
+PROG = "python -m evaluator"
 
 # The gate's flags, which the DAG passes from its run params (``make schemas`` publishes their
 # types and defaults for it: dags/tabular_pipeline/flags/evaluation_gate.json).
@@ -20,34 +28,57 @@ DEFAULT_CONFIDENCE = 0.95
 MAX_BOOTSTRAP_SAMPLES = 1_000_000
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = StepArgumentParser(prog="python -m evaluator", description=__doc__)
-    p.add_argument("--run-id", required=True, help="MLflow run of the candidate")
-    p.add_argument("--data-path", required=True, help="the --output folder of preprocess")
-    p.add_argument("--model-name", required=True, help="registered model holding the champion")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The evaluator's flags in argument groups; ``prog``: the command in the usage line."""
+    p = StepArgumentParser(prog=prog, description=__doc__)
+    inputs = p.add_argument_group("candidate and champion", "what is scored, on which rows")
+    inputs.add_argument("--run-id", required=True, metavar="ID", help="MLflow run of the candidate")
+    inputs.add_argument(
+        "--data-path",
+        required=True,
+        metavar="URI",
+        help="the --output folder of preprocess (local, file:// or s3://)",
+    )
+    inputs.add_argument(
+        "--model-name",
+        required=True,
+        metavar="NAME",
+        help="registered model holding the champion",
+    )
     add_gate_flags(p.add_argument_group(GATE_GROUP, "what a candidate must clear to be deployed"))
-    p.add_argument(
+    add_measure_flags(p.add_argument_group("measurement", "the interval, the slices, the plots"))
+    return p
+
+
+def add_measure_flags(group: argparse._ArgumentGroup) -> None:
+    """How the gain's interval and the slices are measured, and whether plots are logged."""
+    group.add_argument(
         "--bootstrap-samples",
         type=int,
         default=2000,
+        metavar="N",
         help=f"paired resamples (1 to {MAX_BOOTSTRAP_SAMPLES})",
     )
-    p.add_argument(
-        "--bootstrap-seed", type=int, default=0, help="same seed, same interval (0 or more)"
+    group.add_argument(
+        "--bootstrap-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="same seed, same interval (0 or more)",
     )
-    p.add_argument(
+    group.add_argument(
         "--min-slice-size",
         type=int,
         default=50,
+        metavar="ROWS",
         help="rows a categorical slice needs to count (1 or more)",
     )
-    p.add_argument(
+    group.add_argument(
         "--plots",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="log the confusion matrix, ROC, PR and calibration plots to the candidate's run",
     )
-    return p
 
 
 def add_gate_flags(group: argparse._ArgumentGroup) -> None:
@@ -56,24 +87,28 @@ def add_gate_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--min-accuracy",
         type=float,
+        metavar="FLOAT",
         default=defaults.min_accuracy,
         help="accuracy floor on test (0 to 1)",
     )
     group.add_argument(
         "--min-improvement",
         type=float,
+        metavar="FLOAT",
         default=defaults.min_improvement,
         help="the lower bound of the gain's interval must exceed this (-1 to 1)",
     )
     group.add_argument(
         "--confidence",
         type=float,
+        metavar="FLOAT",
         default=DEFAULT_CONFIDENCE,
         help="the interval's level (between 0 and 1)",
     )
     group.add_argument(
         "--slice-tolerance",
         type=float,
+        metavar="FLOAT",
         default=defaults.slice_tolerance,
         help="how much less accurate than the champion's worst slice the candidate's may be "
         "(0 to 1)",
@@ -81,6 +116,7 @@ def add_gate_flags(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--calibration-tolerance",
         type=float,
+        metavar="FLOAT",
         default=defaults.calibration_tolerance,
         help="how much higher than the champion's the candidate's calibration error may be "
         "(0 to 1)",
@@ -107,6 +143,8 @@ def resolve(args: argparse.Namespace) -> EvaluateConfig:
     thresholds = Thresholds(
         args.min_accuracy, args.min_improvement, args.slice_tolerance, args.calibration_tolerance
     )
+    from evaluator.job import EvaluateConfig
+
     return EvaluateConfig(
         run_id=args.run_id,
         data_path=args.data_path.rstrip("/"),
@@ -120,9 +158,17 @@ def resolve(args: argparse.Namespace) -> EvaluateConfig:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_step("evaluate", build_parser(), lambda args: evaluate(resolve(args)), argv)
+def run(args: argparse.Namespace) -> EvaluateResult:
+    """Score and decide as the parsed flags say."""
+    from evaluator.job import evaluate
+
+    return evaluate(resolve(args))
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run_step("evaluate", build_parser(prog), run, argv)
 
 
 def main_entry() -> None:
-    raise SystemExit(main())
+    """The ``tabular-evaluate`` console script."""
+    raise SystemExit(main(prog=script_name()))

@@ -6,20 +6,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from contract.results import DeployReason
+from evaluator.thresholds import Thresholds as Thresholds
 
 # Why a champion that exists has no scores: it cannot score this data (other columns, types or
 # classes), or it is broken (does not load, or predicts no usable probabilities).
 ChampionUnscored = Literal["baseline_incompatible", "champion_unusable"]
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What a candidate must clear (the evaluator's flags)."""
-
-    min_accuracy: float = 0.0
-    min_improvement: float = 0.0
-    slice_tolerance: float = 0.05
-    calibration_tolerance: float = 0.02
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,18 @@ import argparse
 import os
 from collections.abc import Sequence
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-from fsspec.implementations.local import LocalFileSystem
+from common.step import StepArgumentParser, UsageError, run_step, script_name
+from tabular_model.model_config import SCALINGS
 
-from common import storage
-from common.step import StepArgumentParser, UsageError, run_step
-from preprocess.fit import FitOptions
-from preprocess.job import PreprocessConfig, output_files, preprocess
-from preprocess.passes import SplitSpec
-from tabular_model.transform import SCALINGS
+if TYPE_CHECKING:
+    from contract.results import PreprocessResult
+    from preprocess.job import PreprocessConfig
+
+# The job (pyarrow, pandas, fsspec) is imported once the flags are parsed, so --help and usage
+# errors are quick.
+PROG = "python -m preprocess"
 
 # The most rows read at once and kept as the model's input example: generous, but a typo (an
 # extra zero or two) is refused instead of filling the machine's memory.
@@ -24,65 +26,96 @@ MAX_BATCH_ROWS = 16_777_216
 MAX_SAMPLE_ROWS = 10_000
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = StepArgumentParser(prog="python -m preprocess", description=__doc__)
-    p.add_argument("--input", required=True, help="raw data: parquet file or folder, or CSV")
-    p.add_argument("--output", required=True, help="folder for splits, transform and manifest")
-    p.add_argument("--target", required=True, help="label column")
-    p.add_argument("--seed", type=int, default=42, help="seed of the split (by row position)")
-    p.add_argument(
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The flags of preprocess in argument groups; ``prog``: the command in the usage line."""
+    p = StepArgumentParser(prog=prog, description=__doc__)
+    data = p.add_argument_group("data", "what is read and where the result goes")
+    data.add_argument(
+        "--input",
+        required=True,
+        metavar="URI",
+        help="raw data: parquet file or folder, or CSV (local, file:// or s3://)",
+    )
+    data.add_argument(
+        "--output",
+        required=True,
+        metavar="URI",
+        help="folder for splits, transform and manifest (local, file:// or s3://)",
+    )
+    data.add_argument("--target", required=True, metavar="COLUMN", help="label column")
+    add_split_flags(p.add_argument_group("split", "which rows go to train, val and test"))
+    add_transform_flags(p.add_argument_group("transform", "how features are encoded"))
+    add_reading_flags(p.add_argument_group("reading", "how much is read and kept at once"))
+    return p
+
+
+def add_split_flags(group: argparse._ArgumentGroup) -> None:
+    """How rows are split: by position (seeded), by a key's hash, or by a column."""
+    group.add_argument(
+        "--seed", type=int, default=42, metavar="N", help="seed of the split (by row position)"
+    )
+    group.add_argument(
         "--split-key",
         default=None,
+        metavar="COLUMN",
         help="split by a hash of this column instead (a key lands in the same split every day); "
         "the column is not used as a feature",
     )
-    p.add_argument(
+    group.add_argument(
         "--split-column",
         default=None,
+        metavar="COLUMN",
         help="take each row's split from this column (values train, val, test) instead of "
         "hashing; the fractions and seed are then unused and the column is not a feature",
     )
     for split in ("val", "test"):
-        p.add_argument(
+        group.add_argument(
             f"--{split}-fraction",
             type=float,
             default=0.15,
+            metavar="SHARE",
             help=f"share of rows for {split} (between 0 and 0.5)",
         )
-    p.add_argument(
+
+
+def add_transform_flags(group: argparse._ArgumentGroup) -> None:
+    """How the transform fitted on the train rows encodes numeric and categorical columns."""
+    group.add_argument(
         "--numeric-scaling",
         choices=SCALINGS,
         default="robust",
         help="robust: median/IQR; quantile: train CDF to [-1, 1]; standard: mean/std",
     )
-    p.add_argument(
+    group.add_argument(
         "--min-frequency",
         type=int,
         default=5,
+        metavar="N",
         help="categories seen fewer times in train share the 'other' code",
     )
-    add_reading_flags(p)
-    return p
 
 
-def add_reading_flags(p: argparse.ArgumentParser) -> None:
+def add_reading_flags(group: argparse._ArgumentGroup) -> None:
     """How much of the input is read, and kept, at once."""
-    p.add_argument(
+    group.add_argument(
         "--sample-rows",
         type=int,
         default=20,
+        metavar="ROWS",
         help=f"raw rows kept as model examples (at most {MAX_SAMPLE_ROWS})",
     )
-    p.add_argument(
+    group.add_argument(
         "--batch-rows",
         type=int,
         default=262_144,
+        metavar="ROWS",
         help=f"rows read per batch (at most {MAX_BATCH_ROWS})",
     )
-    p.add_argument(
+    group.add_argument(
         "--in-memory-limit-mb",
         type=int,
         default=2048,
+        metavar="MB",
         help="inputs up to this size (decoded) are read once and kept in memory; larger ones "
         "are streamed twice in bounded memory (0: always stream)",
     )
@@ -92,6 +125,10 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     """The checked configuration of parsed flags; a ``UsageError`` names the flag out of its
     range (NaN and infinity included), the flags that contradict each other, or an --output
     that would write into the input."""
+    from preprocess.fit import FitOptions
+    from preprocess.job import PreprocessConfig
+    from preprocess.passes import SplitSpec
+
     check_ranges(args)
     if args.split_key is not None and args.split_column is not None:
         raise UsageError("--split-key and --split-column are alternatives; give one")
@@ -135,6 +172,8 @@ def output_folder(output: str, input_uri: str) -> str:
     """``--output`` without trailing slashes. A ``UsageError`` when it names no folder (the
     result would hold relative URIs), when it is the input or inside it (the next run would
     read the splits as raw data), or when a file it gets would replace or join the input."""
+    from preprocess.job import output_files
+
     _, separator, path = output.partition("://")
     if not (path if separator else output).strip().strip("/"):
         raise UsageError(f"--output {output!r} names no folder")
@@ -157,6 +196,10 @@ def location(uri: str) -> str:
     """One spelling of the place ``uri`` names: scheme and path as fsspec resolves them (a
     plain path and ``file://`` alike, ``s3a://`` as ``s3://``), local symlinks followed, no
     trailing slash."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from common import storage
+
     fs, path = storage.filesystem(uri)
     if isinstance(fs, LocalFileSystem):
         path = os.path.realpath(path)
@@ -174,16 +217,25 @@ def use_jemalloc() -> None:
     memory 20 % lower here, as it hands freed batch buffers back sooner."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
+    import pyarrow as pa
+
     with suppress(NotImplementedError):  # a pyarrow built without jemalloc keeps its default
         pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> PreprocessResult:
+    """Preprocess as the parsed flags say."""
+    from preprocess.job import preprocess
+
+    config = config_from_args(args)
     use_jemalloc()
-    return run_step(
-        "preprocess", build_parser(), lambda args: preprocess(config_from_args(args)), argv
-    )
+    return preprocess(config)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run_step("preprocess", build_parser(prog), run, argv)
 
 
 def main_entry() -> None:
-    raise SystemExit(main())
+    """The ``tabular-preprocess`` console script."""
+    raise SystemExit(main(prog=script_name()))

@@ -11,65 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-NUMERIC_EMBEDDINGS = ("none", "periodic", "ple")
-
-
-class SettingError(ValueError):
-    """A chosen setting out of its range: ``setting`` names the field, ``problem`` says what is
-    wrong with its value (e.g. ``must be positive, got 0``)."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"{setting} {problem}")
-        self.setting = setting
-        self.problem = problem
-
-
-def check_setting(setting: str, value: object, valid: bool, requirement: str) -> None:
-    """Raise ``SettingError`` "<setting> <requirement>, got <value>" unless ``valid``."""
-    if not valid:
-        raise SettingError(setting, f"{requirement}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """What the user chooses about the architecture (the trainer's model flags of the same names;
-    their defaults are these). The shapes come from the data: see ``NetworkConfig.for_data``."""
-
-    width: int = 256  # hidden layer width
-    depth: int = 3  # hidden layers
-    dropout: float = 0.1
-    numeric_embedding: str = "none"  # one of NUMERIC_EMBEDDINGS
-    embedding_dim: int = 16  # size of each numeric feature's embedding
-    periodic_sigma: float = 0.1  # std of the initial periodic frequencies
-    ple_bins: int = 8  # piecewise-linear bins per numeric feature
-
-    # The largest size each field takes: generous for an 80 GB GPU, but a typo (an extra zero
-    # or two) is refused instead of filling the memory of the machine.
-    LIMITS: ClassVar[dict[str, int]] = {
-        "width": 16384,
-        "depth": 64,
-        "embedding_dim": 1024,
-        "ple_bins": 1024,
-    }
-
-    def __post_init__(self) -> None:
-        """Raise ``SettingError`` naming the first field out of its range."""
-        for name, limit in self.LIMITS.items():
-            value = getattr(self, name)
-            check_setting(name, value, value > 0, "must be positive")
-            check_setting(name, value, value <= limit, f"must be at most {limit}")
-        check_setting("dropout", self.dropout, 0 <= self.dropout < 1, "must be in [0, 1)")
-        sigma = self.periodic_sigma
-        check_setting("periodic_sigma", sigma, 0 < sigma < math.inf, "must be a positive number")
-        embedding = self.numeric_embedding
-        valid = embedding in NUMERIC_EMBEDDINGS
-        check_setting("numeric_embedding", embedding, valid, f"must be one of {NUMERIC_EMBEDDINGS}")
+from tabular_model.model_config import NUMERIC_EMBEDDINGS as NUMERIC_EMBEDDINGS
+from tabular_model.model_config import ModelConfig as ModelConfig
+from tabular_model.model_config import SettingError as SettingError
+from tabular_model.model_config import check_setting as check_setting
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,19 @@ import argparse
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
-from common.step import StepArgumentParser, StepError, run_step
+from common.step import StepArgumentParser, StepError, run_step, script_name
 from common.tracking import pipeline_home
-from validator.checks import (
-    Thresholds,
-)
-from validator.job import ValidateConfig, validate
-from validator.reference import check_reference_location
+from validator.thresholds import Thresholds
+
+if TYPE_CHECKING:
+    from contract.results import ValidateResult
+    from validator.job import ValidateConfig
+
+# The job (pandas, pyarrow, matplotlib) is imported once the flags are parsed, so --help and
+# usage errors are quick.
+PROG = "python -m validator"
 
 THRESHOLD_HELP = {
     "min_rows": "fewer rows is an error",
@@ -33,30 +38,81 @@ THRESHOLD_HELP = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = StepArgumentParser(prog="python -m validator", description=__doc__)
-    p.add_argument("--source", required=True, help="raw data: parquet file or folder, or CSV")
-    p.add_argument("--target", required=True, help="label column")
-    p.add_argument("--date", default=dt.date.today().isoformat(), help="logical date, YYYY-MM-DD")
-    p.add_argument(
-        "--output",
-        help="folder for anomalies.json, report.html and an inferred schema.json; when not "
-        "given, $PIPELINE_HOME/validate/<date>",
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The validator's flags in argument groups; ``prog``: the command in the usage line."""
+    p = StepArgumentParser(prog=prog, description=__doc__)
+    add_data_flags(p.add_argument_group("data", "what is checked and where the reports go"))
+    schemas = p.add_argument_group("schema", "what the data is checked against (one of these)")
+    schema = schemas.add_mutually_exclusive_group()
+    schema.add_argument(
+        "--schema",
+        metavar="URI",
+        help="schema JSON to check against (used as is, never written)",
     )
-    schema = p.add_mutually_exclusive_group()
-    schema.add_argument("--schema", help="schema JSON to check against (used as is, never written)")
     schema.add_argument(
         "--schema-store",
+        metavar="URI",
         help="schema JSON kept across runs: checked against when it exists; otherwise inferred "
         "(from --reference, else from this data) and stored there once the data passes",
     )
-    p.add_argument(
+    add_drift_flags(p.add_argument_group("drift", "the reference data drift is measured against"))
+    thresholds = p.add_argument_group("thresholds", "when a finding is a warning or an error")
+    for field in fields(Thresholds):
+        kind = int if field.name == "min_rows" else float
+        thresholds.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=kind,
+            default=field.default,
+            metavar="ROWS" if kind is int else "FLOAT",
+            help=THRESHOLD_HELP[field.name],
+        )
+    report = p.add_argument_group("report", "report.html")
+    report.add_argument(
+        "--max-plots", type=int, default=60, metavar="N", help="columns drawn in report.html"
+    )
+    return p
+
+
+def add_data_flags(group: argparse._ArgumentGroup) -> None:
+    """The data, its label and rows' key, its date, and the reports' folder."""
+    group.add_argument(
+        "--source",
+        required=True,
+        metavar="URI",
+        help="raw data: parquet file or folder, or CSV (local, file:// or s3://)",
+    )
+    group.add_argument("--target", required=True, metavar="COLUMN", help="label column")
+    group.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="column that identifies a row (repeat for a composite key): must be unique, non-null",
+    )
+    group.add_argument(
+        "--date",
+        default=dt.date.today().isoformat(),
+        metavar="DATE",
+        help="logical date, YYYY-MM-DD",
+    )
+    group.add_argument(
+        "--output",
+        metavar="URI",
+        help="folder for anomalies.json, report.html and an inferred schema.json; when not "
+        "given, $PIPELINE_HOME/validate/<date>",
+    )
+
+
+def add_drift_flags(group: argparse._ArgumentGroup) -> None:
+    """The reference data for drift, where it may be read from, and the drift's bins."""
+    group.add_argument(
         "--reference",
+        metavar="REFERENCE",
         help="reference data for drift: models:/NAME@ALIAS for the raw data that model version "
         "was trained on (e.g. models:/churn@champion), none, or a data URI under an "
         "--allowed-reference-root; without a schema, the schema is inferred from it",
     )
-    p.add_argument(
+    group.add_argument(
         "--allowed-reference-root",
         action="append",
         default=[],
@@ -67,19 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         "reference (http://, chained a::b URLs, .. segments, another bucket) is refused before "
         "anything is read",
     )
-    p.add_argument(
-        "--key",
-        action="append",
-        default=[],
-        help="column that identifies a row (repeat for a composite key): must be unique, non-null",
+    group.add_argument(
+        "--drift-bins", type=int, default=10, metavar="N", help="quantile bins per numeric column"
     )
-    for field in fields(Thresholds):
-        kind = int if field.name == "min_rows" else float
-        flag = "--" + field.name.replace("_", "-")
-        p.add_argument(flag, type=kind, default=field.default, help=THRESHOLD_HELP[field.name])
-    p.add_argument("--drift-bins", type=int, default=10, help="quantile bins per numeric column")
-    p.add_argument("--max-plots", type=int, default=60, help="columns drawn in report.html")
-    return p
 
 
 def _check_thresholds(thresholds: Thresholds) -> None:
@@ -103,6 +149,9 @@ def _check_thresholds(thresholds: Thresholds) -> None:
 
 def resolve_config(args: argparse.Namespace) -> ValidateConfig:
     """The run's configuration from the flags; a StepError names a bad flag."""
+    from validator.job import ValidateConfig
+    from validator.reference import check_reference_location
+
     check_reference_location(args.reference, args.source, args.allowed_reference_root)
     try:
         dt.date.fromisoformat(args.date)
@@ -129,9 +178,17 @@ def resolve_config(args: argparse.Namespace) -> ValidateConfig:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_step("validate", build_parser(), lambda args: validate(resolve_config(args)), argv)
+def run(args: argparse.Namespace) -> ValidateResult:
+    """Validate as the parsed flags say."""
+    from validator.job import validate
+
+    return validate(resolve_config(args))
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run_step("validate", build_parser(prog), run, argv)
 
 
 def main_entry() -> None:
-    raise SystemExit(main())
+    """The ``tabular-validate`` console script."""
+    raise SystemExit(main(prog=script_name()))

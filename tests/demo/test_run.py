@@ -5,6 +5,7 @@ in tests/dags/test_local_run.py."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,10 +78,30 @@ def own_dataset(rows: int = 900) -> pd.DataFrame:
     return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "colour": colour, "grade": label})
 
 
+def screen_lines(output: str) -> list[str]:
+    return output.splitlines()
+
+
+def log_path(output: str) -> Path:
+    """The log file the screen names at its start (and again at its end)."""
+    first, last = screen_lines(output)[0], screen_lines(output)[-1]
+    assert first.startswith("log (Airflow and the steps): "), first
+    path = Path(first.split(": ", 1)[1])
+    assert last == f"full log: {path}"
+    return path
+
+
+def final_states(output: str) -> list[str]:
+    """The rows of the table of every task's final state."""
+    return re.findall(r"^  \S+\s+(?:success|failed|skipped|upstream_failed)$", output, re.M)
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 def test_the_main_job_runs_on_a_file_of_the_users_own(tmp_path: Path) -> None:
-    """``python -m demo --source FILE --target COLUMN``: the same DAG, run on the user's CSV."""
+    """``python -m demo --source FILE --target COLUMN``: the same DAG, run on the user's CSV,
+    shown on a quiet screen (task states as they change, the summary once) while Airflow's and
+    the steps' logs go to the log file."""
     source = tmp_path / "grades.csv"
     own_dataset().to_csv(source, index=False)
     sweep = {"search_space": {"lr": [0.003], "width": [32], "epochs": [1]}}
@@ -93,3 +114,56 @@ def test_the_main_job_runs_on_a_file_of_the_users_own(tmp_path: Path) -> None:
     assert sum(prepared["row_counts"].values()) == 900
     assert run.result("evaluate")["reason"] == "first_model"
     assert "Deployed: demo-classifier version 1 is now @champion" in run.output
+    predictions = next((home / "scores").glob("*/predictions.parquet"))
+    assert len(pd.read_parquet(predictions)) == 900  # the champion scored the whole file
+    assert predictions.with_name("predictions.parquet.manifest.json").exists()
+    check_quiet_screen(run.output)
+
+
+def check_quiet_screen(output: str) -> None:
+    """One line per task state change, the trial's validation metrics, the summary once, no
+    log records or warnings, short lines; the full log in the file the screen names."""
+    lines = screen_lines(output)
+    assert re.search(r"^ +\d+s  hyperparameter_tuning\.train\[0\] +running$", output, re.M)
+    trial = r"^ +\d+s  hyperparameter_tuning\.train\[0\] +success  val accuracy 0\.\d{4}  loss"
+    assert re.search(trial, output, re.M)
+    assert output.count("Sweep (metrics on the validation split):") == 1
+    assert output.count("DAG run ") == 1
+    assert not re.search(r"Warning|\[info|\[warning|INFO|WARNING", output)
+    assert max(len(line) for line in lines) <= 200
+    # Each task instance gives at most two lines while it runs (running, then its final state;
+    # no retries here) and its row in the final table; add the summary (between the table and
+    # the MLflow line) and ten fixed lines: the log path twice, the dataset, the DAG's start,
+    # the run's state, the MLflow UI, blank separators. Today's log on the screen was 289
+    # lines for this run, one of 4,980 characters.
+    # Then the scoring DAG's run: its start, two lines for each of its two tasks, a blank
+    # line and the line naming what was scored.
+    tasks = len(final_states(output))
+    summary = output.split("\n\nData: ", 1)[1].split("\n\nMLflow UI", 1)[0].count("\n") + 1
+    scoring = 1 + 2 * 2 + 2
+    assert re.search(
+        r"^scored \d+ rows with demo-classifier v1: .*predictions\.parquet$", output, re.M
+    )
+    assert len(lines) <= 3 * tasks + summary + 10 + scoring
+    assert len(lines) < 70
+    log = log_path(output).read_text(encoding="utf-8")
+    for step_log in ("INFO validator.job: validated", "INFO preprocess.job: preprocessed"):
+        assert step_log in log
+    assert "INFO common.step: train result written" in log
+    assert "run summary" in log  # the summary the notify task logs stays in the file
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_verbose_shows_the_steps_logs_on_the_screen(tmp_path: Path) -> None:
+    """``-v``: Airflow's and the steps' logs on the screen, as with no log file. A run that
+    fails in its first step keeps this quick; its failure shows on the screen too."""
+    source = tmp_path / "no-label.csv"
+    own_dataset().drop(columns="grade").to_csv(source, index=False)
+    run = run_demo(tmp_path / "home", "--source", str(source), "--target", "grade", "-v")
+    assert run.returncode == 1
+    assert re.search(r"\[base\] validate failed: .*grade", run.output)  # the step's own output
+    assert re.search(r"^ +\d+s  data_preparation\.validate +failed: ", run.output, re.M)
+    assert "upstream_failed" in run.output
+    assert "log (Airflow and the steps)" not in run.output
+    assert not (tmp_path / "home" / "logs").exists()
