@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -136,6 +137,18 @@ class DataConfig(Section):
         return root
 
 
+class PodExecution(Section):
+    """How the operator waits for a pod on the cluster (``launcher: kubernetes``; the local
+    launcher always runs the pod in-process). ``deferrable`` hands the wait to the triggerer, so
+    a worker slot is not held for hours of training; ``logging_interval_seconds`` is how often a
+    deferred task resumes to fetch the pod's logs (None: only at the end); ``durable`` makes a
+    retry after a lost worker reattach to the running pod instead of starting a second one."""
+
+    deferrable: StrictBool = False
+    logging_interval_seconds: StrictInt | None = Field(60, ge=1)
+    durable: StrictBool = True
+
+
 @with_config(ConfigDict(extra="forbid"))
 class StepResources(TypedDict):
     """Kubernetes requests and limits of one step's container (quantities as strings)."""
@@ -159,6 +172,20 @@ def every_step(values: dict[str, Any]) -> dict[str, Any]:
         if step not in values:
             raise ValueError(f"{step}: missing")
     return values
+
+
+class ScoringConfig(Section):
+    """The ``tabular_scoring`` DAG: the file it scores with the champion, where the predictions
+    go (both may hold ``{{ ds }}``, the run's date), and its CPU pod's resources."""
+
+    input: StrictStr
+    output: StrictStr
+    keep_columns: tuple[StrictStr, ...] = ()
+    batch_rows: StrictInt = Field(65_536, ge=1)
+    # A cron expression: also score on this schedule, not only when a new champion is deployed.
+    schedule: StrictStr | None = None
+    resources: StepResources
+    execution_timeout_minutes: Minutes = 60
 
 
 class PipelineConfig(Section):
@@ -186,6 +213,8 @@ class PipelineConfig(Section):
     retry_delay_seconds: StrictInt = Field(300, ge=0)
     max_parallel_trials: StrictInt = Field(4, ge=1)
     labels: dict[StrictStr, Quantity] = Field(default_factory=dict)
+    pod_execution: PodExecution = PodExecution.model_validate({})  # frozen: one default is safe
+    scoring: ScoringConfig
 
     @field_validator("launcher")
     @classmethod
@@ -251,6 +280,7 @@ def describe(error: Any) -> str:
         "missing": "missing",
         "string_type": f"expected str, got {value!r}",
         "int_type": f"expected int, got {value!r}",
+        "bool_type": f"expected true or false, got {value!r}",
         "dict_type": f"expected a mapping, got {value!r}",
         "model_type": f"expected a mapping, got {value!r}",
         "list_type": f"expected a list, got {value!r}",

@@ -96,7 +96,8 @@ class LocalPod:
         env["XCOM_RETURN_PATH"] = str(self.return_path)
         env["TERMINATION_LOG_PATH"] = str(self.termination_log)
         self.log.info("Running pod %s locally: %s", self.pod.metadata.name, " ".join(command))
-        with (self.workdir / "log.txt").open("w") as log_file:
+        # Line-buffered: the file shows each line as the pod writes it, as `kubectl logs` does.
+        with (self.workdir / "log.txt").open("w", buffering=1) as log_file:
             self.process = subprocess.Popen(
                 command,
                 env=env,

@@ -22,6 +22,7 @@ STEP_MODULES = {
     "train": "trainer",
     "evaluate": "evaluator",
     "deploy": "deployer",
+    "score": "scorer",
 }
 DATA_VOLUME = "pipeline-data"
 SHM_VOLUME = "dshm"
@@ -120,6 +121,19 @@ def step_pod_kwargs(config: PipelineConfig, step: str) -> dict[str, Any]:
         "execution_timeout": dt.timedelta(minutes=config.execution_timeout_minutes[step]),
         "launcher": config.launcher,
         "local_root": config.data.root,
+        **_pod_execution(config),
+    }
+
+
+def _pod_execution(config: PipelineConfig) -> dict[str, Any]:
+    """How the operator waits for the pod. Only on the cluster: the local launcher runs the pod
+    as a child of the task's own process, which cannot be handed to the triggerer."""
+    execution = config.pod_execution
+    on_cluster = config.launcher == "kubernetes"
+    return {
+        "deferrable": on_cluster and execution.deferrable,
+        "logging_interval": execution.logging_interval_seconds if on_cluster else None,
+        "durable": on_cluster and execution.durable,
     }
 
 
