@@ -27,7 +27,7 @@ from common.tracking import (
 from contract.results import CHAMPION_PROBLEM_MAX_CHARS, EvaluateResult, SliceAccuracy
 from evaluator.gate import ChampionUnscored, Comparison, Decision, Scores, Thresholds, decide
 from evaluator.metrics import paired_bootstrap_interval, slice_accuracies, worst_slice
-from evaluator.plots import evaluation_figures
+from evaluator.plots import Plotted, evaluation_figures
 from evaluator.scoring import IncompatibleModelError, Scored, score
 from tabular_model.integrity import ModelIntegrityError, load_verified_model
 from tabular_model.transform import TableTransform, TransformError, encode_target
@@ -245,7 +245,17 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         candidate = score_candidate(config.run_id, model_uri, rows)
         champion = score_champion(config.model_name, rows)
         result, judgement = build_result(config, rows, model_uri, candidate, champion)
-        figures = evaluation_figures(candidate, rows.transform.classes) if config.plots else {}
+        figures = (
+            evaluation_figures(
+                Plotted(f"candidate run {config.run_id[:8]}", candidate),
+                rows.transform.classes,
+                None
+                if champion.scored is None
+                else Plotted(f"champion v{champion.version.version}", champion.scored),
+            )
+            if config.plots
+            else {}
+        )
         record_evaluation(result, judgement.slices, figures)
     log.info(
         "candidate %s test accuracy %.4f vs champion %s (gain interval %s at %.0f%%): %s (%s)",

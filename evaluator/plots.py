@@ -1,14 +1,33 @@
 """Evaluation plots as matplotlib figures (Agg backend, no display): confusion matrix, ROC and
-precision-recall curves (one-vs-rest per class beyond two classes) and the calibration curve."""
+precision-recall curves (one-vs-rest per class beyond two classes) and the calibration curve.
+
+The evaluation decides "candidate or champion", so the curves show both on the same axes when
+the champion was scored on the same rows: the candidate's lines solid, the champion's dashed,
+each labelled with its model, over the reference line that gives a curve its meaning (chance on
+ROC, the class's prevalence on precision-recall, perfect calibration). The confusion matrix is
+the candidate's alone."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from evaluator.scoring import Scored
+
+LINESTYLES = ("-", "--")  # candidate, champion
+REFERENCE_LINESTYLE = ":"  # chance, prevalence and perfect calibration: unlike either model
+
+
+@dataclass(frozen=True)
+class Plotted:
+    """One model's scores and the name its curves carry in the legends
+    (e.g. ``candidate run 1a2b3c4d``, ``champion v3``)."""
+
+    name: str
+    scored: Scored
 
 
 def new_axes(title: str) -> tuple[Any, Any]:
@@ -29,6 +48,24 @@ def positive_classes(n_classes: int) -> range:
     return range(1, 2) if n_classes == 2 else range(n_classes)
 
 
+def positive_wording(class_names: Sequence[str]) -> str:
+    """What the axes of a curve are about, worded as the legend words a class."""
+    if len(class_names) == 2:
+        return f"class {class_names[1]}"
+    return "each class against the rest"
+
+
+def curve_style(model: int, position: int, n_classes: int) -> dict[str, str]:
+    """Two classes: one colour per model. More: one colour per class, so that a class's
+    candidate and champion curves (solid, dashed) read as a pair."""
+    colour = f"C{model}" if n_classes == 2 else f"C{position}"
+    return {"color": colour, "linestyle": LINESTYLES[model]}
+
+
+def curve_name(model: Plotted, class_names: Sequence[str], k: int) -> str:
+    return model.name if len(class_names) == 2 else f"class {class_names[k]}: {model.name}"
+
+
 def confusion_matrix(scored: Scored, class_names: Sequence[str]) -> Any:
     from sklearn.metrics import ConfusionMatrixDisplay
 
@@ -44,45 +81,115 @@ def confusion_matrix(scored: Scored, class_names: Sequence[str]) -> Any:
     return figure
 
 
-def curves(scored: Scored, class_names: Sequence[str], kind: str) -> Any:
-    """ROC (``kind="roc"``) or precision-recall (``kind="pr"``) curves."""
+def prevalence_line(truth: np.ndarray, class_names: Sequence[str], k: int, position: int) -> Any:
+    """The style of a class's precision-recall chance level, its prevalence: beyond two
+    classes each class has its own, coloured and named as the class."""
+    label = f"chance level (prevalence {truth.mean():.2f})"
+    if len(class_names) == 2:
+        return {"linestyle": REFERENCE_LINESTYLE, "label": label}
+    return {
+        "linestyle": REFERENCE_LINESTYLE,
+        "color": f"C{position}",
+        "label": f"class {class_names[k]}: {label}",
+    }
+
+
+def label_axes(axes: Any, kind: str, class_names: Sequence[str]) -> None:
+    """Axis titles that name the positive class as the legend does (sklearn's would say
+    "Positive label: True" for the one-vs-rest truth drawn here)."""
+    about = positive_wording(class_names)
+    if kind == "roc":
+        axes.set(xlabel=f"False positive rate ({about})", ylabel=f"True positive rate ({about})")
+    else:
+        axes.set(xlabel=f"Recall ({about})", ylabel=f"Precision ({about})")
+
+
+def curves(models: Sequence[Plotted], class_names: Sequence[str], kind: str) -> Any:
+    """ROC (``kind="roc"``) or precision-recall (``kind="pr"``) curves of each model."""
     from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
     display: Any = RocCurveDisplay if kind == "roc" else PrecisionRecallDisplay
     figure, axes = new_axes("ROC curve" if kind == "roc" else "Precision-recall curve")
-    for k in positive_classes(len(class_names)):
-        truth = scored.labels == k
-        if truth.all() or not truth.any():
-            continue  # a class absent from (or alone in) the test rows has no curve
-        display.from_predictions(
-            truth, scored.probabilities[:, k], name=f"class {class_names[k]}", ax=axes
-        )
+    n_classes, drawn = len(class_names), 0
+    for position, k in enumerate(positive_classes(n_classes)):
+        class_drawn = False
+        for m, model in enumerate(models):
+            truth = model.scored.labels == k
+            if truth.all() or not truth.any():
+                continue  # a class absent from (or alone in) the test rows has no curve
+            reference = None
+            if kind == "roc" and not drawn:  # the diagonal once, for every class
+                reference = {"linestyle": REFERENCE_LINESTYLE}
+            elif kind == "pr" and not class_drawn:  # once a class: both models scored these rows
+                reference = prevalence_line(truth, class_names, k, position)
+            display.from_predictions(
+                truth,
+                model.scored.probabilities[:, k],
+                pos_label=True,
+                name=curve_name(model, class_names, k),
+                ax=axes,
+                curve_kwargs=curve_style(m, position, n_classes),
+                plot_chance_level=reference is not None,
+                chance_level_kw=reference,
+            )
+            drawn, class_drawn = drawn + 1, True
+    label_axes(axes, kind, class_names)
+    if drawn:
+        axes.legend(loc="lower right" if kind == "roc" else "lower left", fontsize="small")
     return figure
 
 
-def calibration(scored: Scored, class_names: Sequence[str]) -> Any:
+def calibration(models: Sequence[Plotted], class_names: Sequence[str]) -> Any:
     """Binary: the second class's probability against its frequency; otherwise the top label's
-    confidence against its accuracy (what the expected calibration error measures)."""
+    confidence against its accuracy (what the expected calibration error measures), per model."""
     from sklearn.calibration import CalibrationDisplay
 
     figure, axes = new_axes("Calibration (test rows)")
+    for m, model in enumerate(models):
+        scored = model.scored
+        if len(class_names) == 2:
+            truth, confidence = scored.labels == 1, scored.probabilities[:, 1]
+        else:
+            truth, confidence = scored.correct, scored.probabilities.max(axis=1)
+        if 0 < np.count_nonzero(truth) < len(truth):  # one outcome only: no curve to draw
+            CalibrationDisplay.from_predictions(
+                np.asarray(truth),
+                confidence,
+                n_bins=10,
+                name=model.name,
+                ax=axes,
+                **curve_style(m, 0, 2),
+            )
     if len(class_names) == 2:
-        truth, confidence, name = scored.labels == 1, scored.probabilities[:, 1], class_names[1]
-    else:
-        truth, confidence, name = scored.correct, scored.probabilities.max(axis=1), "top label"
-    if 0 < np.count_nonzero(truth) < len(truth):  # one outcome only: no curve to draw
-        CalibrationDisplay.from_predictions(
-            np.asarray(truth), confidence, n_bins=10, name=str(name), ax=axes
+        about = class_names[1]
+        axes.set(
+            xlabel=f"Mean predicted probability of class {about}",
+            ylabel=f"Fraction of class {about}",
         )
+    else:
+        axes.set(xlabel="Mean top-label confidence", ylabel="Top-label accuracy")
     return figure
 
 
-def evaluation_figures(scored: Scored, classes: Sequence[Any]) -> dict[str, Any]:
-    """Artifact file name -> figure, for every evaluation plot."""
+def evaluation_figures(
+    candidate: Plotted, classes: Sequence[Any], champion: Plotted | None = None
+) -> dict[str, Any]:
+    """Artifact file name -> figure, for every evaluation plot; ``champion``: its scores on the
+    same test rows, drawn beside the candidate's (None: the candidate alone).
+    ValueError: the champion's scores are of other rows or other classes."""
     names = [str(c) for c in classes]
+    models = [candidate]
+    if champion is not None:
+        same_rows = np.array_equal(champion.scored.labels, candidate.scored.labels)
+        shape = candidate.scored.probabilities.shape
+        if not same_rows or champion.scored.probabilities.shape != shape:
+            raise ValueError(
+                f"{champion.name} was scored on other rows or classes than {candidate.name}"
+            )
+        models.append(champion)
     return {
-        "confusion_matrix.png": confusion_matrix(scored, names),
-        "roc_curve.png": curves(scored, names, "roc"),
-        "pr_curve.png": curves(scored, names, "pr"),
-        "calibration_curve.png": calibration(scored, names),
+        "confusion_matrix.png": confusion_matrix(candidate.scored, names),
+        "roc_curve.png": curves(models, names, "roc"),
+        "pr_curve.png": curves(models, names, "pr"),
+        "calibration_curve.png": calibration(models, names),
     }
