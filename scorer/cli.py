@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from common.step import StepArgumentParser, UsageError, run_step
+from common.step import StepArgumentParser, UsageError, run_step, script_name
 from scorer.config import ScoreConfig
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(@(?P<alias>[A-Za-z0-9_-]+)|/(
 OUTPUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 DEFAULT_BATCH_ROWS = 65_536
 MAX_BATCH_ROWS = 10_000_000
+PROG = "python -m scorer"
 
 
 def model_uri(text: str) -> str:
@@ -42,38 +43,47 @@ def batch_rows(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = StepArgumentParser(prog="python -m scorer", description=__doc__)
-    p.add_argument(
+def add_model_flag(group: argparse._ActionsContainer) -> None:
+    """``--model``: the registered model to use (shared with ``python -m scorer.serve``)."""
+    group.add_argument(
         "--model",
         required=True,
         type=model_uri,
         metavar="URI",
         help="registered model: models:/NAME@ALIAS (e.g. @champion) or models:/NAME/VERSION",
     )
-    p.add_argument(
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The scorer's flags in argument groups; ``prog``: the command in the usage line."""
+    p = StepArgumentParser(prog=prog, description=__doc__)
+    add_model_flag(p.add_argument_group("model", "what scores the rows"))
+    data = p.add_argument_group("data", "what is scored and where the predictions go")
+    data.add_argument(
         "--input",
         required=True,
         metavar="URI",
         help="raw rows: a parquet file or folder, or a CSV/TSV file (local path or s3://)",
     )
-    p.add_argument(
+    data.add_argument(
         "--output",
         required=True,
         metavar="URI",
         help="predictions file: .parquet (or .pq) or .csv; replaced whole, never half-written",
     )
-    p.add_argument(
+    data.add_argument(
         "--keep-columns",
         nargs="+",
         default=[],
         metavar="COLUMN",
         help="input columns copied to the output before the predictions (ids, keys)",
     )
-    p.add_argument(
+    runtime = p.add_argument_group("runtime", "how the rows are read")
+    runtime.add_argument(
         "--batch-rows",
         type=batch_rows,
         default=DEFAULT_BATCH_ROWS,
+        metavar="N",
         help=f"rows read and scored at a time (1 to {MAX_BATCH_ROWS}): bounds the memory",
     )
     return p
@@ -115,9 +125,10 @@ def run(args: argparse.Namespace) -> ScoreResult:
     return score(resolve(args))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_step("score", build_parser(), run, argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    return run_step("score", build_parser(prog), run, argv)
 
 
 def main_entry() -> None:
-    raise SystemExit(main())
+    """The ``tabular-score`` console script (its usage line names it)."""
+    raise SystemExit(main(prog=script_name()))

@@ -34,19 +34,15 @@ def workers(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from scorer.cli import model_uri
+    from scorer.cli import add_model_flag
 
     p = StepArgumentParser(prog="python -m scorer.serve", description=__doc__)
+    add_model_flag(p)
+    p.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help="address to listen on")
+    p.add_argument("--port", type=port, default=5001, metavar="PORT", help="port to listen on")
     p.add_argument(
-        "--model",
-        required=True,
-        type=model_uri,
-        metavar="URI",
-        help="registered model: models:/NAME@ALIAS (e.g. @champion) or models:/NAME/VERSION",
+        "--workers", type=workers, default=1, metavar="N", help="server worker processes"
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=port, default=5001, help="port to listen on")
-    p.add_argument("--workers", type=workers, default=1, help="server worker processes")
     return p
 
 
