@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from bench.child import measure, report_work
 
@@ -132,7 +133,9 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def benchmark(rows: int, batch_rows: int, as_json: bool) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as folder:
+    # The steps' environment (PIPELINE_HOME, ...) is set for this run and its children only.
+    scratch = tempfile.TemporaryDirectory(prefix="bench-scoring-")
+    with scratch as folder, mock.patch.dict(os.environ):
         home = Path(folder)
         print(f"training a model and generating {rows:,} rows in {home}", file=sys.stderr)
         data = prepare(home, rows)

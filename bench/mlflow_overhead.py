@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -80,8 +81,11 @@ def train_once(mode: str, args: argparse.Namespace, experiment_id: str) -> tuple
 def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Median seconds per mode against a fresh loopback server: wall time and the training
     thread's time in MLflow calls."""
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp) / "mlflow") as server:
-        os.environ["MLFLOW_TRACKING_URI"] = server.uri
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_server(Path(tmp) / "mlflow") as server,
+        mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": server.uri}),
+    ):
         configure_mlflow()
         experiment_id = ensure_experiment("bench-mlflow-overhead")
         train_once("metrics", args, experiment_id)  # warm-up: imports, first connections

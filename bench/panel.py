@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -481,9 +482,10 @@ def _version(module: str) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m bench.panel " + " ".join(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    quiet = {"LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}  # for this run only
     try:
-        report = measure(args, command.strip())
+        with mock.patch.dict(os.environ, quiet):
+            report = measure(args, command.strip())
     except datasets.DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
