@@ -89,8 +89,9 @@ def prepare(home: Path, rows: int) -> Path:
     return data
 
 
-def register(run_id: str) -> None:
-    """The run's model as version 1 of MODEL_NAME, with its integrity tags, at @champion."""
+def register(run_id: str, name: str = MODEL_NAME) -> int:
+    """The run's model as a new version of ``name``, with its integrity tags, at @champion;
+    returns the version (the scorer's tests register their champion the same way)."""
     from common.tracking import configure_mlflow, run_model_uri
     from tabular_model import integrity
 
@@ -100,8 +101,9 @@ def register(run_id: str) -> None:
     if not integrity.has_record(model_id, run_id):
         integrity.record_logged_model(model_id, run_id)
     tags = integrity.version_tags(model_id, run_id)
-    version = mlflow.register_model(model_uri, MODEL_NAME, tags=tags)
-    mlflow.MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version.version)
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version.version)
+    return int(version.version)
 
 
 def report(rows: int, batch_rows: int, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:

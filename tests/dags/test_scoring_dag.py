@@ -179,13 +179,13 @@ RUN_SCRIPT = textwrap.dedent(
 def test_a_local_run_scores_a_file_with_the_champion(
     tmp_path: Path, write_config: WriteConfig, sample_frame: pd.DataFrame
 ) -> None:
-    from tests.scorer.conftest import register_champion
+    from bench.batch_scoring import register
     from tests.trainer.workspace import build_workspace, log_untrained_model, workspace_env
 
     home = tmp_path / "home"
     with workspace_env(tmp_path):
         workspace = build_workspace(tmp_path, sample_frame)
-        register_champion(log_untrained_model(workspace.data), "scored-model")
+        register(log_untrained_model(workspace.data), "scored-model")
     rows = workspace.raw_test()
     source = home / "data" / "2026-03-04" / "rows.parquet"
     source.parent.mkdir(parents=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.batch_scoring import register
 from tests.trainer.workspace import (
     Workspace,
     build_workspace,
@@ -40,30 +41,13 @@ class Champion:
         self.workspace.activate(monkeypatch)
 
 
-def register_champion(run_id: str, name: str) -> int:
-    """Register the run's model under ``name`` with its integrity tags and point
-    ``champion`` at it; returns the version."""
-    from common.tracking import configure_mlflow, run_model_uri
-    from tabular_model import integrity
-
-    mlflow = configure_mlflow()
-    model_uri = run_model_uri(run_id)
-    model_id = model_uri.removeprefix("models:/")
-    if not integrity.has_record(model_id, run_id):
-        integrity.record_logged_model(model_id, run_id)
-    tags = integrity.version_tags(model_id, run_id)
-    version = mlflow.register_model(model_uri, name, tags=tags)
-    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version.version)
-    return int(version.version)
-
-
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Champion:
     root = tmp_path_factory.mktemp("scorer")
     with workspace_env(root):
         workspace = build_workspace(root, sample_frame)
         run_id = log_untrained_model(workspace.data)
-        version = register_champion(run_id, MODEL_NAME)
+        version = register(run_id, MODEL_NAME)
     return Champion(workspace, MODEL_NAME, version, run_id)
 
 
