@@ -147,7 +147,7 @@ def hyperparameter_set(data: Any) -> list[dict[str, Any]]:
     """The sweep: each trial's config and its trainer pod's arguments, rendered here for this
     run (values handed to ``expand`` are not templated)."""
     from tabular_pipeline.sweep import hyperparameter_set as trials_of
-    from tabular_pipeline.sweep import trainer_arguments
+    from tabular_pipeline.sweep import run_names, trainer_arguments
 
     context = get_current_context()
     params = context["params"]
@@ -159,20 +159,26 @@ def hyperparameter_set(data: Any) -> list[dict[str, Any]]:
         params["max_trials"],
     )
     data_path = data["preprocess"]["output_uri"]
-    experiment = f"{CONFIG.model_name}-{context['ds']}"
+    # One MLflow experiment per model: its runs of every day compare in one table, each named
+    # for its trial and tagged with the data date and the DAG run that trained it.
+    experiment = CONFIG.model_name
+    dag_id, run_id = context["dag"].dag_id, context["run_id"]
     # Per trial and per DAG run, so a retried pod resumes its own checkpoint and nobody else's.
-    train_root = run_folder(CONFIG, context["dag"].dag_id, context["run_id"], "train")
+    train_root = run_folder(CONFIG, dag_id, run_id, "train")
     log.info("%d trials for experiment %s", len(trials), experiment)
+    tags = {"data_date": context["ds"], "airflow.dag_id": dag_id, "airflow.dag_run_id": run_id}
     return [
         {
             "config": t,
             "arguments": [
-                *trainer_arguments(t, data_path, experiment, params["seed"]),
+                *trainer_arguments(
+                    t, data_path, experiment, params["seed"], name, {**tags, "sweep.trial": str(i)}
+                ),
                 *("--device", trainer_device(CONFIG)),
                 *("--checkpoint-dir", f"{train_root}/trial-{i}/checkpoints"),
             ],
         }
-        for i, t in enumerate(trials)
+        for i, (t, name) in enumerate(zip(trials, run_names(trials), strict=True))
     ]
 
 
@@ -321,6 +327,8 @@ with DAG(
             PREPROCESS_OUTPUT,
             "--tag",
             "airflow.dag_run={{ dag.dag_id }}/{{ run_id }}",
+            "--tag",
+            "data_date={{ ds }}",
         ],
         **step_pod_kwargs(CONFIG, "deploy"),
         # An event for the champion's asset (which schedules tabular_scoring) only when the

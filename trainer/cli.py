@@ -21,7 +21,14 @@ from trainer.loop_config import (
     OPTIMIZERS,
     LoopConfig,
 )
-from trainer.run_options import DATA_PLACEMENTS, DEVICES, RunOptions
+from trainer.run_options import (
+    DATA_PLACEMENTS,
+    DEVICES,
+    RunOptions,
+    Tracking,
+    settings_name,
+    tag_pair,
+)
 
 if TYPE_CHECKING:
     from contract.results import TrainResult
@@ -48,7 +55,27 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="URI",
         help="the --output folder of preprocess (local, file:// or s3://)",
     )
-    data.add_argument("--experiment-name", required=True, metavar="NAME", help="MLflow experiment")
+    data.add_argument(
+        "--experiment-name",
+        required=True,
+        metavar="NAME",
+        help="MLflow experiment: one per model (the DAG uses the model's name)",
+    )
+    data.add_argument(
+        "--run-name",
+        metavar="NAME",
+        help="the MLflow run's name (default: the settings that differ from the defaults, "
+        "e.g. 'lr=0.003 numeric_embedding=ple', or 'defaults')",
+    )
+    data.add_argument(
+        "--tag",
+        type=tag_pair,
+        action="append",
+        default=[],
+        dest="tags",
+        metavar="KEY=VALUE",
+        help="an MLflow tag of the run, e.g. data_date=2026-12-01; repeat for more",
+    )
     add_model_flags(p)
     add_optimisation_flags(p)
     add_run_flags(p)
@@ -262,12 +289,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from trainer.job import TrainConfig
 
     try:
+        model = ModelConfig(**flag_values(args, ModelConfig))
+        loop = LoopConfig(**flag_values(args, LoopConfig))
+        run_name = args.run_name if args.run_name is not None else settings_name(model, loop)
         return TrainConfig(
             data_path=args.data_path.rstrip("/"),
             experiment_name=args.experiment_name,
-            model=ModelConfig(**flag_values(args, ModelConfig)),
-            loop=LoopConfig(**flag_values(args, LoopConfig)),
+            model=model,
+            loop=loop,
             options=RunOptions(**flag_values(args, RunOptions)),
+            tracking=Tracking(run_name, tuple(args.tags)),
         )
     except SettingError as exc:
         flag = "--" + exc.setting.replace("_", "-")

@@ -45,10 +45,16 @@ from trainer.loop import (
     TrainingInterrupted,
     fit,
 )
-from trainer.mlflow_run import MetricLogger, final_metrics, training_run, training_tags
+from trainer.mlflow_run import (
+    MetricLogger,
+    final_metrics,
+    log_data_inputs,
+    training_run,
+    training_tags,
+)
 from trainer.progress import on_terminal
 from trainer.resume import RunCheckpoints
-from trainer.run_options import RunOptions
+from trainer.run_options import RunOptions, Tracking
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     options: RunOptions = field(default_factory=RunOptions)
+    tracking: Tracking = field(default_factory=Tracking)
 
 
 def make_deterministic() -> None:
@@ -276,6 +283,7 @@ def start_logging(config: TrainConfig, p: Prepared, run_id: str) -> MetricLogger
     logger."""
     mlflow = configure_mlflow()
     if p.resumed_run_id is None:
+        log_data_inputs(config.data_path, p.fingerprint)
         mlflow.log_params(
             {
                 **hyperparameters(config),
@@ -286,7 +294,7 @@ def start_logging(config: TrainConfig, p: Prepared, run_id: str) -> MetricLogger
         )
     tags = training_tags(p.fingerprint, p.runtime.group.world_size, p.checkpoints.uri)
     tags["data_placement"] = "stream" if p.runtime.stream_from_host else "device"
-    mlflow.set_tags(tags)
+    mlflow.set_tags({**dict(config.tracking.tags), **tags})
     return MetricLogger(run_id)
 
 
@@ -298,7 +306,8 @@ def train_and_log(config: TrainConfig, p: Prepared) -> TrainResult:
     interval = config.options.system_metrics_interval
     with reaching_mlflow():
         experiment_id = ensure_experiment(config.experiment_name)
-        with training_run(experiment_id, p.resumed_run_id, interval) as run:
+        run_name = config.tracking.run_name
+        with training_run(experiment_id, p.resumed_run_id, interval, run_name) as run:
             run_id = run.info.run_id
             logger = start_logging(config, p, run_id)
             # The checkpoint writer records the run id, so that a resume continues this run.

@@ -5,17 +5,22 @@ training stopped on SIGTERM, FAILED on any other error, never left RUNNING."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
+import json
 import logging
 import platform
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import PurePosixPath
 from typing import Any
 
 import torch
 
+from common import dataset
 from common.step import StepError
 from common.tracking import (
     configure_mlflow,
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 PACKAGE = "tabular-gpu-pipeline"
 MAX_METRICS_PER_CALL = 1000  # MLflow's per-request limit
 FLUSH_SLACK_S = 5.0  # seconds a flush waits beyond one request's bound
+DATASET_DIGEST_CHARS = 16  # of a sha256 hex digest; MLflow stores at most 36
 
 
 def code_version() -> str:
@@ -60,9 +66,13 @@ def training_tags(data_fingerprint: str, world_size: int, checkpoint_dir: str) -
 
 @contextlib.contextmanager
 def training_run(
-    experiment_id: str, run_id: str | None, system_metrics_interval: float
+    experiment_id: str,
+    run_id: str | None,
+    system_metrics_interval: float,
+    run_name: str | None = None,
 ) -> Iterator[Any]:
-    """A new run in ``experiment_id``, or run ``run_id`` continued (a resumed training).
+    """A new run in ``experiment_id`` named ``run_name`` (None: MLflow picks one), or run
+    ``run_id`` continued (a resumed training, which keeps its name).
     System metrics (CPU, memory, GPU utilisation through pynvml on CUDA) are sampled every
     ``system_metrics_interval`` seconds by MLflow's background thread; 0 turns them off."""
     mlflow = configure_mlflow()
@@ -75,6 +85,7 @@ def training_run(
     run = mlflow.start_run(
         run_id=run_id,
         experiment_id=None if run_id else experiment_id,
+        run_name=None if run_id else run_name,
         log_system_metrics=sampling,
     )
     try:
@@ -86,6 +97,45 @@ def training_run(
         end_after_error(mlflow, "FAILED")
         raise
     mlflow.end_run("FINISHED")
+
+
+def log_data_inputs(data_path: str, fingerprint: str) -> None:
+    """The run's data as MLflow dataset inputs, the lineage MLflow's UI shows: the file
+    preprocess read (context ``source``) and the train and validation splits made from it
+    (``training``, ``validation``), each with its rows. The digests: the data's ``fingerprint``
+    for the source, and for a split that of the manifest, which fixes how it was cut; so
+    the same data is the same dataset in every run. A URI MLflow cannot describe is left out
+    with a warning: lineage never fails a training."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    manifest = dataset.read_manifest(data_path)
+    counts = manifest.get("row_counts", {})
+    source = redact_uri(str(manifest.get("source") or data_path))
+    name = PurePosixPath(source.rstrip("/")).name or source
+    cut = json.dumps(manifest, sort_keys=True)
+    entries = [(source, name, fingerprint, "source", None)] if "source" in manifest else []
+    for split, context in (("train", "training"), ("val", "validation")):
+        digest = hashlib.sha256(f"{cut}\0{split}".encode()).hexdigest()
+        uri = redact_uri(dataset.split_uri(data_path, split))
+        entries.append((uri, f"{name}:{split}", digest, context, counts.get(split)))
+    datasets: list[Any] = []
+    contexts: list[str | None] = []
+    tags: list[dict[str, str] | None] = []
+    for uri, dataset_name, digest, context, rows in entries:
+        try:
+            with warnings.catch_warnings():  # "can be interpreted in multiple ways": all local
+                warnings.simplefilter("ignore", UserWarning)
+                described = resolve_dataset_source(uri)
+        except Exception as exc:
+            log.warning("not logging %s as an MLflow dataset: %s", uri, first_line(exc))
+            continue
+        digest = digest.removeprefix("sha256:")[:DATASET_DIGEST_CHARS]
+        described_data = MetaDataset(described, name=dataset_name, digest=digest)  # type: ignore[abstract]
+        datasets.append(described_data)
+        contexts.append(context)
+        tags.append({"rows": str(rows)} if rows is not None else None)
+    configure_mlflow().log_inputs(datasets=datasets, contexts=contexts, tags_list=tags)
 
 
 def end_after_error(mlflow: Any, status: str) -> None:

@@ -37,6 +37,7 @@ DEFAULT_SEARCH_SPACE: dict[str, list[Any]] = {
     "epochs": [20],
 }
 RANGES = ("uniform", "log_uniform", "int_uniform")
+MAX_RUN_NAME = 250  # characters, the trainer's limit
 SEARCHES = ("grid", "random")
 
 
@@ -70,11 +71,32 @@ def hyperparameter_set(
     return trials
 
 
+def run_names(trials: list[dict[str, Any]]) -> list[str]:
+    """Each trial's MLflow run name: its index and the settings that tell it from the other
+    trials (``trial-2 lr=0.003 periodic_sigma=3.0``), at most MAX_RUN_NAME characters."""
+    names = sorted({name for trial in trials for name in trial})
+    varying = [n for n in names if len({repr(trial.get(n)) for trial in trials}) > 1]
+    return [
+        " ".join([f"trial-{i}", *(f"{n}={trial[n]}" for n in varying if n in trial)])[:MAX_RUN_NAME]
+        for i, trial in enumerate(trials)
+    ]
+
+
 def trainer_arguments(
-    trial: dict[str, Any], data_path: str, experiment: str, seed: int
+    trial: dict[str, Any],
+    data_path: str,
+    experiment: str,
+    seed: int,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> list[str]:
-    """The trainer's command-line arguments for one trial."""
+    """The trainer's command-line arguments for one trial, its MLflow run named ``run_name``
+    and tagged with ``tags``."""
     args = ["--data-path", data_path, "--experiment-name", experiment, "--seed", str(seed)]
+    if run_name is not None:
+        args += ["--run-name", run_name]
+    for key, value in (tags or {}).items():
+        args += ["--tag", f"{key}={value}"]
     for name, value in trial.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
     return args

@@ -504,7 +504,7 @@ def strings_in(value: Any) -> Iterator[str]:
 
 def test_mapped_arguments_come_from_hyperparameter_set_not_templates(dag: Any) -> None:
     """Values handed to ``expand`` are not templated, so the trainer's arguments (with the
-    run's date in the experiment name) are rendered by hyperparameter_set, at run time."""
+    run's date in the run's tags) are rendered by hyperparameter_set, at run time."""
     from airflow.sdk.definitions.xcom_arg import MapXComArg, PlainXComArg
 
     train = dag.get_task("hyperparameter_tuning.train")

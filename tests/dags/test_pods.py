@@ -36,6 +36,7 @@ from airflow.sdk.definitions.param import process_params
 from kubernetes.client import ApiClient
 from tabular_pipeline.config import CREDENTIAL_ENV, PipelineConfig, load_config
 from tabular_pipeline.pods import StepPodOperator
+from tabular_pipeline.sweep import run_names
 
 from .conftest import DAG_ID
 
@@ -599,7 +600,21 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
     assert arg_value(preprocess, "--output") == rendered.run_path("preprocess")
     assert arg_value(preprocess, "--input") == arg_value(validate, "--source")
     assert arg_value(steps["train"].args, "--data-path") == rendered.run_path("preprocess")
-    assert arg_value(steps["train"].args, "--experiment-name") == f"tabular-classifier-{DS}"
+    # One experiment per model; each trial's run named for what tells it from the others and
+    # tagged with the data date and this DAG run.
+    assert arg_value(steps["train"].args, "--experiment-name") == rendered.config.model_name
+    names = [arg_value(t["arguments"], "--run-name") for t in rendered.sweep]
+    assert names == run_names([t["config"] for t in rendered.sweep])
+    assert names[0].startswith("trial-0 ") and len(set(names)) == len(names)
+    for i, trial in enumerate(rendered.sweep):
+        args = trial["arguments"]
+        tags = [args[k + 1] for k, flag in enumerate(args) if flag == "--tag"]
+        assert tags == [
+            f"data_date={DS}",
+            f"airflow.dag_id={DAG_ID}",
+            f"airflow.dag_run_id={RUN_ID}",
+            f"sweep.trial={i}",
+        ]
     # A GPU pod must not fall back to the CPU silently.
     assert arg_value(steps["train"].args, "--device") == "cuda"
     # Each trial resumes only its own checkpoints, and only within this DAG run.
@@ -622,6 +637,8 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
         rendered.run_path("preprocess"),
         "--tag",
         f"airflow.dag_run={DAG_ID}/{RUN_ID}",
+        "--tag",
+        f"data_date={DS}",
     ]
 
 

@@ -14,6 +14,7 @@ from tabular_pipeline.sweep import (
     PYTHON_TYPES,
     SweepError,
     hyperparameter_set,
+    run_names,
     trainer_arguments,
 )
 
@@ -328,6 +329,31 @@ def test_trainer_arguments_are_kebab_case_flags() -> None:
     ]
 
 
+def test_trainer_arguments_name_and_tag_the_run() -> None:
+    tags = {"data_date": "2026-12-01", "sweep.trial": "2"}
+    args = trainer_arguments({"lr": 0.01}, "/data/p", "exp", 0, "trial-2 lr=0.01", tags)
+    assert args[6:] == [
+        "--run-name",
+        "trial-2 lr=0.01",
+        "--tag",
+        "data_date=2026-12-01",
+        "--tag",
+        "sweep.trial=2",
+        "--lr",
+        "0.01",
+    ]
+
+
+def test_run_names_show_the_settings_that_vary_between_trials() -> None:
+    trials = hyperparameter_set("grid", {"lr": [0.001, 0.003], "width": [256]}, 0, 0, 10)
+    assert run_names(trials) == ["trial-0 lr=0.001", "trial-1 lr=0.003"]
+    assert run_names([{"lr": 0.001}]) == ["trial-0"]
+    # a setting only some trials have tells them apart too
+    assert run_names([{"lr": 0.1}, {"lr": 0.1, "ple_bins": 8}]) == ["trial-0", "trial-1 ple_bins=8"]
+    long = run_names([{"optimizer": "a" * 300}, {"optimizer": "b"}])
+    assert len(long[0]) == 250 and long[1] == "trial-1 optimizer=b"
+
+
 def test_trainer_arguments_without_hyperparameters() -> None:
     assert trainer_arguments({}, "/data/p", "exp", seed=0) == [
         "--data-path",
@@ -367,8 +393,10 @@ def test_every_sweep_flag_is_a_trainer_flag_of_the_same_type() -> None:
     assert set(space) == set(flags)
     parser = build_parser()
     for trial in hyperparameter_set("random", space, n_trials=20, seed=11, max_trials=20):
-        args = parser.parse_args(trainer_arguments(trial, "/data/p", "exp", seed=3))
+        argv = trainer_arguments(trial, "/data/p", "exp", 3, "trial-0 x=1", {"data_date": "d"})
+        args = parser.parse_args(argv)
         assert (args.data_path, args.experiment_name, args.seed) == ("/data/p", "exp", 3)
+        assert (args.run_name, args.tags) == ("trial-0 x=1", [("data_date", "d")])
         for name, value in trial.items():
             parsed = getattr(args, name)
             assert type(parsed) is PYTHON_TYPES[flags[name]["type"]], name

@@ -301,6 +301,21 @@ def test_triggered_run_waits_for_its_data_trains_and_deploys(stack: Stack) -> No
     # Its artifacts went through the MLflow server into the S3 bucket.
     listing = stack.s3_client().list_objects_v2(Bucket=ARTIFACT_BUCKET)
     assert listing.get("KeyCount", 0) > 0
+    # The trials are runs of the model's one experiment, named for their trial, tagged with the
+    # data date and this DAG run, their data logged as dataset inputs.
+    ours = [r for r in runs_of(stack, MODEL_NAME) if tags_of(r).get("airflow.dag_run_id") == run_id]
+    assert sorted(tags_of(r)["sweep.trial"] for r in ours) == ["0", "1"]
+    for trial in ours:
+        tags = tags_of(trial)
+        assert tags["data_date"] == day.isoformat()
+        assert trial["info"]["run_name"].startswith(f"trial-{tags['sweep.trial']}")
+        contexts = {
+            t["value"]
+            for i in trial["inputs"]["dataset_inputs"]
+            for t in i["tags"]
+            if t["key"] == "mlflow.data.context"
+        }
+        assert contexts == {"source", "training", "validation"}
 
 
 def test_second_run_compares_with_the_champion_and_keeps_it(stack: Stack) -> None:
@@ -400,6 +415,27 @@ def failure_logs(stack: Stack, run_id: str) -> str:
         )[-4000:]
         for ti in failed
     )
+
+
+def runs_of(stack: Stack, experiment: str) -> list[dict[str, Any]]:
+    """The runs of MLflow experiment ``experiment``, through the server's REST API."""
+    found = requests.get(
+        f"{stack.mlflow}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": experiment},
+        timeout=HTTP_TIMEOUT_S,
+    )
+    assert found.ok, found.text
+    searched = requests.post(
+        f"{stack.mlflow}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [found.json()["experiment"]["experiment_id"]]},
+        timeout=HTTP_TIMEOUT_S,
+    )
+    assert searched.ok, searched.text
+    return searched.json().get("runs", [])  # type: ignore[no-any-return]
+
+
+def tags_of(run: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
 
 
 def champion_version(stack: Stack) -> int:

@@ -19,7 +19,8 @@ from tests.trainer.workspace import (
 
 __all__ = ["torch_single_thread"]
 
-TRAINED_FLAGS = ("--lr", "3e-3", "--seed", "5")
+TRAINED_TAGS = ("--tag", "data_date=2026-12-01", "--tag", "airflow.dag_run_id=manual__1")
+TRAINED_FLAGS = ("--lr", "3e-3", "--seed", "5", *TRAINED_TAGS)
 TRAINED_EXPERIMENT = "trainer-tests"
 TRAINED_IMAGE = "registry.example/tabular-pipeline@sha256:" + "0" * 64
 

@@ -116,6 +116,39 @@ def test_run_is_tagged_with_its_data_code_and_image(store: TrainedRun) -> None:
     assert tags["checkpoint_dir"].startswith(str(store.workspace.home / "checkpoints"))
 
 
+def test_run_is_named_by_the_settings_that_differ_from_the_defaults(store: TrainedRun) -> None:
+    run = mlflow_client().get_run(store.result["run_id"])
+    # FAST_TRAIN_FLAGS and TRAINED_FLAGS; the device is not a setting of the model.
+    assert run.info.run_name == "width=64 depth=2 lr=0.003 batch_size=256 epochs=2 seed=5"
+
+
+def test_run_carries_the_callers_tags(store: TrainedRun) -> None:
+    tags = mlflow_client().get_run(store.result["run_id"]).data.tags
+    assert tags["data_date"] == "2026-12-01"
+    assert tags["airflow.dag_run_id"] == "manual__1"
+
+
+def test_run_logs_its_source_and_splits_as_dataset_inputs(store: TrainedRun) -> None:
+    run = mlflow_client().get_run(store.result["run_id"])
+    manifest = json.loads((store.workspace.data / "manifest.json").read_text())
+    inputs = {
+        next(t.value for t in i.tags if t.key == "mlflow.data.context"): i
+        for i in run.inputs.dataset_inputs
+    }
+    assert sorted(inputs) == ["source", "training", "validation"]
+    source = inputs["source"].dataset
+    assert json.loads(source.source) == {"uri": manifest["source"]}
+    assert source.name == "raw.parquet"
+    assert source.digest == manifest["fingerprint"].removeprefix("sha256:")[:16]
+    for context, split in (("training", "train"), ("validation", "val")):
+        data = inputs[context].dataset
+        assert data.name == f"raw.parquet:{split}"
+        assert json.loads(data.source) == {"uri": str(store.workspace.data / f"{split}.parquet")}
+        rows = {t.key: t.value for t in inputs[context].tags}["rows"]
+        assert rows == str(manifest["row_counts"][split])
+    assert inputs["training"].dataset.digest != inputs["validation"].dataset.digest
+
+
 def test_data_fingerprint_without_one_in_the_manifest_covers_what_the_trainer_reads(
     preprocessed: Path,
 ) -> None:

@@ -15,6 +15,7 @@ from tabular_model.network import ModelConfig
 from trainer.cli import SWEEPABLE_GROUPS, build_parser, config_from_args, main
 from trainer.job import RunOptions, TrainConfig, hyperparameters, with_budget
 from trainer.loop import LoopConfig
+from trainer.run_options import Tracking
 
 REQUIRED = ["--data-path", "data/", "--experiment-name", "exp"]
 
@@ -54,7 +55,7 @@ def test_every_flag_is_in_a_named_group() -> None:
     grouped = [a.dest for title, actions in by_title.items() if title != "options" for a in actions]
     assert [a.dest for a in by_title["options"]] == ["help"]
     assert sorted(grouped) == sorted(
-        ["data_path", "experiment_name", "seed"]
+        ["data_path", "experiment_name", "run_name", "tags", "seed"]
         + [f.name for f in dataclasses.fields(ModelConfig)]
         + [f.name for f in dataclasses.fields(LoopConfig) if f.name != "seed"]
         + [f.name for f in dataclasses.fields(RunOptions)]
@@ -62,7 +63,8 @@ def test_every_flag_is_in_a_named_group() -> None:
 
 
 def test_flag_defaults_are_the_config_defaults() -> None:
-    assert config() == TrainConfig("data", "exp")  # the trailing slash is dropped
+    # the trailing slash is dropped; a run with every default is named so
+    assert config() == TrainConfig("data", "exp", tracking=Tracking("defaults"))
     assert TrainConfig("data", "exp").options.checkpoint.every_minutes == 10.0
 
 
@@ -136,6 +138,17 @@ def test_the_run_records_the_auto_budget_it_trains_with() -> None:
             "--system-metrics-interval must not be negative, got nan",
         ),
         (["--checkpoint-dir", " "], "--checkpoint-dir is empty"),
+        (["--run-name", " "], "--run-name must not be empty, got ' '"),
+        (
+            ["--run-name", "x" * 251],
+            f"--run-name must be at most 250 characters, got {'x' * 251!r}",
+        ),
+        (["--tag", "a=1", "--tag", "a=2"], "--tag 'a' is given more than once"),
+        (["--tag", "world_size=8"], "--tag 'world_size' is set by the trainer or MLflow itself"),
+        (
+            ["--tag", "mlflow.runName=x"],
+            "--tag 'mlflow.runName' is set by the trainer or MLflow itself",
+        ),
     ],
 )
 def test_a_value_out_of_range_is_a_usage_error_naming_the_flag(
@@ -144,6 +157,35 @@ def test_a_value_out_of_range_is_a_usage_error_naming_the_flag(
     with pytest.raises(UsageError) as refused:
         config(*flags)
     assert str(refused.value) == message
+
+
+def test_the_run_name_and_tags_reach_the_config() -> None:
+    named = config(
+        "--run-name", "trial-2 lr=0.01", "--tag", "data_date=2026-12-01", "--tag", "k=a=b"
+    )
+    assert named.tracking == Tracking(
+        "trial-2 lr=0.01", (("data_date", "2026-12-01"), ("k", "a=b"))
+    )
+    # without --run-name: what differs from the defaults, model settings first
+    assert config("--lr", "0.01", "--width", "64").tracking.run_name == "width=64 lr=0.01"
+
+
+@pytest.mark.parametrize(
+    ("tag", "problem"),
+    [
+        ("data_date", "expected KEY=VALUE"),
+        ("=x", "tag key ''"),
+        ("bad!key=x", "tag key 'bad!key'"),
+        ("a/../b=x", "tag key 'a/../b'"),
+        ("/abs=x", "tag key '/abs'"),
+        ("k" * 251 + "=x", "tag key"),
+        ("k=" + "v" * 8001, "the value is over 8000 characters"),
+    ],
+)
+def test_a_malformed_tag_is_a_usage_error_naming_the_flag(tag: str, problem: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        build_parser().parse_args([*REQUIRED, "--tag", tag])
+    assert "argument --tag:" in str(refused.value) and problem in str(refused.value)
 
 
 def float_flags() -> list[str]:

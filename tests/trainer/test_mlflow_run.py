@@ -38,13 +38,15 @@ def test_the_run_always_ends(experiment: str, error: Exception | None, status: s
     assert mlflow_client().get_run(run.info.run_id).info.status == status
 
 
-def test_a_resumed_run_continues_the_same_run(experiment: str) -> None:
-    with pytest.raises(TrainingInterrupted), training_run(experiment, None, 0) as first:
+def test_a_resumed_run_continues_the_same_run_under_its_name(experiment: str) -> None:
+    started = training_run(experiment, None, 0, "trial-1 lr=0.01")
+    with pytest.raises(TrainingInterrupted), started as first:
         raise TrainingInterrupted("preempted")
-    with training_run(experiment, first.info.run_id, 0) as second:
+    with training_run(experiment, first.info.run_id, 0, "another name") as second:
         assert second.info.run_id == first.info.run_id
     runs = mlflow_client().search_runs([experiment])
     assert [(r.info.run_id, r.info.status) for r in runs] == [(first.info.run_id, "FINISHED")]
+    assert runs[0].info.run_name == "trial-1 lr=0.01"
 
 
 @pytest.mark.slow
