@@ -11,6 +11,13 @@ interpreter (``bench.child``), so its peak memory is its own:
   ``predict`` call, the predictions written to parquet.
 
 Rows/s is rows over the work time (model loading included, interpreter start excluded).
+
+In the same run, the cost of the integrity check on loading: ``mlflow.pyfunc.load_model`` of the
+champion's URI against ``tabular_model.integrity.load_verified_model`` of the same URI (which
+also resolves the version, reads its record, downloads every file to a folder of its own and
+hashes it), in one fresh interpreter: one untimed load of each first (the first load imports
+torch and the model's code), then ``--load-repeats`` rounds of one load of each, the order
+swapped every round so that drift in the machine's speed hits both alike; medians reported.
 """
 
 from __future__ import annotations
@@ -19,18 +26,22 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench.child import measure, report_work
+from bench.child import RESULT_MARKER, measure, peak_rss, report_work
 
 MODEL_NAME = "bench-scoring"
 MODEL_URI = f"models:/{MODEL_NAME}@champion"
 KINDS = ("whole-frame", "scorer")
+LOADS = "loads"  # the child that times the two ways of loading the model
+LOADERS = ("plain", "verified")
 TRAIN_ROWS = 5000
 
 
@@ -55,10 +66,52 @@ def run_whole_frame(data: Path, out: Path) -> None:
     pd.DataFrame(model.predict(frame[columns])).to_parquet(f"{out}.parquet", index=False)
 
 
+def time_loads(repeats: int) -> dict[str, list[float]]:
+    """Seconds of each load of the champion, ``repeats`` per loader (after one untimed load of
+    each); the order of the two is swapped every round."""
+    import mlflow
+
+    from common.tracking import configure_mlflow
+    from tabular_model.integrity import load_verified_model
+
+    configure_mlflow()
+    loaders = {"plain": mlflow.pyfunc.load_model, "verified": load_verified_model}
+    for load in loaders.values():
+        load(MODEL_URI)  # imports torch and the model's code once, for both
+    seconds: dict[str, list[float]] = {name: [] for name in LOADERS}
+    for round_ in range(repeats):
+        for name in LOADERS if round_ % 2 == 0 else LOADERS[::-1]:
+            start = time.perf_counter()
+            loaders[name](MODEL_URI)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def model_bytes() -> int:
+    """The size of every file of the champion (what the verified load hashes)."""
+    from tabular_model.integrity import verified_local_copy
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = verified_local_copy(MODEL_URI, Path(folder) / "model")
+        return sum(path.stat().st_size for path in local.rglob("*") if path.is_file())
+
+
+def report_loads(repeats: int) -> None:
+    """``time_loads`` in this (child) process, printed as ``bench.child``'s result line with
+    the model's size."""
+    start = time.perf_counter()
+    seconds = time_loads(repeats)
+    work = {"work_s": time.perf_counter() - start, "peak_rss_bytes": peak_rss()}
+    print(RESULT_MARKER + json.dumps({**work, "load_s": seconds, "bytes": model_bytes()}))
+
+
 def child(kind: str, data: Path, out: Path) -> None:
-    """One measured run (see ``bench.child``); the batch size comes from the environment."""
+    """One measured run (see ``bench.child``); the batch size and the number of load rounds
+    come from the environment."""
     os.environ.setdefault("XCOM_RETURN_PATH", str(out.parent / f"{kind}-return.json"))
-    if kind == "whole-frame":
+    if kind == LOADS:
+        report_loads(int(os.environ["BENCH_LOAD_REPEATS"]))
+    elif kind == "whole-frame":
         report_work(lambda: run_whole_frame(data, out))
     else:
         report_work(lambda: run_scorer(data, out, int(os.environ["BENCH_BATCH_ROWS"])))
@@ -106,7 +159,23 @@ def register(run_id: str, name: str = MODEL_NAME) -> int:
     return int(version.version)
 
 
-def report(rows: int, batch_rows: int, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def load_report(seconds: dict[str, list[float]], size: int) -> dict[str, Any]:
+    """Medians of each loader's times, their ratio and difference, every time measured, and
+    the size of the model's files."""
+    plain, verified = (statistics.median(seconds[name]) for name in LOADERS)
+    return {
+        "repeats": len(seconds["plain"]),
+        "model_bytes": size,
+        "median_s": {"plain": plain, "verified": verified},
+        "verified_over_plain": verified / plain,
+        "verified_extra_s": verified - plain,
+        "all_s": seconds,
+    }
+
+
+def report(
+    rows: int, batch_rows: int, runs: dict[str, dict[str, Any]], loads: dict[str, Any]
+) -> dict[str, Any]:
     for run in runs.values():
         run["rows_per_s"] = rows / run["work_s"]
     return {
@@ -117,7 +186,12 @@ def report(rows: int, batch_rows: int, runs: dict[str, dict[str, Any]]) -> dict[
             "rows_per_s": runs["scorer"]["rows_per_s"] / runs["whole-frame"]["rows_per_s"],
             "peak_rss": runs["scorer"]["peak_rss_bytes"] / runs["whole-frame"]["peak_rss_bytes"],
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load": load_report(loads["load_s"], loads["bytes"]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": os.getloadavg(),  # other work on the machine while measured
+        },
     }
 
 
@@ -132,9 +206,16 @@ def print_table(result: dict[str, Any]) -> None:
         )
     ratio = result["scorer_over_whole_frame"]
     print(f"scorer / whole frame: {ratio['rows_per_s']:.2f}x rows/s, {ratio['peak_rss']:.2f}x peak")
+    load = result["load"]
+    print(
+        f"model load ({load['model_bytes'] / (1 << 20):.2f} MiB), median of {load['repeats']}: "
+        f"load_model {load['median_s']['plain']:.3f} s, "
+        f"load_verified_model {load['median_s']['verified']:.3f} s "
+        f"({load['verified_over_plain']:.2f}x, +{load['verified_extra_s']:.3f} s)"
+    )
 
 
-def benchmark(rows: int, batch_rows: int, as_json: bool) -> dict[str, Any]:
+def benchmark(rows: int, batch_rows: int, load_repeats: int, as_json: bool) -> dict[str, Any]:
     # The steps' environment (PIPELINE_HOME, ...) is set for this run and its children only.
     scratch = tempfile.TemporaryDirectory(prefix="bench-scoring-")
     with scratch as folder, mock.patch.dict(os.environ):
@@ -142,8 +223,10 @@ def benchmark(rows: int, batch_rows: int, as_json: bool) -> dict[str, Any]:
         print(f"training a model and generating {rows:,} rows in {home}", file=sys.stderr)
         data = prepare(home, rows)
         os.environ["BENCH_BATCH_ROWS"] = str(batch_rows)
+        os.environ["BENCH_LOAD_REPEATS"] = str(load_repeats)
         runs = {kind: measure("bench.batch_scoring", kind, data, home) for kind in KINDS}
-    result = report(rows, batch_rows, runs)
+        loads = measure("bench.batch_scoring", LOADS, data, home)
+    result = report(rows, batch_rows, runs, loads)
     if as_json:
         print(json.dumps(result, indent=2))
     else:
@@ -155,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.batch_scoring", description=__doc__)
     p.add_argument("--rows", type=int, default=500_000, help="rows to score")
     p.add_argument("--batch-rows", type=int, default=65_536, help="the scorer's --batch-rows")
+    p.add_argument(
+        "--load-repeats", type=int, default=9, help="timed loads of the model per loader"
+    )
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.add_argument("--child", nargs=3, metavar=("KIND", "DATA", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -162,7 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind, data, out = args.child
         child(kind, Path(data), Path(out))
         return 0
-    benchmark(args.rows, args.batch_rows, args.json)
+    if args.load_repeats < 1:
+        p.error("--load-repeats: expected 1 or more")
+    benchmark(args.rows, args.batch_rows, args.load_repeats, args.json)
     return 0
 
 

@@ -1,8 +1,10 @@
 """``python -m scorer.serve --model models:/NAME@ALIAS``: serve a registered model over HTTP
-(``/invocations``, ``/ping``) with MLflow's own scoring server, from a local copy whose every file
+(``/invocations``, ``/ping``) with MLflow's own scoring app, from a local copy whose every file
 matched the model's integrity record. The check runs before any of the model's code is imported,
-and the server is then started on that very copy (``mlflow models serve --env-manager local``
-replaces this process), so a model changed in the artifact store is refused and never runs."""
+and the server is then started on that very copy (uvicorn replaces this process and loads the
+model in each worker), so a model changed in the artifact store is refused and never runs.
+``/invocations`` takes MLflow's JSON bodies and CSV bodies (``text/csv``: a header line, then
+rows), the latter read by ``scorer.app``."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common.step import StepArgumentParser, StepError, configure_logging, report_failure
+from scorer.app import MODEL_DIR_ENV
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +68,15 @@ def verified_copy(model: str) -> Path:
             raise StepError(f"--model {model}: cannot download it: {first_line(exc)}") from exc
 
 
-def server_command(local: Path, args: argparse.Namespace) -> list[str]:
-    """MLflow's scoring server on the local copy, in this environment (no new one built)."""
+def server_command(args: argparse.Namespace) -> list[str]:
+    """uvicorn (installed beside this interpreter) on ``scorer.app``'s factory, as ``mlflow
+    models serve --env-manager local`` runs it on MLflow's app: each worker builds the app and
+    loads the model named by the environment (``scorer.app.MODEL_DIR_ENV``)."""
+    package_root = Path(__file__).resolve().parents[1]  # where ``scorer`` is imported from
     return [
-        sys.executable, "-m", "mlflow", "models", "serve",
-        "-m", str(local), "--env-manager", "local",
-        "-h", args.host, "-p", str(args.port), "-w", str(args.workers),
+        sys.executable, "-m", "uvicorn", "--factory", "scorer.app:create_app",
+        "--app-dir", str(package_root),
+        "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
     ]  # fmt: skip
 
 
@@ -85,12 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StepError as exc:
         report_failure(STEP, str(exc))
         return exc.exit_code
-    command = server_command(local, args)
+    command = server_command(args)
     log.info("serving %s (verified copy %s) on %s:%d", args.model, local, args.host, args.port)
     sys.stdout.flush()
-    # MLflow starts the server as `uvicorn` from PATH: the one installed beside this interpreter.
-    bin_dir = str(Path(sys.executable).parent)
-    os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+    os.environ[MODEL_DIR_ENV] = str(local)  # the server's environment: this process becomes it
     os.execv(command[0], command)
     return 1  # not reached: execv returns only by raising
 

@@ -99,7 +99,8 @@ def test_inputs_by_column(server: str, rows: pd.DataFrame, expected: pd.DataFram
     strict=True,
     reason="MLflow 3.17's CSV parser needs a pandas type for every column of the signature "
     "('Failed to get pandas types'), and this model's columns are `any` (no MLflow column "
-    "type takes int64 and floats alike); send JSON. Remove this mark when CSV is answered.",
+    "type takes int64 and floats alike): plain `mlflow models serve` needs JSON; "
+    "`python -m scorer.serve` answers CSV bodies (tests/scorer/test_serve.py).",
 )
 def test_csv(server: str, rows: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert_same_predictions(invoke(server, rows.to_csv(index=False), "text/csv"), expected)
