@@ -37,7 +37,7 @@ import torch
 from bench.train_throughput import CARDINALITIES, CLASSES, NUMERIC, synthetic
 from common.tracking import configure_mlflow, ensure_experiment
 from tabular_model.network import NetworkConfig, TabularMLP
-from tests.mlflow_server import running_server
+from tools.servers import running_mlflow_server
 from trainer.cli import build_parser as trainer_parser
 from trainer.loop import EpochRecord, LoopCallbacks, LoopConfig, fit
 from trainer.mlflow_run import MetricLogger, training_run
@@ -83,7 +83,7 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     thread's time in MLflow calls."""
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_server(Path(tmp) / "mlflow") as server,
+        running_mlflow_server(Path(tmp) / "mlflow") as server,
         mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": server.uri}),
     ):
         configure_mlflow()

@@ -164,7 +164,7 @@ def latencies(urls: dict[str, str], rows: pd.DataFrame, args: argparse.Namespace
 
 @contextmanager
 def servers(models: dict[str, Path], folder: Path) -> Iterator[dict[str, str]]:
-    from tests.tabular_model.served import scoring_server
+    from tools.servers import scoring_server
 
     with ExitStack() as stack:
         yield {

@@ -15,8 +15,8 @@ from common.evaluation_record import record_evaluation, recorded_evaluation
 from common.step import StepError
 from common.tracking import configure_mlflow
 from contract.results import EvaluateResult
-from tests.mlflow_server import free_port
 from tests.s3 import access_refused
+from tools.servers import free_port
 
 METRICS = {
     "accuracy": 0.91, "f1_score": 0.87, "roc_auc": 0.95, "log_loss": 0.25, "brier_score": 0.07,

@@ -14,8 +14,8 @@ from common import tracking
 from common.redaction import redact_uri
 from common.step import StepError
 from tests.common.hung_server import hung_server
-from tests.mlflow_server import FAST_FAILING_CLIENT, free_port
 from tests.trainer.workspace import log_untrained_model
+from tools.servers import FAST_FAILING_CLIENT, free_port
 
 SECRET = "s3cr3t-Pa55"
 

@@ -20,7 +20,7 @@ from demo.sample_data import TARGET
 from deployer.cli import main as deploy_main
 from evaluator.cli import main as evaluate_main
 from tests.deployer.racing import race
-from tests.mlflow_server import MlflowServer, free_port, mlflow_server
+from tests.mlflow_server import mlflow_server
 from tests.step_failures import assert_step_fails
 from tests.trainer.workspace import (
     Workspace,
@@ -33,6 +33,7 @@ from tests.trainer.workspace import (
     train,
     workspace_env,
 )
+from tools.servers import MlflowServer, free_port
 
 __all__ = ["mlflow_server"]
 

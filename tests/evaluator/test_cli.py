@@ -17,7 +17,6 @@ from common.tracking import configure_mlflow, run_model_uri
 from demo.sample_data import TARGET
 from evaluator.cli import main
 from tabular_model.integrity import version_tags
-from tests.mlflow_server import FAST_FAILING_CLIENT, free_port
 from tests.step_failures import assert_step_fails
 from tests.tabular_model.tampering import (
     CODE_COPY_MODULE,
@@ -39,6 +38,7 @@ from tests.trainer.workspace import (
     stored_model_file,
     train,
 )
+from tools.servers import FAST_FAILING_CLIENT, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +22,7 @@ import requests
 
 from scorer.serve import main
 from tests.trainer.workspace import features_of, stored_model_file
+from tools.servers import free_port, stop, wait_until_ok
 
 from .conftest import Champion
 from .test_cli import served_predictions
@@ -34,12 +31,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 180  # a bound on waiting, not a performance check
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_env(champion: Champion) -> dict[str, str]:
@@ -79,28 +70,12 @@ def serving(champion: Champion, logs: Path, *flags: str) -> Iterator[Server]:
     try:
         yield Server(proc, port, logs / "stdout.log", logs / "stderr.log")
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 def wait_until_up(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            err = server.stderr.read_text()[-3000:]
-            pytest.fail(f"the server exited {server.proc.returncode}: {err}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    pytest.fail(f"no answer on port {server.port} within {START_TIMEOUT_S} s")
+    url = f"{server.url}/ping"
+    wait_until_ok(url, server.proc, server.stderr, START_TIMEOUT_S, "python -m scorer.serve")
 
 
 @contextmanager

@@ -18,9 +18,9 @@ from tests.tabular_model.served import (
     BAD_VALUES,
     LoggedModel,
     logged_model,
-    scoring_server,
     with_bad_value,
 )
+from tools.servers import scoring_server
 
 __all__ = ["logged_model"]  # the module-scoped fixture
 

@@ -15,8 +15,8 @@ from common.metrics import ClassificationMetrics
 from common.step import StepError
 from common.tracking import IMAGE_ENV, configure_mlflow, ensure_experiment
 from tests.common.hung_server import hung_server
-from tests.mlflow_server import FAST_FAILING_CLIENT
 from tests.trainer.workspace import mlflow_client
+from tools.servers import FAST_FAILING_CLIENT
 from trainer.loop import EpochRecord, TrainingInterrupted
 from trainer.mlflow_run import MetricLogger, training_run, training_tags
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.mlflow_server import MlflowServer, mlflow_server
+from tests.mlflow_server import mlflow_server
 from tests.trainer.workspace import mlflow_client, train
+from tools.servers import MlflowServer
 
 __all__ = ["mlflow_server"]
 
