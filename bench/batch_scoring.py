@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench.child import RESULT_MARKER, measure, peak_rss, report_work
+from bench.child import MIB, RESULT_MARKER, measure, peak_rss, print_runs, report_work
 
 MODEL_NAME = "bench-scoring"
 MODEL_URI = f"models:/{MODEL_NAME}@champion"
@@ -196,19 +196,13 @@ def report(
 
 
 def print_table(result: dict[str, Any]) -> None:
-    mib = 1 << 20
     print(f"{result['rows']:,} rows scored, scorer batches of {result['batch_rows']:,} rows")
-    print(f"{'run':<14}{'wall s':>8}{'work s':>8}{'rows/s':>12}{'peak MiB':>10}")
-    for name, run in result["runs"].items():
-        print(
-            f"{name:<14}{run['wall_s']:>8.2f}{run['work_s']:>8.2f}{run['rows_per_s']:>12,.0f}"
-            f"{run['peak_rss_bytes'] / mib:>10,.0f}"
-        )
+    print_runs(result["runs"], ["wall_s", "work_s", "rows_per_s", "peak_rss_bytes"])
     ratio = result["scorer_over_whole_frame"]
     print(f"scorer / whole frame: {ratio['rows_per_s']:.2f}x rows/s, {ratio['peak_rss']:.2f}x peak")
     load = result["load"]
     print(
-        f"model load ({load['model_bytes'] / (1 << 20):.2f} MiB), median of {load['repeats']}: "
+        f"model load ({load['model_bytes'] / MIB:.2f} MiB), median of {load['repeats']}: "
         f"load_model {load['median_s']['plain']:.3f} s, "
         f"load_verified_model {load['median_s']['verified']:.3f} s "
         f"({load['verified_over_plain']:.2f}x, +{load['verified_extra_s']:.3f} s)"

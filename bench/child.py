@@ -1,6 +1,7 @@
 """The measured child process of the memory benchmarks (``bench.preprocess``,
-``bench.validate``): each contender runs in a fresh interpreter, so its peak memory is its own,
-and reports its work time and peak RSS on one marked line of stdout."""
+``bench.validate``, ``bench.batch_scoring``): each contender runs in a fresh interpreter, so its
+peak memory is its own, and reports its work time and peak RSS on one marked line of stdout;
+``print_runs`` shows the runs as one table."""
 
 from __future__ import annotations
 
@@ -49,3 +50,27 @@ def measure(module: str, kind: str, data: Path, work_dir: Path) -> dict[str, Any
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{kind} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return {"wall_s": wall, **json.loads(lines[-1].removeprefix(RESULT_MARKER))}
+
+
+MIB = 1 << 20
+# How the runs table shows each measured value, by its key in a run's numbers.
+RUN_COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "wall_s": ("wall s", lambda v: f"{v:.2f}"),
+    "work_s": ("work s", lambda v: f"{v:.2f}"),
+    "speedup": ("speedup", lambda v: f"{v:.1f}x"),
+    "rows_per_s": ("rows/s", lambda v: f"{v:,.0f}"),
+    "peak_rss_bytes": ("peak MiB", lambda v: f"{v / MIB:,.0f}"),
+    "peak_over_arrow": ("x Arrow", lambda v: f"{v:.2f}"),
+}
+
+
+def print_runs(runs: dict[str, dict[str, Any]], keys: list[str]) -> None:
+    """A table of the measured runs: one line per run, one column per key of RUN_COLUMNS."""
+    name_width = max(len("run"), *map(len, runs)) + 2
+    widths = [max(10, len(RUN_COLUMNS[key][0]) + 2) for key in keys]
+    headings = "".join(f"{RUN_COLUMNS[k][0]:>{w}}" for k, w in zip(keys, widths, strict=True))
+    print(f"{'run':<{name_width}}{headings}")
+    for name, run in runs.items():
+        cells = [RUN_COLUMNS[k][1](run[k]) for k in keys]
+        line = "".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))
+        print(f"{name:<{name_width}}{line}")

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.child import measure, report_work
+from bench.child import MIB, measure, print_runs, report_work
 
 NUMERIC, CATEGORICAL = 40, 10
 TARGET = "target"
@@ -129,14 +129,8 @@ def report(rows: int, arrow_bytes: int, runs: dict[str, dict[str, Any]]) -> dict
 
 
 def print_table(result: dict[str, Any]) -> None:
-    mib = 1 << 20
-    print(f"{result['rows']:,} rows, Arrow size {result['arrow_bytes'] / mib:,.0f} MiB")
-    print(f"{'run':<18}{'wall s':>8}{'work s':>8}{'speedup':>9}{'peak MiB':>10}{'x Arrow':>9}")
-    for name, run in result["runs"].items():
-        print(
-            f"{name:<18}{run['wall_s']:>8.2f}{run['work_s']:>8.2f}{run['speedup']:>8.1f}x"
-            f"{run['peak_rss_bytes'] / mib:>10,.0f}{run['peak_over_arrow']:>9.2f}"
-        )
+    print(f"{result['rows']:,} rows, Arrow size {result['arrow_bytes'] / MIB:,.0f} MiB")
+    print_runs(result["runs"], ["wall_s", "work_s", "speedup", "peak_rss_bytes", "peak_over_arrow"])
     goals = result["goals"]
     print(
         f"goals: speedup {goals['speedup']['value']:.1f}x (>= {SPEEDUP_GOAL:g}x), peak "

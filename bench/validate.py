@@ -33,7 +33,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from bench.child import measure, report_work
+from bench.child import MIB, measure, print_runs, report_work
 from bench.preprocess import CATEGORICAL, NUMERIC, TARGET, generate
 
 MEMORY_GOAL = 3.0
@@ -88,14 +88,8 @@ def report(rows: int, arrow_bytes: int, runs: dict[str, dict[str, Any]]) -> dict
 
 
 def print_table(result: dict[str, Any]) -> None:
-    mib = 1 << 20
-    print(f"{result['rows']:,} rows, Arrow size {result['arrow_bytes'] / mib:,.0f} MiB")
-    print(f"{'run':<20}{'wall s':>8}{'work s':>8}{'peak MiB':>10}{'x Arrow':>9}")
-    for name, run in result["runs"].items():
-        print(
-            f"{name:<20}{run['wall_s']:>8.2f}{run['work_s']:>8.2f}"
-            f"{run['peak_rss_bytes'] / mib:>10,.0f}{run['peak_over_arrow']:>9.2f}"
-        )
+    print(f"{result['rows']:,} rows, Arrow size {result['arrow_bytes'] / MIB:,.0f} MiB")
+    print_runs(result["runs"], ["wall_s", "work_s", "peak_rss_bytes", "peak_over_arrow"])
     goal = result["goal"]
     print(
         f"goal: validator peak {goal['value']:.2f}x Arrow (<= {MEMORY_GOAL:g}x): "
