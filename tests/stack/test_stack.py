@@ -272,7 +272,8 @@ def test_triggered_run_waits_for_its_data_trains_and_deploys(stack: Stack) -> No
     states = {
         f"{ti['task_id']}[{ti['map_index']}]": ti["state"] for ti in instances["task_instances"]
     }
-    assert state == "success", (states, failure_logs(stack, run_id))
+    if state != "success":  # pytest.fail keeps the whole message; an assert's is cut short
+        pytest.fail(f"run {run_id} {state}: {states}\n{failure_logs(stack, run_id)}")
     assert states["wait_for_data[-1]"] == "success"
     assert states["deploy[-1]"] == "success" and states["skip_deploy[-1]"] == "skipped"
 
@@ -333,7 +334,8 @@ def test_second_run_compares_with_the_champion_and_keeps_it(stack: Stack) -> Non
     )
     run_id = triggered["dag_run_id"]
     state = wait_for("the run to finish", lambda: finished(stack, run_id), RUN_TIMEOUT_S, stack)
-    assert state == "success", failure_logs(stack, run_id)
+    if state != "success":
+        pytest.fail(f"run {run_id} {state}:\n{failure_logs(stack, run_id)}")
     assert task_state(stack, run_id, "deploy") == "skipped"
     assert task_state(stack, run_id, "skip_deploy") == "success"
     decision = xcom(stack, run_id, "evaluate")
@@ -367,7 +369,8 @@ def test_a_trainer_stopped_mid_training_resumes_from_its_checkpoint(stack: Stack
     trainer.send_signal(signal.SIGTERM)
     trainer.wait(timeout=120)
     state = wait_for("the run to finish", lambda: finished(stack, run_id), RUN_TIMEOUT_S, stack)
-    assert state == "success", failure_logs(stack, run_id)
+    if state != "success":
+        pytest.fail(f"run {run_id} {state}:\n{failure_logs(stack, run_id)}")
     assert "training stopped on request" in task_log(stack, run_id, 1)
     path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TRAIN_TASK}/0"
     assert stack.api("GET", path)["try_number"] == 2
