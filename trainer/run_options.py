@@ -98,8 +98,9 @@ def tag_pair(text: str) -> tuple[str, str]:
 @dataclass(frozen=True)
 class Tracking:
     """How the run appears in MLflow beyond its experiment (the ``--run-name`` and ``--tag``
-    flags): its name (None: named by its settings, ``trainer.mlflow_run.default_run_name``) and
-    tags of the caller's, e.g. the data date and the DAG run that started it."""
+    flags): its name (None: MLflow picks one; the trainer's command line names a run by its
+    settings, ``settings_name``) and tags of the caller's, e.g. the data date and the DAG run
+    that started it."""
 
     run_name: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
