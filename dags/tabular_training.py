@@ -98,9 +98,9 @@ PARAMS = {
     "search": Param("grid", enum=["grid", "random"], description="grid or random search"),
     "search_space": Param(
         DEFAULT_SEARCH_SPACE,
-        type="object",
+        type=["object", "array"],
         description="trainer flag → list of values (grid), or list / {log_uniform|uniform|"
-        "int_uniform: [low, high]} (random)",
+        "int_uniform: [low, high]} (random); or a list of such objects, searched one by one",
     ),
     "n_trials": Param(8, type="integer", minimum=1, description="trials of a random search"),
     "max_trials": Param(32, type="integer", minimum=1, description="refuse larger sweeps"),
@@ -325,10 +325,10 @@ with DAG(
             "{{ ti.xcom_pull(task_ids='evaluate')['champion_version'] or 'none' }}",
             "--data-path",  # raw sample rows for the smoke test before the alias moves
             PREPROCESS_OUTPUT,
-            "--tag",
-            "airflow.dag_run={{ dag.dag_id }}/{{ run_id }}",
-            "--tag",
-            "data_date={{ ds }}",
+            # The same tags as the trials' runs: the version says which DAG run deployed it.
+            *("--tag", "airflow.dag_id={{ dag.dag_id }}"),
+            *("--tag", "airflow.dag_run_id={{ run_id }}"),
+            *("--tag", "data_date={{ ds }}"),
         ],
         **step_pod_kwargs(CONFIG, "deploy"),
         # An event for the champion's asset (which schedules tabular_scoring) only when the

@@ -38,10 +38,13 @@ class ModelConfig:
     width: int = 256  # hidden layer width
     depth: int = 3  # hidden layers
     dropout: float = 0.1
-    numeric_embedding: str = "none"  # one of NUMERIC_EMBEDDINGS
-    embedding_dim: int = 16  # size of each numeric feature's embedding
+    # PLE with 16 bins of dimension 8 (plus a linear term, see ``NetworkConfig.numeric_linear``)
+    # beat no embedding and periodic ones on the model quality panel (docs/BENCHMARKS.md).
+    numeric_embedding: str = "ple"  # one of NUMERIC_EMBEDDINGS
+    embedding_dim: int = 8  # size of each numeric feature's embedding
     periodic_sigma: float = 0.1  # std of the initial periodic frequencies
-    ple_bins: int = 8  # piecewise-linear bins per numeric feature
+    ple_bins: int = 16  # piecewise-linear bins per numeric feature
+    ensemble_size: int = 1  # members of a TabM-mini ensemble (1: a plain MLP)
 
     # The largest size each field takes: generous for an 80 GB GPU, but a typo (an extra zero
     # or two) is refused instead of filling the memory of the machine.
@@ -50,6 +53,7 @@ class ModelConfig:
         "depth": 64,
         "embedding_dim": 1024,
         "ple_bins": 1024,
+        "ensemble_size": 64,
     }
 
     def __post_init__(self) -> None:

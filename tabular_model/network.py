@@ -5,7 +5,11 @@ Numeric feature embeddings follow Gorishniy et al., "On Embeddings for Numerical
 Tabular Deep Learning" (2022): ``periodic`` is their PLR (trainable frequencies, cos/sin, then a
 linear layer and ReLU per feature); ``ple`` is their piecewise-linear encoding over per-feature
 bin edges taken from training-split quantiles, then a linear layer and ReLU per feature. Both are
-vectorised over features: one batched matmul, no Python loop per feature."""
+vectorised over features: one batched matmul, no Python loop per feature. With a linear term
+(``NetworkConfig.numeric_linear``, as ``rtdl_num_embeddings``' version "B" of PLE) each
+feature's embedding also gets a linear function of the feature: PLE's bin weights then start at
+zero, without the ReLU, so training starts from a plain linear embedding and learns the bins'
+corrections; the periodic embedding keeps its ReLU and adds the linear term."""
 
 from __future__ import annotations
 
@@ -30,7 +34,10 @@ class NetworkConfig:
     before a field existed means, so they stay as they are whatever ``ModelConfig`` defaults to.
 
     ``ple_edges`` holds, per numeric feature, the strictly increasing bin edges of the
-    piecewise-linear encoding (only with ``numeric_embedding="ple"``)."""
+    piecewise-linear encoding (only with ``numeric_embedding="ple"``). ``numeric_linear`` adds
+    a linear embedding of each raw feature to its numeric embedding (set for every new network
+    with one; False, the embedding alone, is what a config written before it means).
+    ``ensemble_size`` > 1 makes the network a TabM-mini ensemble (see ``TabularMLP``)."""
 
     numeric_features: int
     cardinalities: tuple[int, ...]  # codes per categorical column, including the unknown code 0
@@ -43,13 +50,15 @@ class NetworkConfig:
     periodic_sigma: float = 0.1
     periodic_frequencies: int = 48
     ple_edges: tuple[tuple[float, ...], ...] = ()
+    numeric_linear: bool = False
+    ensemble_size: int = 1
 
     def __post_init__(self) -> None:
         if self.numeric_embedding not in NUMERIC_EMBEDDINGS:
             raise ValueError(
                 f"numeric_embedding {self.numeric_embedding!r} is not one of {NUMERIC_EMBEDDINGS}"
             )
-        for name in ("numeric_embedding_dim", "periodic_frequencies"):
+        for name in ("numeric_embedding_dim", "periodic_frequencies", "ensemble_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not (math.isfinite(self.periodic_sigma) and self.periodic_sigma > 0):
@@ -81,6 +90,8 @@ class NetworkConfig:
             numeric_embedding_dim=model.embedding_dim,
             periodic_sigma=model.periodic_sigma,
             ple_edges=ple_bin_edges(train_numeric, model.ple_bins) if ple else (),
+            numeric_linear=model.numeric_embedding != "none",
+            ensemble_size=model.ensemble_size,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,9 +161,12 @@ class PerFeatureLinear(nn.Module):
 
 class PeriodicEmbedding(nn.Module):
     """PLR: x → ReLU(Linear_f([cos(2π c_f x), sin(2π c_f x)])) per feature f, with ``frequencies``
-    trainable c_f initialised N(0, sigma) truncated at 3 sigma. [batch, F] → [batch, F * dim]."""
+    trainable c_f initialised N(0, sigma) truncated at 3 sigma (``linear``: plus Linear0_f(x)).
+    [batch, F] → [batch, F * dim]."""
 
-    def __init__(self, features: int, frequencies: int, dim: int, sigma: float) -> None:
+    def __init__(
+        self, features: int, frequencies: int, dim: int, sigma: float, linear: bool = False
+    ) -> None:
         super().__init__()
         self.frequencies = nn.Parameter(
             nn.init.trunc_normal_(
@@ -160,16 +174,21 @@ class PeriodicEmbedding(nn.Module):
             )
         )
         self.linear = PerFeatureLinear(features, 2 * frequencies, dim)
+        self.linear0 = PerFeatureLinear(features, 1, dim) if linear else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Angles in float32 even under autocast: cos/sin of large bf16 angles lose their phase.
         angles = 2 * math.pi * self.frequencies * x.float()[..., None]
         encoded = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
-        return torch.relu(self.linear(encoded)).flatten(1)
+        out = torch.relu(self.linear(encoded))
+        if self.linear0 is not None:
+            out = out + self.linear0(x.float()[..., None])
+        return out.flatten(1)
 
 
 class PiecewiseLinearEmbedding(nn.Module):
-    """PLE then ReLU(Linear_f) per feature: [batch, F] → [batch, F * dim].
+    """PLE then ReLU(Linear_f) per feature: [batch, F] → [batch, F * dim]; with ``linear``,
+    ``Linear0_f(x) + Linear_f(PLE(x))`` instead, ``Linear_f`` initialised to zero.
 
     Bin t of feature f with edges e_0 < ... < e_n encodes (x - e_t) / (e_{t+1} - e_t) clamped to
     [0, 1]; the first bin is open below and the last open above, so values outside the training
@@ -181,7 +200,9 @@ class PiecewiseLinearEmbedding(nn.Module):
     low: torch.Tensor  # [F, bins] clamp bounds: -inf for the first bin, 0 otherwise
     high: torch.Tensor  # [F, bins] +inf for the last real bin, 1 otherwise, 0 for padding
 
-    def __init__(self, edges: tuple[tuple[float, ...], ...], dim: int) -> None:
+    def __init__(
+        self, edges: tuple[tuple[float, ...], ...], dim: int, linear: bool = False
+    ) -> None:
         super().__init__()
         bins = max([len(e) - 1 for e in edges] + [1])
         shape = (len(edges), bins)
@@ -198,6 +219,11 @@ class PiecewiseLinearEmbedding(nn.Module):
             # Rebuilt from the config on load, so they stay out of the saved weights.
             self.register_buffer(name, tensor, persistent=False)
         self.linear = PerFeatureLinear(len(edges), bins, dim)
+        self.linear0: PerFeatureLinear | None = None
+        if linear:
+            self.linear0 = PerFeatureLinear(len(edges), 1, dim)
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The piecewise-linear encoding [batch, F, bins] of float [batch, F]."""
@@ -205,7 +231,10 @@ class PiecewiseLinearEmbedding(nn.Module):
         return torch.clamp(scaled, min=self.low, max=self.high)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.linear(self.encode(x))).flatten(1)
+        if self.linear0 is None:
+            return torch.relu(self.linear(self.encode(x))).flatten(1)
+        out = self.linear0(x.float()[..., None]) + self.linear(self.encode(x))
+        return out.flatten(1)
 
 
 def numeric_embedding(config: NetworkConfig) -> tuple[nn.Module, int]:
@@ -213,15 +242,27 @@ def numeric_embedding(config: NetworkConfig) -> tuple[nn.Module, int]:
     features, dim = config.numeric_features, config.numeric_embedding_dim
     if config.numeric_embedding == "periodic":
         module: nn.Module = PeriodicEmbedding(
-            features, config.periodic_frequencies, dim, config.periodic_sigma
+            features,
+            config.periodic_frequencies,
+            dim,
+            config.periodic_sigma,
+            config.numeric_linear,
         )
         return module, features * dim
     if config.numeric_embedding == "ple":
-        return PiecewiseLinearEmbedding(config.ple_edges, dim), features * dim
+        module = PiecewiseLinearEmbedding(config.ple_edges, dim, config.numeric_linear)
+        return module, features * dim
     return nn.Identity(), features
 
 
 class TabularMLP(nn.Module):
+    """With ``ensemble_size`` k > 1, k members in one network, as TabM-mini (Gorishniy et al.,
+    "TabM: Advancing Tabular Deep Learning with Parameter-Efficient Ensembling", 2024): each
+    member scales the MLP's input by its own vector (initialised to random signs), shares the
+    hidden layers and has its own output layer; the logits are [batch, k, classes], each member
+    is trained on its own loss, and the prediction is the mean of the members' probabilities
+    (``predict_proba``)."""
+
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         self.config = config
@@ -232,18 +273,37 @@ class TabularMLP(nn.Module):
         # embedding a seed initialises exactly the same weights as before it existed.
         self.numeric_embedding, numeric_width = numeric_embedding(config)
         width_in = numeric_width + sum(embedding_dim(c) for c in config.cardinalities)
+        k = config.ensemble_size
         layers: list[nn.Module] = []
         for _ in range(config.depth):
             layers += [nn.Linear(width_in, config.width), nn.ReLU(), nn.Dropout(config.dropout)]
             width_in = config.width
-        layers.append(nn.Linear(width_in, config.n_classes))
+        if k == 1:  # a single network: the same modules (and weights for a seed) as before
+            layers.append(nn.Linear(width_in, config.n_classes))
         self.mlp = nn.Sequential(*layers)
+        if k > 1:
+            features_in = cast(nn.Linear, layers[0]).in_features if layers else width_in
+            signs = torch.randint(0, 2, (k, features_in)).float() * 2 - 1
+            self.member_scale = nn.Parameter(signs)
+            self.heads = PerFeatureLinear(k, width_in, config.n_classes)
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        """Logits [batch, n_classes] from float [batch, F] and int64 codes [batch, C]."""
+        """Logits [batch, n_classes] (an ensemble: [batch, k, n_classes]) from float [batch, F]
+        and int64 codes [batch, C]."""
         parts = [self.numeric_embedding(numeric)]
         parts += [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
-        return self.mlp(torch.cat(parts, dim=1))  # type: ignore[no-any-return]
+        x = torch.cat(parts, dim=1)
+        if self.config.ensemble_size == 1:
+            return self.mlp(x)  # type: ignore[no-any-return]
+        hidden = self.mlp(x[:, None, :] * self.member_scale)  # [batch, k, width]
+        return self.heads(hidden)  # type: ignore[no-any-return]
+
+
+def member_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities [batch, classes] of logits [batch, classes] or, from an ensemble,
+    [batch, k, classes] (the mean of the members' probabilities)."""
+    probabilities = torch.softmax(logits.float(), -1)
+    return probabilities.mean(1) if probabilities.dim() == 3 else probabilities
 
 
 def compiled(net: TabularMLP) -> TabularMLP:
@@ -261,9 +321,7 @@ def predict_proba(
     net.eval()
     with torch.inference_mode():
         chunks = [
-            torch.softmax(
-                net(numeric[i : i + batch_size], categorical[i : i + batch_size]).float(), 1
-            )
+            member_probabilities(net(numeric[i : i + batch_size], categorical[i : i + batch_size]))
             for i in range(0, numeric.shape[0], batch_size)
         ]
     net.train(was_training)

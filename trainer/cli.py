@@ -109,6 +109,9 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         help="std of the initial periodic frequencies (scale of the standardised features)",
     )
     add_size_flag(g, model, "ple_bins", "piecewise-linear bins per feature")
+    add_size_flag(
+        g, model, "ensemble_size", "members of a TabM-mini ensemble sharing the MLP; 1: one MLP"
+    )
 
 
 def add_size_flag(

@@ -281,7 +281,11 @@ def training_loss(
     logits: torch.Tensor, target: torch.Tensor, optimization: Optimization, config: LoopConfig
 ) -> torch.Tensor:
     """Cross-entropy of ``logits`` [batch, classes] against ``target``, class-weighted and
-    label-smoothed as ``optimization`` and ``config`` say."""
+    label-smoothed as ``optimization`` and ``config`` say. An ensemble's logits [batch, k,
+    classes] give the mean of its members' losses: each member learns on its own."""
+    if logits.dim() == 3:
+        target = target.repeat_interleave(logits.shape[1])
+        logits = logits.flatten(0, 1)
     return nn.functional.cross_entropy(
         logits,
         target,

@@ -83,7 +83,7 @@ class LoopConfig:
 # rows 40 optimiser steps, far too few: small data needs small batches and many epochs, large
 # data gets large batches (fast on a GPU) and fewer epochs. docs/BENCHMARKS.md, "Model quality
 # panel", measures the rule.
-AUTO_ROWS_PER_STEP = 64  # batch ≈ rows / 64: 64-127 steps per epoch between floor and cap
+AUTO_ROWS_PER_STEP = 32  # batch ≈ rows / 32: 32-63 steps per epoch between floor and cap
 AUTO_BATCH_RANGE = (128, 1024)
 AUTO_STEPS = 20_000  # optimiser steps the epochs aim at, within AUTO_EPOCH_RANGE
 AUTO_EPOCH_RANGE = (20, 100)

@@ -184,7 +184,7 @@ def test_the_default_sweep_is_the_dags() -> None:
     [
         (["--search-space", '{"learning_rate": [0.1]}'], "--search-space: search_space.learn"),
         (["--search-space", '{"lr": 0.1}'], "--search-space: search_space.lr: a grid search"),
-        (["--search-space", "[1]"], "--search-space must be a JSON object"),
+        (["--search-space", "[1]"], "--search-space: search_space[0]: expected an object"),
         (["--search-space", "{lr"], "argument --search-space: invalid loads value"),
         (["--val-fraction", "1"], "--val-fraction must be within (0, 1)"),
     ],

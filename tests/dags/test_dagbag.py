@@ -414,17 +414,10 @@ def test_params_and_their_defaults(dag: Any) -> None:
     defaults = {key: dag.params[key] for key in dag.params}
     assert defaults == {
         "search": "grid",
-        "search_space": {
-            "lr": [0.001, 0.003],
-            "optimizer": ["adamw"],
-            "numeric_embedding": ["periodic"],
-            "periodic_sigma": [0.1, 3.0, 10.0],
-            "embedding_dim": [32],
-            "width": [256],
-            "depth": [3],
-            "batch_size": [1024],
-            "epochs": [20],
-        },
+        "search_space": [
+            {"numeric_embedding": ["none", "ple"]},
+            {"numeric_embedding": ["periodic"], "periodic_sigma": [0.3, 10.0]},
+        ],
         "n_trials": 8,
         "max_trials": 32,
         "seed": 0,
@@ -447,7 +440,7 @@ def test_params_and_their_defaults(dag: Any) -> None:
         defaults["seed"],
         defaults["max_trials"],
     )
-    assert len(trials) == 6  # the default grid: 2 learning rates x 3 periodic sigmas
+    assert len(trials) == 4  # none, ple, periodic at two scales
 
 
 def test_s3_source_waits_with_a_deferrable_s3_key_sensor(dag: Any) -> None:
@@ -555,6 +548,28 @@ def test_drift_reference_param_admits_models_none_and_the_data_root_only(
     from airflow.sdk.definitions.param import ParamValidationError
 
     param = dag.params.get_param("drift_reference")
+    if admitted:
+        assert param.resolve(value) == value
+    else:
+        with pytest.raises(ParamValidationError):
+            param.resolve(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "admitted"),
+    [
+        ({"lr": [0.001]}, True),
+        ([{"lr": [0.001]}, {"numeric_embedding": ["periodic"], "periodic_sigma": [3.0]}], True),
+        ("lr=0.001", False),
+        (3, False),
+    ],
+)
+def test_search_space_param_admits_a_space_or_a_list_of_spaces(
+    dag: Any, value: Any, admitted: bool
+) -> None:
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    param = dag.params.get_param("search_space")
     if admitted:
         assert param.resolve(value) == value
     else:

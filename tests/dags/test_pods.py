@@ -311,7 +311,7 @@ def test_mapped_trainer_is_unmapped_per_index_like_at_run_time(
     mapped = dag.get_task(STEP_TASKS["train"])
     assert isinstance(mapped, MappedOperator)
     assert mapped.operator_class is StepPodOperator
-    assert len(rendered.sweep) == 6  # the default grid: 2 learning rates x 3 periodic sigmas
+    assert len(rendered.sweep) == 4  # the default grid: none, ple, periodic at two scales
 
     xcoms = {("hyperparameter_set", "return_value"): rendered.sweep}
     for index, trial in enumerate(rendered.sweep):
@@ -636,7 +636,9 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
         "--data-path",
         rendered.run_path("preprocess"),
         "--tag",
-        f"airflow.dag_run={DAG_ID}/{RUN_ID}",
+        f"airflow.dag_id={DAG_ID}",
+        "--tag",
+        f"airflow.dag_run_id={RUN_ID}",
         "--tag",
         f"data_date={DS}",
     ]

@@ -12,6 +12,7 @@ import pytest
 from tabular_pipeline.step_flags import trainer_hyperparameters
 from tabular_pipeline.sweep import (
     PYTHON_TYPES,
+    SEARCHES,
     SweepError,
     hyperparameter_set,
     run_names,
@@ -302,6 +303,65 @@ def test_log_uniform_needs_positive_bounds(bounds: list[float]) -> None:
         )
 
 
+# --- a list of search spaces ----------------------------------------------------------------
+
+
+TWO_SPACES: list[dict[str, Any]] = [
+    {"numeric_embedding": ["none", "ple"]},
+    {"numeric_embedding": ["periodic"], "periodic_sigma": [0.3, 3.0]},
+]
+
+
+def test_a_grid_over_a_list_trains_each_spaces_grid_in_turn() -> None:
+    trials = hyperparameter_set("grid", TWO_SPACES, n_trials=0, seed=0, max_trials=4)
+    assert trials == [
+        {"numeric_embedding": "none"},
+        {"numeric_embedding": "ple"},
+        {"numeric_embedding": "periodic", "periodic_sigma": 0.3},
+        {"numeric_embedding": "periodic", "periodic_sigma": 3.0},
+    ]
+    assert run_names(trials) == [
+        "trial-0 numeric_embedding=none",
+        "trial-1 numeric_embedding=ple",
+        "trial-2 numeric_embedding=periodic periodic_sigma=0.3",
+        "trial-3 numeric_embedding=periodic periodic_sigma=3.0",
+    ]
+    with pytest.raises(SweepError, match=r"^the sweep has 4 trials; max_trials allows 3$"):
+        hyperparameter_set("grid", TWO_SPACES, n_trials=0, seed=0, max_trials=3)
+
+
+def test_a_random_search_over_a_list_draws_each_trial_from_one_space() -> None:
+    trials = hyperparameter_set("random", TWO_SPACES, n_trials=40, seed=3, max_trials=40)
+    assert trials == hyperparameter_set("random", TWO_SPACES, n_trials=40, seed=3, max_trials=40)
+    kinds = {trial["numeric_embedding"] for trial in trials}
+    assert kinds == {"none", "ple", "periodic"}  # both spaces were drawn from
+    for trial in trials:  # periodic_sigma only where the space has it
+        assert ("periodic_sigma" in trial) == (trial["numeric_embedding"] == "periodic")
+
+
+def test_one_space_in_a_list_draws_as_the_space_alone() -> None:
+    space = {"lr": {"log_uniform": [1e-4, 1e-2]}, "width": [64, 128]}
+    alone = hyperparameter_set("random", space, n_trials=5, seed=9, max_trials=5)
+    assert hyperparameter_set("random", [space], n_trials=5, seed=9, max_trials=5) == alone
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ([], r"^search_space is empty$"),
+        ([{"lr": [0.1]}, {}], r"^search_space\[1\] is empty$"),
+        ([{"lr": [0.1]}, ["lr"]], r"^search_space\[1\]: expected an object of trainer flags"),
+        ("lr", r"^search_space: expected an object or a list of them"),
+        ([{"lr": [0.1]}, {"rate": [0.1]}], r"^search_space\[1\]\.rate: not a trainer flag"),
+        ([{"lr": [0.1]}, {"lr": ["fast"]}], r"^search_space\[1\]\.lr: expected float values"),
+    ],
+)
+def test_a_bad_space_in_a_list_is_named_by_its_index(space: Any, message: str) -> None:
+    for search in SEARCHES:
+        with pytest.raises(SweepError, match=message):
+            hyperparameter_set(search, space, n_trials=2, seed=0, max_trials=4)
+
+
 def test_sweep_error_is_a_value_error() -> None:
     assert issubclass(SweepError, ValueError)
 
@@ -388,6 +448,7 @@ def test_every_sweep_flag_is_a_trainer_flag_of_the_same_type() -> None:
         "embedding_dim": {"int_uniform": [8, 32]},
         "periodic_sigma": {"log_uniform": [0.01, 1.0]},
         "ple_bins": {"int_uniform": [2, 32]},
+        "ensemble_size": {"int_uniform": [1, 4]},
     }
     flags = trainer_hyperparameters()
     assert set(space) == set(flags)

@@ -227,6 +227,39 @@ def test_config_json_round_trip_rebuilds_the_same_network(kind: str) -> None:
     assert torch.equal(rebuilt(x, cat), net(x, cat))
 
 
+@pytest.mark.parametrize("kind", ["periodic", "ple"])
+def test_linear_term_adds_a_linear_embedding_of_each_feature(kind: str) -> None:
+    torch.manual_seed(0)
+    net = TabularMLP(config_for(kind, dim=5, numeric_linear=True))
+    x, cat = make_inputs(11, 3, CARDINALITIES)
+    assert net(x, cat).shape == (11, 3)
+    module = net.numeric_embedding
+    linear0 = module.linear0(x[..., None]).flatten(1)
+    if kind == "ple":  # its bins start at zero weight: the embedding starts linear in x
+        torch.testing.assert_close(module(x), linear0)
+    else:
+        angles = 2 * torch.pi * module.frequencies * x[..., None]
+        periodic = module.linear(torch.cat([torch.cos(angles), torch.sin(angles)], -1))
+        torch.testing.assert_close(module(x), torch.relu(periodic).flatten(1) + linear0)
+    net(x, cat).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_config_written_before_linear_terms_and_ensembles_loads_as_it_was() -> None:
+    # A PLE network logged before the linear term and ensembles existed: the same modules, so
+    # its saved weights load and it predicts as it did.
+    torch.manual_seed(0)
+    old_net = TabularMLP(config_for("ple"))
+    data = old_net.config.to_dict()
+    del data["numeric_linear"], data["ensemble_size"]
+    config = NetworkConfig.from_dict(json.loads(json.dumps(data)))
+    assert (config.numeric_linear, config.ensemble_size) == (False, 1)
+    loaded = TabularMLP(config)
+    loaded.load_state_dict(old_net.state_dict())  # strict: no new or missing weights
+    x, cat = make_inputs(20, 3, CARDINALITIES)
+    assert torch.equal(loaded(x, cat), old_net(x, cat))
+
+
 def test_config_written_before_numeric_embeddings_loads_without_one() -> None:
     old = {"numeric_features": 2, "cardinalities": [3], "n_classes": 2, "width": 8, "depth": 1,
            "dropout": 0.0}  # fmt: skip
@@ -243,6 +276,7 @@ def test_config_written_before_numeric_embeddings_loads_without_one() -> None:
         ({"periodic_frequencies": 0}, "periodic_frequencies must be positive"),
         ({"periodic_sigma": 0.0}, "periodic_sigma must be positive"),
         ({"periodic_sigma": float("nan")}, "periodic_sigma must be positive"),
+        ({"ensemble_size": 0}, "ensemble_size must be positive"),
         ({"numeric_embedding": "ple"}, "ple_edges has 0 entries for 2 features"),
         ({"numeric_embedding": "ple", "ple_edges": ((0.0,), ())}, r"ple_edges\[1\] must be"),
         ({"numeric_embedding": "ple", "ple_edges": ((0.0,), (1.0, 1.0))}, r"ple_edges\[1\]"),
@@ -266,8 +300,13 @@ def test_the_model_settings_resolve_to_a_network_config_for_the_data() -> None:
     assert (config.numeric_embedding, config.numeric_embedding_dim) == ("ple", 7)
     assert config.periodic_sigma == 0.2
     assert config.ple_edges == ple_bin_edges(x, 5)  # the quantiles of the given training rows
-    periodic = ModelConfig(numeric_embedding="periodic", ple_bins=5)
-    assert NetworkConfig.for_data(periodic, x, (), 2).ple_edges == ()
+    assert config.numeric_linear  # an embedding gets the linear term
+    periodic = ModelConfig(numeric_embedding="periodic", ple_bins=5, ensemble_size=4)
+    periodic_config = NetworkConfig.for_data(periodic, x, (), 2)
+    assert periodic_config.ple_edges == ()
+    assert (periodic_config.numeric_linear, periodic_config.ensemble_size) == (True, 4)
+    plain = NetworkConfig.for_data(ModelConfig(numeric_embedding="none"), x, (), 2)
+    assert not plain.numeric_linear
 
 
 # --- torch.compile -----------------------------------------------------------------------------
@@ -321,12 +360,15 @@ def trained_network(workspace: Workspace, model: ModelConfig) -> TabularMLP:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("kind", ["periodic", "ple"])
+@pytest.mark.parametrize(("kind", "members"), [("periodic", 1), ("ple", 1), ("ple", 3)])
 def test_served_model_predicts_what_the_trained_network_does(
-    kind: str, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    kind: str, members: int, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workspace.activate(monkeypatch)
-    model = ModelConfig(width=32, depth=2, numeric_embedding=kind, embedding_dim=8, ple_bins=12)
+    model = ModelConfig(
+        width=32, depth=2, numeric_embedding=kind, embedding_dim=8, ple_bins=12,
+        ensemble_size=members,
+    )  # fmt: skip
     net = trained_network(workspace, model)
     transform = dataset.load_transform(str(workspace.data))
     mlflow = configure_mlflow()

@@ -134,3 +134,18 @@ def test_as_tensors_dtypes_and_contiguity() -> None:
     assert x.is_contiguous() and cat.is_contiguous()
     np.testing.assert_array_equal(x.numpy(), numeric.astype("float32"))
     np.testing.assert_array_equal(cat.numpy(), categorical)
+
+
+def test_an_ensemble_gives_member_logits_and_averages_their_probabilities() -> None:
+    torch.manual_seed(0)
+    config = NetworkConfig(3, (4,), 5, width=16, depth=2, ensemble_size=4)
+    net = TabularMLP(config).eval()
+    x, cat = make_inputs(9, 3, (4,))
+    logits = net(x, cat)
+    assert logits.shape == (9, 4, 5)
+    members = torch.softmax(logits, -1)
+    assert not torch.allclose(members[:, 0], members[:, 1])  # members differ from the start
+    torch.testing.assert_close(predict_proba(net, x, cat), members.mean(1))
+    assert set(TabularMLP(dataclasses.replace(config, ensemble_size=1)).state_dict()) == {
+        k for k in net.state_dict() if not k.startswith(("member_scale", "heads"))
+    } | {"mlp.6.weight", "mlp.6.bias"}  # one network: the output layer is the MLP's last

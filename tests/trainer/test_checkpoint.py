@@ -15,7 +15,7 @@ import torch
 
 from common.step import StepError
 from tests.s3 import access_refused, object_keys
-from trainer.checkpoint import LATEST, CheckpointStore
+from trainer.checkpoint import LATEST, CheckpointStore, identity_hash
 
 STATE: dict[str, Any] = {
     "weights": torch.arange(6.0).reshape(2, 3),
@@ -242,3 +242,20 @@ def test_an_unsupported_uri_names_the_flag() -> None:
 def test_keep_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="keep"):
         CheckpointStore(str(tmp_path), keep=0)
+
+
+def test_a_checkpoint_of_a_trainer_without_a_setting_is_refused_naming_it(tmp_path: Path) -> None:
+    # A run of a trainer from before --ensemble-size: its identity lacks the setting, so the
+    # new trainer cannot take its state for its own (the networks differ); the refusal says why.
+    from trainer.cli import build_parser, config_from_args
+    from trainer.job import hyperparameters
+    from trainer.resume import CheckpointOptions, RunCheckpoints
+
+    args = build_parser().parse_args(["--data-path", "d", "--experiment-name", "e"])
+    ours = {"experiment_name": "e", "data_path": "d", "data_fingerprint": "f",
+            "config": hyperparameters(config_from_args(args))}  # fmt: skip
+    theirs = {**ours, "config": {k: v for k, v in ours["config"].items() if k != "ensemble_size"}}
+    meta = json.dumps({"identity": theirs, "mlflow_run_id": "r"})
+    CheckpointStore(str(tmp_path)).save({"meta": meta}, "e1", identity_hash(theirs))
+    with pytest.raises(StepError, match=r"different run \(differs in: ensemble_size\)"):
+        RunCheckpoints(CheckpointOptions(str(tmp_path)), ours).resume_point()

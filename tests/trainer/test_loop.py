@@ -23,7 +23,9 @@ from trainer.loop import (
     balanced_class_weights,
     fit,
     lr_factor,
+    make_optimization,
     make_optimizer,
+    training_loss,
     validation_metrics,
 )
 from trainer.loop_config import auto_batch_size, auto_epochs
@@ -170,9 +172,9 @@ def test_loop_config_defaults_are_the_trainers() -> None:
     [
         (100, 128, 100),  # one step per epoch: the most epochs
         (1_257, 128, 100),  # 10 steps per epoch, 1,000 steps in all
-        (16_384, 256, 100),  # rows / 64 exactly
-        (16_383, 128, 100),
-        (131_072, 1024, 100),  # 128 steps per epoch: 12,800 steps
+        (8_192, 256, 100),  # rows / 32 exactly
+        (8_191, 128, 100),
+        (32_768, 1024, 100),  # 32 steps per epoch: 3,200 steps
         (1_000_000, 1024, 21),  # 977 steps per epoch: about 20,000 steps
         (100_000_000, 1024, 20),  # the fewest epochs
     ],
@@ -201,6 +203,26 @@ def test_fit_with_auto_budget_trains_the_resolved_number_of_epochs() -> None:
     assert (training.config.batch_size, training.config.epochs) == (128, 100)
     outcome = fit(new_net(), train, val, dataclasses.replace(config, epochs=3))
     assert outcome.train_samples == 3 * train.rows  # the batch size was auto, epochs were not
+
+
+def test_an_ensemble_trains_each_member_on_its_own_loss() -> None:
+    train, val = separable(400, seed=1), separable(300, seed=2)
+    torch.manual_seed(0)
+    net = TabularMLP(NetworkConfig(2, (4,), 2, width=32, depth=2, dropout=0.0, ensemble_size=3))
+    config = dataclasses.replace(CONFIG, label_smoothing=0.1, class_weights="balanced")
+    optimization = make_optimization(net, train, config)
+    logits = net(train.numeric, train.categorical)
+    members = [
+        torch.nn.functional.cross_entropy(
+            logits[:, i], train.target, weight=optimization.class_weights, label_smoothing=0.1
+        )
+        for i in range(3)
+    ]
+    loss = training_loss(logits, train.target, optimization, config)
+    torch.testing.assert_close(loss, torch.stack(members).mean())
+    fit(net, train, val, config)
+    accuracy = (predict_proba(net, val.numeric, val.categorical).argmax(1) == val.target).float()
+    assert accuracy.mean() > 0.9
 
 
 def test_label_smoothing_keeps_predictions_from_saturating() -> None:
