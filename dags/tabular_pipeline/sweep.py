@@ -6,7 +6,10 @@ underscores (``batch_size`` for ``--batch-size``):
 
 * grid: every value is a list, e.g. ``{"lr": [0.001, 0.003], "optimizer": ["adam", "adamw"]}``;
 * random: a list (uniform choice) or a range ``{"log_uniform": [1e-4, 1e-2]}``,
-  ``{"uniform": [0.0, 0.3]}``, ``{"int_uniform": [2, 4]}``.
+  ``{"uniform": [0.0, 0.3]}``, ``{"int_uniform": [2, 4]}``;
+* or a list of such spaces, e.g. ``[{"numeric_embedding": ["none", "ple"]},
+  {"numeric_embedding": ["periodic"], "periodic_sigma": [0.3, 10]}]``: a grid trains each
+  space's grid in turn, a random search draws each trial from a space picked at random.
 """
 
 from __future__ import annotations
