@@ -99,6 +99,10 @@ def training_run(
     mlflow.end_run("FINISHED")
 
 
+LOG_INPUTS_ATTEMPTS = 3
+LOG_INPUTS_RETRY_S = 0.5
+
+
 def log_data_inputs(data_path: str, fingerprint: str) -> None:
     """The run's data as MLflow dataset inputs, the lineage MLflow's UI shows: the file
     preprocess read (context ``source``) and the train and validation splits made from it
@@ -135,7 +139,18 @@ def log_data_inputs(data_path: str, fingerprint: str) -> None:
         datasets.append(described_data)
         contexts.append(context)
         tags.append({"rows": str(rows)} if rows is not None else None)
-    configure_mlflow().log_inputs(datasets=datasets, contexts=contexts, tags_list=tags)
+    mlflow = configure_mlflow()
+    for attempt in range(1, LOG_INPUTS_ATTEMPTS + 1):
+        try:
+            mlflow.log_inputs(datasets=datasets, contexts=contexts, tags_list=tags)
+            return
+        except Exception as exc:
+            # The sweep's trials log the same datasets at once, and the tracking store may refuse
+            # the second insert of one (a unique key); a retry finds it there and links it.
+            if attempt == LOG_INPUTS_ATTEMPTS:
+                log.warning("not logging the run's datasets: %s", first_line(exc))
+            else:
+                time.sleep(LOG_INPUTS_RETRY_S * attempt)
 
 
 def end_after_error(mlflow: Any, status: str) -> None:

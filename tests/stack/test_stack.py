@@ -213,6 +213,21 @@ def xcom(stack: Stack, run_id: str, task_id: str) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def trial_times(stack: Stack, run_id: str) -> str:
+    """Every try of every trial: when it was queued, started and ended, and how."""
+    fields = ("map_index", "try_number", "state", "queued_when", "start_date", "end_date")
+    lines = []
+    for map_index in (0, 1):
+        path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TRAIN_TASK}/{map_index}/tries"
+        for attempt in stack.api("GET", path)["task_instances"]:
+            lines.append(" ".join(f"{k}={attempt.get(k)}" for k in fields))
+    scheduler = stack.home / "logs" / "airflow-scheduler.log"
+    if scheduler.exists():  # what the scheduler said about the trials
+        said = scheduler.read_text(errors="replace").splitlines()
+        lines += [line for line in said if TRAIN_TASK in line][-40:]
+    return "\n".join(lines)
+
+
 def put_raw_data(stack: Stack, day: str) -> None:
     body = io.BytesIO()
     generate(3000, seed=11).to_parquet(body, index=False)
@@ -283,7 +298,12 @@ def test_triggered_run_waits_for_its_data_trains_and_deploys(stack: Stack) -> No
     trials = [ti for ti in instances["task_instances"] if ti["task_id"] == TRAIN_TASK]
     assert sorted(ti["map_index"] for ti in trials) == [0, 1]
     first, second = sorted(trials, key=lambda ti: ti["queued_when"])
-    assert second["queued_when"] < first["end_date"], trials
+    if not second["queued_when"] < first["end_date"]:
+        pytest.fail(f"the trials ran one after the other:\n{trial_times(stack, run_id)}")
+    # Each on its first try: a retry would hide a trial that fails beside another (as when both
+    # logged the same datasets to the tracking store at once).
+    if any(ti["try_number"] != 1 for ti in trials):
+        pytest.fail(f"a trial was retried:\n{trial_times(stack, run_id)}")
 
     decision = xcom(stack, run_id, "evaluate")
     assert decision["should_deploy"] is True and decision["reason"] == "first_model"

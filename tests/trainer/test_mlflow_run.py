@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,13 @@ from tests.common.hung_server import hung_server
 from tests.trainer.workspace import mlflow_client
 from tools.servers import FAST_FAILING_CLIENT
 from trainer.loop import EpochRecord, TrainingInterrupted
-from trainer.mlflow_run import MetricLogger, training_run, training_tags
+from trainer.mlflow_run import (
+    LOG_INPUTS_ATTEMPTS,
+    MetricLogger,
+    log_data_inputs,
+    training_run,
+    training_tags,
+)
 
 
 @pytest.fixture
@@ -135,3 +142,60 @@ def test_a_run_that_cannot_be_ended_does_not_hide_the_error(
     warnings = [r.getMessage() for r in caplog.records if r.name == "trainer.mlflow_run"]
     assert len(warnings) == 1 and "could not mark MLflow run" in warnings[0], warnings
     assert "http://***@127.0.0.1" in warnings[0] and SECRET not in warnings[0]
+
+
+@pytest.fixture
+def data_path(tmp_path: Path, sample_frame: Any) -> Path:
+    from tests.trainer.workspace import preprocess
+
+    return preprocess(sample_frame.head(400), tmp_path)
+
+
+def refusing_log_inputs(monkeypatch: pytest.MonkeyPatch, refusals: int) -> list[int]:
+    """The tracking store refuses the first ``refusals`` calls as it does the second of two
+    trials inserting the same dataset at once (a unique key); the calls are counted."""
+    import mlflow
+
+    real = mlflow.log_inputs
+    calls: list[int] = []
+
+    def log_inputs(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) <= refusals:
+            raise mlflow.exceptions.MlflowException(
+                "duplicate key value violates unique constraint"
+            )
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_inputs", log_inputs)
+    monkeypatch.setattr("trainer.mlflow_run.LOG_INPUTS_RETRY_S", 0.0)
+    return calls
+
+
+def test_datasets_another_trial_inserted_at_the_same_time_are_linked_on_a_retry(
+    experiment: str, data_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = refusing_log_inputs(monkeypatch, refusals=1)
+    with training_run(experiment, None, 0) as run:
+        log_data_inputs(str(data_path), "sha256:" + "0" * 64)
+    inputs = mlflow_client().get_run(run.info.run_id).inputs.dataset_inputs
+    assert len(calls) == 2
+    assert sorted(t.value for i in inputs for t in i.tags if t.key == "mlflow.data.context") == [
+        "source",
+        "training",
+        "validation",
+    ]
+
+
+def test_datasets_the_store_never_takes_leave_the_training_going_with_a_warning(
+    experiment: str,
+    data_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = refusing_log_inputs(monkeypatch, refusals=99)
+    with caplog.at_level(logging.WARNING), training_run(experiment, None, 0) as run:
+        log_data_inputs(str(data_path), "sha256:" + "0" * 64)
+    assert len(calls) == LOG_INPUTS_ATTEMPTS
+    assert "not logging the run's datasets: duplicate key" in caplog.text
+    assert mlflow_client().get_run(run.info.run_id).info.status == "FINISHED"
