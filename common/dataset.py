@@ -1,7 +1,7 @@
 """The layout of a preprocess output folder, shared by its writer (``python -m preprocess``) and
 its readers (trainer, evaluator)::
 
-    <output>/train.parquet, val.parquet, test.parquet   encoded features + target class index
+    <output>/train.parquet, val.parquet, test.parquet   encoded features + the encoded target
     <output>/raw/test.parquet, raw/sample.parquet       untransformed rows (evaluation, examples)
     <output>/transform.json                             the fitted TableTransform
     <output>/manifest.json                              written last: the output is complete
@@ -50,18 +50,24 @@ class EncodedSplit:
 
     numeric: np.ndarray  # float32 [rows, numeric features]
     categorical: np.ndarray  # int64 [rows, categorical columns]
-    target: np.ndarray  # int64 [rows]
+    target: np.ndarray  # int64 class codes [rows]; float32 standardised values for regression
 
     @property
     def rows(self) -> int:
         return int(self.target.shape[0])
 
 
+def target_dtype(transform: TableTransform) -> str:
+    """int64 class codes, or float32 standardised values for regression."""
+    return "float32" if transform.is_regression else "int64"
+
+
 def encoded_schema(transform: TableTransform) -> pa.Schema:
-    """float32 numeric features, int32 categorical codes, then the int64 target."""
+    """float32 numeric features, int32 categorical codes, then the target (``target_dtype``)."""
     fields = [pa.field(name, pa.float32()) for name in transform.numeric_feature_names]
     fields += [pa.field(col.name, pa.int32()) for col in transform.categorical]
-    return pa.schema([*fields, pa.field(TARGET_COLUMN, pa.int64())])
+    target = pa.from_numpy_dtype(np.dtype(target_dtype(transform)))
+    return pa.schema([*fields, pa.field(TARGET_COLUMN, target)])
 
 
 def encoded_table(transform: TableTransform, split: EncodedSplit) -> pa.Table:
@@ -108,5 +114,5 @@ def load_split(data_path: str, transform: TableTransform, split: str) -> Encoded
     return EncodedSplit(
         numeric=np.ascontiguousarray(numeric),
         categorical=frame[categorical_names].to_numpy("int64", copy=True),
-        target=frame[TARGET_COLUMN].to_numpy("int64", copy=True),
+        target=frame[TARGET_COLUMN].to_numpy(target_dtype(transform), copy=True),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 Hyperparameter = str | int | float | bool
 
@@ -68,10 +68,74 @@ class ValidateResult(StepResult):
     drift: DriftSummary | None = Field(description="None without --reference")
 
 
+Task = Literal["classification", "regression"]
+
+
+class TargetScaling(BaseModel):
+    """How a regression target is standardised for training (the served model inverts it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    center: float = Field(description="mean of the train target (of log1p of it with log)")
+    scale: float = Field(gt=0, description="its standard deviation")
+    log: bool = Field(description="the target is learnt as log(1 + target)")
+
+
+def task_keys(classification: list[str], regression: list[str]) -> Any:
+    """A schema hook: every key is required; ``classification`` keys are non-null for a
+    classification result and null for a regression one, and ``regression`` keys the other way
+    round (the model validator says the same in Python)."""
+
+    def rule(required: list[str], nulls: list[str]) -> dict[str, Any]:
+        return {
+            "properties": {
+                **{key: {"not": {"type": "null"}} for key in required},
+                **{key: {"type": "null"} for key in nulls},
+            }
+        }
+
+    def extra(schema: dict[str, Any]) -> None:
+        # The defaults below serve Python callers of the classification shape; a written
+        # result carries every key, so the schema requires each.
+        schema["required"] = sorted({*schema["required"], *schema["properties"]})
+        schema["allOf"] = [
+            {
+                "if": {"properties": {"task": {"const": "classification"}}},
+                "then": rule(classification, regression),
+                "else": rule(regression, classification),
+            }
+        ]
+
+    return extra
+
+
+def check_task_keys(
+    result: BaseModel, task: str, classification: list[str], regression: list[str]
+) -> None:
+    required, nulls = (
+        (classification, regression) if task == "classification" else (regression, classification)
+    )
+    missing = [key for key in required if getattr(result, key) is None]
+    extra = [key for key in nulls if getattr(result, key) is not None]
+    if missing or extra:
+        raise ValueError(
+            f"a {task} result needs {missing} and must leave {extra} null"
+            if missing
+            else f"a {task} result must leave {extra} null"
+        )
+
+
+PREPROCESS_KEYS = (["classes"], ["target_scaling"])
+
+
 class PreprocessResult(StepResult):
-    """Train/val/test splits and the fitted transform, all under ``output_uri``."""
+    """Train/val/test splits and the fitted transform, all under ``output_uri``. Version 2: the
+    task, with ``classes`` (classification) or ``target_scaling`` (regression)."""
+
+    model_config = ConfigDict(json_schema_extra=task_keys(*PREPROCESS_KEYS))
 
     step: ClassVar[str] = "preprocess"
+    schema_version: Literal[2] = 2  # type: ignore[assignment]  # a later version of the shape
     output_uri: str = Field(description="the folder to pass to the trainer as --data-path")
     train_uri: str
     val_uri: str
@@ -82,19 +146,44 @@ class PreprocessResult(StepResult):
     row_counts: SplitCounts
     feature_count: NonNegativeInt
     target: str
-    classes: list[str | int | float | bool] = Field(min_length=2)
+    task: Task = "classification"
+    classes: list[str | int | float | bool] | None = Field(
+        min_length=2, description="classification: the labels in class-index order; else null"
+    )
+    target_scaling: TargetScaling | None = Field(None, description="regression; else null")
     fingerprint: str = Field(
         pattern=r"^sha256:[0-9a-f]{64}$", description="sha256 of the input data's bytes"
     )
 
+    @model_validator(mode="after")
+    def _task_keys(self) -> PreprocessResult:
+        check_task_keys(self, self.task, *PREPROCESS_KEYS)
+        return self
+
+
+TRAIN_KEYS = (["accuracy", "f1_score"], ["rmse", "mae", "r2"])
+
 
 class TrainResult(StepResult):
-    """A trained candidate; every metric is measured on the validation split."""
+    """A trained candidate; every metric is measured on the validation split. Version 2: the
+    task, with ``accuracy`` and ``f1_score`` (classification) or ``rmse``, ``mae`` and ``r2``
+    (regression, in the target's units); the other task's keys are null."""
+
+    model_config = ConfigDict(json_schema_extra=task_keys(*TRAIN_KEYS))
 
     step: ClassVar[str] = "train"
-    accuracy: float = Field(ge=0, le=1)
-    f1_score: float = Field(ge=0, le=1)
-    loss: float = Field(ge=0, description="validation cross-entropy")
+    schema_version: Literal[2] = 2  # type: ignore[assignment]  # a later version of the shape
+    task: Task = "classification"
+    accuracy: float | None = Field(None, ge=0, le=1)
+    f1_score: float | None = Field(None, ge=0, le=1)
+    rmse: float | None = Field(None, ge=0, description="root mean squared error")
+    mae: float | None = Field(None, ge=0, description="mean absolute error")
+    r2: float | None = Field(None, le=1, description="coefficient of determination")
+    loss: float = Field(
+        ge=0,
+        description="validation loss: cross-entropy, or the regression loss on the "
+        "standardised target",
+    )
     model_path: str = Field(description="MLflow model URI of the logged model")
     run_id: str
     experiment_name: str
@@ -107,6 +196,11 @@ class TrainResult(StepResult):
     data_fingerprint: str = Field(
         description="sha256 of the data trained on (from the preprocess manifest)"
     )
+
+    @model_validator(mode="after")
+    def _task_keys(self) -> TrainResult:
+        check_task_keys(self, self.task, *TRAIN_KEYS)
+        return self
 
 
 CHAMPION_PROBLEM_MAX_CHARS = 1000  # EvaluateResult.champion_problem: a cause, not a log

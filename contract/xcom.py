@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 
 from contract.results import StepResult
-from contract.schemas import load_schema
+from contract.schemas import current_version, load_schema, payload_version
 
 DEFAULT_XCOM_PATH = "/airflow/xcom/return.json"
 MAX_RESULT_BYTES = 16 * 1024
@@ -87,8 +87,16 @@ def validate_payload(step: str, payload: Any) -> dict[str, Any]:
         raise ResultError(f"{step} result is missing (None): the step wrote no return.json")
     if not isinstance(payload, dict):
         raise ResultError(f"{step} result must be a JSON object, got {type(payload).__name__}")
+    version = payload_version(step, payload)
+    try:
+        schema = load_schema(step, version)
+    except KeyError as exc:
+        raise ResultError(
+            f"{step} result has schema_version {version}, which this code does not know "
+            f"(it writes {current_version(step)})"
+        ) from exc
     errors = sorted(
-        jsonschema.Draft202012Validator(load_schema(step)).iter_errors(payload),
+        jsonschema.Draft202012Validator(schema).iter_errors(payload),
         key=lambda e: list(e.absolute_path),
     )
     refuse_unrepresentable(step, payload)
@@ -96,7 +104,7 @@ def validate_payload(step: str, payload: Any) -> dict[str, Any]:
         details = "; ".join(
             f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors
         )
-        raise ResultError(f"{step} result does not match {step}.v1 schema: {details}")
+        raise ResultError(f"{step} result does not match {step}.v{version} schema: {details}")
     return payload
 
 

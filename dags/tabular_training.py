@@ -196,7 +196,7 @@ def select_best(sweep: Any) -> dict[str, Any]:
     results = [context["ti"].xcom_pull(task_ids=TRAIN_TASK, map_indexes=i) for i in indexes]
     trials = selection.checked_trials(results, [f"{TRAIN_TASK}[{i}]" for i in indexes])
     best = selection.select_best(trials, context["params"]["min_success_fraction"])
-    log.info("best trial: run %s, validation accuracy %.4f", best["run_id"], best["accuracy"])
+    log.info("best trial: run %s, %s", best["run_id"], selection.score_text(best))
     return {
         "run_id": best["run_id"],
         "best": best,

@@ -42,11 +42,27 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         metavar="URI",
         help="folder for splits, transform and manifest (local, file:// or s3://)",
     )
-    data.add_argument("--target", required=True, metavar="COLUMN", help="label column")
+    data.add_argument(
+        "--target", required=True, metavar="COLUMN", help="the column to predict (label or number)"
+    )
+    add_task_flags(p.add_argument_group("task", "what kind of prediction the target asks for"))
     add_split_flags(p.add_argument_group("split", "which rows go to train, val and test"))
     add_transform_flags(p.add_argument_group("transform", "how features are encoded"))
     add_reading_flags(p.add_argument_group("reading", "how much is read and kept at once"))
     return p
+
+
+def add_task_flags(group: argparse._ArgumentGroup) -> None:
+    """Classification or regression, and how a regression target is scaled."""
+    from common.task import AUTO_RULE, TASK_CHOICES
+
+    group.add_argument("--task", choices=TASK_CHOICES, default="auto", help=f"{AUTO_RULE}")
+    group.add_argument(
+        "--log-target",
+        action="store_true",
+        help="regression: learn log(1 + target), for a non-negative, skewed target such as a "
+        "price; predictions still come back in the target's units",
+    )
 
 
 def add_split_flags(group: argparse._ArgumentGroup) -> None:
@@ -135,11 +151,16 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     split = SplitSpec(
         args.val_fraction, args.test_fraction, args.seed, args.split_key, args.split_column
     )
-    fit = FitOptions(args.numeric_scaling, args.min_frequency, seed=args.seed)
+    if args.log_target and args.task == "classification":
+        raise UsageError("--log-target scales a regression target; --task is classification")
+    fit = FitOptions(
+        args.numeric_scaling, args.min_frequency, seed=args.seed, log_target=args.log_target
+    )
     return PreprocessConfig(
         input=args.input,
         output=output_folder(args.output, args.input),
         target=args.target,
+        task=args.task,
         split=split,
         fit=fit,
         sample_rows=args.sample_rows,

@@ -30,6 +30,8 @@ from tabular_model.transform import (
     NumericColumn,
     Scaling,
     TableTransform,
+    TargetScaling,
+    Task,
 )
 
 QUANTILE_POINTS = 101  # stored per column for quantile scaling (every percentile)
@@ -43,6 +45,7 @@ class FitOptions:
     min_frequency: int = 5
     sample_rows: int = 100_000  # the most train rows kept for robust/quantile scaling
     seed: int = 42
+    log_target: bool = False  # a regression target is learnt as log1p(target)
 
 
 @dataclass
@@ -144,8 +147,18 @@ class TransformFitter:
     """Accumulates train statistics batch by batch; ``transform(classes)`` gives the fitted
     transform. ``columns`` maps each feature column to its logical type, in input order."""
 
-    def __init__(self, target: str, columns: dict[str, LogicalType], options: FitOptions) -> None:
+    def __init__(
+        self,
+        target: str,
+        columns: dict[str, LogicalType],
+        options: FitOptions,
+        target_is_number: bool = False,
+    ) -> None:
         self.target, self.options = target, options
+        # A number target may turn out to be a regression target (``auto`` knows only after the
+        # whole pass): its train moments, raw and log1p (NaN below -1), are kept just in case.
+        self.target_moments = Moments(2) if target_is_number else None
+        self.target_min = math.inf
         self.numeric = [name for name, kind in columns.items() if kind == "numeric"]
         self.categorical = [name for name, kind in columns.items() if kind == "categorical"]
         self.rows = 0
@@ -167,8 +180,27 @@ class TransformFitter:
             self.sample.update(priorities, values)
         for name in self.categorical:
             self.counts[name].update(text_counts(batch.column(name), train))
+        if self.target_moments is not None:
+            target = numeric_matrix(batch, [self.target], train)[:, 0]
+            finite = target[np.isfinite(target)]
+            if finite.size:
+                self.target_min = min(self.target_min, float(finite.min()))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                logged = np.where(target > -1, np.log1p(np.maximum(target, -1)), np.nan)
+            self.target_moments.update(np.column_stack([target, logged]))
 
-    def transform(self, classes: tuple[Label, ...]) -> TableTransform:
+    def target_scaling(self) -> TargetScaling:
+        """The standardisation of a regression target on the train rows (of ``log1p`` of it with
+        ``log_target``)."""
+        assert self.target_moments is not None, "the target is not a number column"
+        column = 1 if self.options.log_target else 0
+        mean = float(self.target_moments.mean[column])
+        std = float(self.target_moments.std()[column])
+        return TargetScaling(mean, usable_scale(std, 1.0), self.options.log_target)
+
+    def transform(
+        self, classes: tuple[Label, ...], task: Task = "classification"
+    ) -> TableTransform:
         probabilities = np.linspace(0.0, 1.0, QUANTILE_POINTS)
         if self.options.scaling == "standard":
             quantiles: list[np.ndarray | None] = [None] * len(self.numeric)
@@ -176,6 +208,9 @@ class TransformFitter:
             quantiles = self.sample.quantiles(probabilities)
         numeric = tuple(self._numeric(i, q) for i, q in enumerate(quantiles))
         categorical = tuple(self._categorical(name) for name in self.categorical)
+        if task == "regression":
+            scaling = self.target_scaling()
+            return TableTransform(self.target, (), numeric, categorical, task, scaling)
         return TableTransform(self.target, classes, numeric, categorical)
 
     def _numeric(self, i: int, quantiles: np.ndarray | None) -> NumericColumn:

@@ -69,6 +69,11 @@ def split_codes(batch: pa.RecordBatch, start: int, spec: SplitSpec) -> np.ndarra
     return assign(uniforms, spec.val_fraction, spec.test_fraction)
 
 
+# The distinct target values pass 1 keeps: every class of a classification target; a number
+# target with more is a regression target (or a mistake), whose values need not be kept.
+LABEL_CAP = 100_000
+
+
 @dataclass
 class Scan:
     """What pass 1 learned about the whole input (all splits)."""
@@ -80,6 +85,8 @@ class Scan:
     null_labels: int = 0
     values: dict[str, int] = field(default_factory=dict)  # non-null values per column
     infinite: set[str] = field(default_factory=set)
+    labels_overflow: bool = False  # more than LABEL_CAP distinct target values: not all kept
+    fractional_labels: bool = False  # a target value with a fractional part
 
     def add(self, batch: pa.RecordBatch, codes: np.ndarray) -> None:
         self.rows += batch.num_rows
@@ -95,7 +102,13 @@ class Scan:
             uniques = labels.dictionary.take(pc.unique(labels.indices.drop_null()))
         else:
             uniques = pc.unique(labels)
-        self.labels.update(as_label(v) for v in uniques.to_pylist() if v is not None)
+        if pa.types.is_floating(uniques.type):
+            finite = uniques.to_numpy(zero_copy_only=False)
+            finite = finite[np.isfinite(finite)]
+            self.fractional_labels |= bool((finite != np.round(finite)).any())
+        if not self.labels_overflow:
+            self.labels.update(as_label(v) for v in uniques.to_pylist() if v is not None)
+            self.labels_overflow = len(self.labels) > LABEL_CAP
 
     @property
     def counts(self) -> dict[str, int]:

@@ -14,6 +14,7 @@ corrections; the periodic embedding keeps its ReLU and adds the linear term."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -25,6 +26,7 @@ from tabular_model.model_config import NUMERIC_EMBEDDINGS as NUMERIC_EMBEDDINGS
 from tabular_model.model_config import ModelConfig as ModelConfig
 from tabular_model.model_config import SettingError as SettingError
 from tabular_model.model_config import check_setting as check_setting
+from tabular_model.transform import TASKS
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,13 @@ class NetworkConfig:
     ple_edges: tuple[tuple[float, ...], ...] = ()
     numeric_linear: bool = False
     ensemble_size: int = 1
+    task: str = "classification"
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r} is not one of {list(TASKS)}")
+        if self.task == "regression" and self.n_classes != 1:
+            raise ValueError(f"a regression network has one output, not {self.n_classes}")
         if self.numeric_embedding not in NUMERIC_EMBEDDINGS:
             raise ValueError(
                 f"numeric_embedding {self.numeric_embedding!r} is not one of {NUMERIC_EMBEDDINGS}"
@@ -73,16 +80,18 @@ class NetworkConfig:
         train_numeric: torch.Tensor,
         cardinalities: tuple[int, ...],
         n_classes: int,
+        task: str = "classification",
     ) -> NetworkConfig:
         """The network ``model`` describes, shaped for the data: ``train_numeric`` is the
         training split's encoded numeric tensor [rows, F] (F numeric features; with ``ple``, the
         bin edges are its quantiles), ``cardinalities`` the codes per categorical column and
-        ``n_classes`` the number of labels."""
+        ``n_classes`` the number of labels (ignored for regression: one output)."""
         ple = model.numeric_embedding == "ple"
         return cls(
             numeric_features=int(train_numeric.shape[1]),
             cardinalities=cardinalities,
-            n_classes=n_classes,
+            n_classes=1 if task == "regression" else n_classes,
+            task=task,
             width=model.width,
             depth=model.depth,
             dropout=model.dropout,
@@ -317,16 +326,44 @@ def predict_proba(
     net: TabularMLP, numeric: torch.Tensor, categorical: torch.Tensor, batch_size: int = 65536
 ) -> torch.Tensor:
     """Class probabilities (float32, on the inputs' device) in large inference-mode batches."""
+    empty = (0, net.config.n_classes)
+    return batched_inference(net, numeric, categorical, batch_size, member_probabilities, empty)
+
+
+def member_values(outputs: torch.Tensor) -> torch.Tensor:
+    """Regression predictions [batch] of outputs [batch, 1] or, from an ensemble, [batch, k, 1]
+    (the mean of the members' predictions)."""
+    values = outputs.float()[..., 0]
+    return values.mean(1) if values.dim() == 2 else values
+
+
+def predict_values(
+    net: TabularMLP, numeric: torch.Tensor, categorical: torch.Tensor, batch_size: int = 65536
+) -> torch.Tensor:
+    """A regression network's predictions [rows] (float32, in standardised target units, on the
+    inputs' device) in large inference-mode batches."""
+    return batched_inference(net, numeric, categorical, batch_size, member_values, (0,))
+
+
+def batched_inference(
+    net: TabularMLP,
+    numeric: torch.Tensor,
+    categorical: torch.Tensor,
+    batch_size: int,
+    combine: Callable[[torch.Tensor], torch.Tensor],
+    empty: tuple[int, ...],
+) -> torch.Tensor:
+    """``combine`` of the net's outputs, batch by batch in inference mode, concatenated."""
     was_training = net.training
     net.eval()
     with torch.inference_mode():
         chunks = [
-            member_probabilities(net(numeric[i : i + batch_size], categorical[i : i + batch_size]))
+            combine(net(numeric[i : i + batch_size], categorical[i : i + batch_size]))
             for i in range(0, numeric.shape[0], batch_size)
         ]
     net.train(was_training)
     if not chunks:
-        return torch.zeros((0, net.config.n_classes), device=numeric.device)
+        return torch.zeros(empty, device=numeric.device)
     return torch.cat(chunks)
 
 

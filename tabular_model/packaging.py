@@ -76,10 +76,13 @@ def write_artifacts(net: TabularMLP, transform: TableTransform, folder: Path) ->
 
 
 def output_schema(transform: TableTransform) -> Any:
-    """What ``predict`` returns: the label column plus one float column per class, derived from
-    the transform rather than from a prediction, so the schema never depends on the weights."""
+    """What ``predict`` returns: the label column plus one float column per class (regression:
+    the predicted number), derived from the transform rather than from a prediction, so the
+    schema never depends on the weights."""
     from mlflow.models import infer_signature
 
+    if transform.is_regression:  # one number per row, in the target's units
+        return infer_signature(None, pd.DataFrame({"prediction": [0.0]})).outputs
     labels = list(transform.classes)
     example = pd.DataFrame({"prediction": labels})
     for label in labels:

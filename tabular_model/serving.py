@@ -32,7 +32,13 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from safetensors.torch import load_file
 
-from tabular_model.network import NetworkConfig, TabularMLP, as_tensors, predict_proba
+from tabular_model.network import (
+    NetworkConfig,
+    TabularMLP,
+    as_tensors,
+    predict_proba,
+    predict_values,
+)
 from tabular_model.transform import (
     CategoricalColumn,
     TableTransform,
@@ -218,11 +224,14 @@ def checked_rows(transform: TableTransform, frame: Any) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-def check_finite(probabilities: np.ndarray) -> None:
-    bad = ~np.isfinite(probabilities).all(axis=1)
+def check_finite(outputs: np.ndarray, what: str = "probabilities") -> None:
+    """Refuse NaN or infinite ``outputs`` [rows, ...] (the inputs were checked finite)."""
+    bad = ~np.isfinite(outputs)
+    if bad.ndim > 1:
+        bad = bad.any(axis=tuple(range(1, bad.ndim)))
     if bad.any():
         raise NonFiniteOutputError(
-            f"the network produced NaN or infinite probabilities for {int(bad.sum())} of "
+            f"the network produced NaN or infinite {what} for {int(bad.sum())} of "
             f"{len(bad)} row(s) (first: row {int(np.flatnonzero(bad)[0])}) although its inputs "
             "are finite: its weights are broken; nothing is returned"
         )
@@ -245,13 +254,20 @@ class TabularClassifier(PythonModel):  # type: ignore[misc]
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
-        """Raw rows → ``prediction`` and ``proba_<label>`` per class, one row per input row
-        (none for none). MlflowException (INVALID_PARAMETER_VALUE) naming the column for rows it
-        cannot score; NonFiniteOutputError when the network produced NaN."""
+        """Raw rows → ``prediction`` and ``proba_<label>`` per class (regression: ``prediction``
+        alone, a float in the target's units), one row per input row (none for none).
+        MlflowException (INVALID_PARAMETER_VALUE) naming the column for rows it cannot score;
+        NonFiniteOutputError when the network produced NaN or infinity."""
         features = encode_features(self.transform, checked_rows(self.transform, model_input))
         numeric, categorical = as_tensors(
             features.numeric, features.categorical, torch.device("cpu")
         )
+        if self.transform.target_scaling is not None:
+            standardised = predict_values(self.net, numeric, categorical).numpy()
+            with np.errstate(over="ignore"):  # an overflow is refused just below
+                values = self.transform.target_scaling.unscale(standardised)
+            check_finite(values, "predictions")
+            return pd.DataFrame({"prediction": values})
         probabilities = predict_proba(self.net, numeric, categorical).numpy()
         check_finite(probabilities)
         labels = pd.Series(list(self.transform.classes)).dtype

@@ -10,12 +10,18 @@ serving.
   on the rare values), codes 2.. = the vocabulary, most frequent first. Values are compared by
   their pandas text form (``astype("string")``), whatever their type.
 
+The target: class codes in the order of ``classes`` (classification), or for regression
+(version 3) the number standardised by ``TargetScaling``, optionally after ``log1p``, which the
+served model inverts so predictions come back in the target's units.
+
 Stored as JSON (no pickle). Version 1 files (standard scaling, code 0 for missing and unseen
-values, vocabulary from code 1) still load and encode exactly as they did.
+values, vocabulary from code 1) still load and encode exactly as they did. A classification
+transform is still written as version 2, which every reader since then takes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -28,11 +34,14 @@ from tabular_model.model_config import Scaling as Scaling
 
 Label = str | int | float | bool
 LogicalType = Literal["numeric", "categorical"]
+Task = Literal["classification", "regression"]
+TASKS: tuple[Task, ...] = ("classification", "regression")
 MISSING_CODE = 0  # categorical code of a missing value
 OTHER_CODE = 1  # categorical code of an unseen or infrequent value (version 2)
 UNKNOWN_CODE = MISSING_CODE  # version 1: missing and unseen values shared code 0
-TRANSFORM_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+TRANSFORM_VERSION = 3  # written for regression; classification writes CLASSIFICATION_VERSION
+CLASSIFICATION_VERSION = 2
+READABLE_VERSIONS = (1, 2, 3)
 
 
 class TransformError(ValueError):
@@ -130,6 +139,38 @@ def lookup(index: pd.Index, series: pd.Series) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class TargetScaling:
+    """A regression target as the network learns it: ``(y - center) / scale``, of ``log1p(y)``
+    when ``log`` (a positive, skewed target); fitted on the train rows only."""
+
+    center: float
+    scale: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.center) and math.isfinite(self.scale) and self.scale > 0):
+            raise TransformError(
+                f"invalid target scaling: center {self.center}, scale {self.scale} (the scale "
+                "must be a positive number)"
+            )
+
+    def scale_values(self, values: np.ndarray) -> np.ndarray:
+        """Target units (float64) → standardised float32."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.log:
+            values = np.log1p(values)
+        return ((values - self.center) / self.scale).astype(np.float32)
+
+    def unscale(self, standardised: np.ndarray) -> np.ndarray:
+        """Standardised values → float64 in the target's units."""
+        values = np.asarray(standardised, dtype=np.float64) * self.scale + self.center
+        return np.expm1(values) if self.log else values
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"center": self.center, "scale": self.scale, "log": self.log}
+
+
+@dataclass(frozen=True)
 class EncodedFeatures:
     """Column-major arrays (``np.ascontiguousarray`` gives row-major ones)."""
 
@@ -139,10 +180,27 @@ class EncodedFeatures:
 
 @dataclass(frozen=True)
 class TableTransform:
+    """``classes`` (classification, at least two) or ``target_scaling`` (regression, with no
+    classes): exactly one of them, as ``task`` says."""
+
     target: str
     classes: tuple[Label, ...]
     numeric: tuple[NumericColumn, ...]
     categorical: tuple[CategoricalColumn, ...]
+    task: Task = "classification"
+    target_scaling: TargetScaling | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise TransformError(f"task {self.task!r} is not one of {list(TASKS)}")
+        if self.is_regression != (self.target_scaling is not None):
+            raise TransformError("a regression transform, and only one, has a target scaling")
+        if self.is_regression and self.classes:
+            raise TransformError("a regression transform has no classes")
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
 
     @property
     def input_columns(self) -> list[str]:
@@ -157,9 +215,13 @@ class TableTransform:
     def feature_count(self) -> int:
         return len(self.numeric_feature_names) + len(self.categorical)
 
+    @property
+    def version(self) -> int:
+        return TRANSFORM_VERSION if self.is_regression else CLASSIFICATION_VERSION
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": TRANSFORM_VERSION,
+        out: dict[str, Any] = {
+            "version": self.version,
             "target": self.target,
             "classes": list(self.classes),
             "numeric": [numeric_to_dict(c) for c in self.numeric],
@@ -168,10 +230,15 @@ class TableTransform:
                 for c in self.categorical
             ],
         }
+        if self.target_scaling is not None:
+            out["task"] = self.task
+            out["target_scaling"] = self.target_scaling.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TableTransform:
-        """Reads version 2 and version 1 transforms; anything else is a TransformError."""
+        """Reads versions 1 to 3 (1 and 2 are classification); anything else is a
+        TransformError."""
         version = data.get("version")
         if version not in READABLE_VERSIONS:
             raise TransformError(
@@ -179,9 +246,17 @@ class TableTransform:
                 f"{list(READABLE_VERSIONS)}); rerun `python -m preprocess` to refit it"
             )
         v1 = version == 1
+        v3 = version == TRANSFORM_VERSION  # the task, and a regression target's scaling
+        scaling = data.get("target_scaling") if v3 else None
         return cls(
             target=data["target"],
             classes=tuple(data["classes"]),
+            task=data["task"] if v3 else "classification",
+            target_scaling=None
+            if scaling is None
+            else TargetScaling(
+                float(scaling["center"]), float(scaling["scale"]), bool(scaling["log"])
+            ),
             numeric=tuple(numeric_from_dict(c, v1) for c in data["numeric"]),
             categorical=tuple(
                 CategoricalColumn(c["name"], tuple(c["vocabulary"]), not v1 and c["other_code"])
@@ -264,7 +339,11 @@ def encode_features(transform: TableTransform, frame: pd.DataFrame) -> EncodedFe
 
 
 def encode_target(transform: TableTransform, labels: pd.Series) -> np.ndarray:
-    """Class indices (int64) in the order of ``transform.classes``; unseen labels are an error."""
+    """Class indices (int64) in the order of ``transform.classes``, unseen labels an error; for
+    regression the standardised values (float32), a value that is not a finite number an
+    error."""
+    if transform.target_scaling is not None:
+        return encode_regression_target(transform.target, transform.target_scaling, labels)
     codes = lookup(pd.Index(list(transform.classes), dtype=object), labels)
     if (codes < 0).any():
         unseen = sorted({str(v) for v in labels[codes < 0].unique()})[:10]
@@ -272,6 +351,25 @@ def encode_target(transform: TableTransform, labels: pd.Series) -> np.ndarray:
             f"target {transform.target!r} has labels not in {list(transform.classes)}: {unseen}"
         )
     return codes.astype(np.int64)  # type: ignore[no-any-return]
+
+
+def encode_regression_target(target: str, scaling: TargetScaling, values: pd.Series) -> np.ndarray:
+    is_number = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if not is_number:
+        raise TransformError(
+            f"regression target {target!r} holds {values.dtype} values, not numbers"
+        )
+    numbers = values.to_numpy("float64", na_value=np.nan)
+    bad = ~np.isfinite(numbers)
+    if scaling.log:
+        bad |= numbers <= -1
+    if bad.any():
+        raise TransformError(
+            f"regression target {target!r} has {int(bad.sum())} value(s) it cannot learn from "
+            f"(missing, infinite{', or <= -1 for its log scaling' if scaling.log else ''}; "
+            f"first: {values.iloc[int(np.flatnonzero(bad)[0])]!r})"
+        )
+    return scaling.scale_values(numbers)
 
 
 def decode_target(transform: TableTransform, codes: np.ndarray) -> list[Label]:

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from tabular_pipeline.results import ResultError, require_result
+from tabular_pipeline.results import ResultError, require_result, task_of
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,13 @@ def checked_trials(results: Sequence[Any], sources: Sequence[str]) -> list[dict[
 def select_best(
     trials: Sequence[dict[str, Any] | None], min_success_fraction: float
 ) -> dict[str, Any]:
-    """The successful trial with the highest validation accuracy; ties go to the lower
-    validation loss, then to the lower run id, so the choice is deterministic.
+    """The successful trial with the best validation score (``score``: the highest accuracy,
+    or for regression the lowest RMSE); ties go to the lower validation loss, then to the lower
+    run id, so the choice is deterministic.
 
     ``trials`` come from ``checked_trials`` (None = failed). Fewer successes than
-    ``min_success_fraction`` of all trials (and never none) is a ResultError.
+    ``min_success_fraction`` of all trials (and never none), or trials of different tasks, is a
+    ResultError.
     """
     if not 0.0 <= min_success_fraction <= 1.0:
         raise ValueError(f"min_success_fraction must be within [0, 1]; got {min_success_fraction}")
@@ -44,4 +46,19 @@ def select_best(
         raise ResultError(
             f"only {len(succeeded)} of {len(trials)} sweep trials succeeded; {needed} needed"
         )
-    return min(succeeded, key=lambda r: (-r["accuracy"], r["loss"], r["run_id"]))
+    tasks = {task_of(r) for r in succeeded}
+    if len(tasks) > 1:
+        raise ResultError(f"the sweep's trials trained different tasks {sorted(tasks)}")
+    return min(succeeded, key=lambda r: (-score(r), r["loss"], r["run_id"]))
+
+
+def score(result: dict[str, Any]) -> float:
+    """Higher is better: a train result's validation accuracy, or minus its RMSE."""
+    return -float(result["rmse"]) if task_of(result) == "regression" else float(result["accuracy"])
+
+
+def score_text(result: dict[str, Any]) -> str:
+    """The validation score as the logs and the summary show it."""
+    if task_of(result) == "regression":
+        return f"validation RMSE {result['rmse']:.6g}"
+    return f"validation accuracy {result['accuracy']:.4f}"

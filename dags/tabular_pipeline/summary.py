@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tabular_pipeline.results import task_of
+
 
 def drift_note(drift: dict[str, Any] | None) -> str:
     """`` (drift: ...)`` when the data was compared with a reference, else nothing."""
@@ -28,6 +30,7 @@ def render_summary(
     ``data`` holds the validate and preprocess results."""
     validated, prepared = data["validate"], data["preprocess"]
     counts = prepared["row_counts"]
+    metric, shown = ("rmse", ".4g") if task_of(prepared) == "regression" else ("accuracy", ".4f")
     columns = sorted({name for trial in trials for name in trial["config"]})
     lines = [
         f"Data: {validated['row_count']} rows x {validated['column_count']} columns from "
@@ -37,7 +40,7 @@ def render_summary(
         f"Validation report: {validated['html_report_uri']}{drift_note(validated['drift'])}",
         "",
         "Sweep (metrics on the validation split):",
-        "  #  " + " ".join(f"{c:>12}" for c in columns) + f" {'accuracy':>9} {'loss':>7}"
+        "  #  " + " ".join(f"{c:>12}" for c in columns) + f" {metric:>9} {'loss':>7}"
         f" {'samples/s':>10}  run",
     ]
     for i, trial in enumerate(trials):
@@ -48,7 +51,7 @@ def render_summary(
             continue
         mark = "  <- best" if result["run_id"] == best_run_id else ""
         lines.append(
-            head + f" {result['accuracy']:>9.4f} {result['loss']:>7.4f}"
+            head + f" {result[metric]:>9{shown}} {result['loss']:>7.4f}"
             f" {result['samples_per_sec']:>10.0f}  {result['run_id'][:12]}{mark}"
         )
     baseline = decision["baseline_accuracy"]

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from contract.results import RESULT_MODELS
-from contract.schemas import SCHEMA_VERSION, load_schema, schema_filename
+from contract.schemas import current_version, load_schema, schema_filename
 from tools import publish
 
 SCHEMA_DIR = publish.SCHEMA_DIR
@@ -44,10 +44,25 @@ SEED_KEYS: dict[str, set[str]] = {
 
 
 @pytest.mark.parametrize("folder", SCHEMA_DIRS)
-def test_exactly_one_published_schema_per_step(folder: Path) -> None:
+def test_every_version_of_every_step_is_published(folder: Path) -> None:
+    """The current version and each earlier one (results of an earlier image still read)."""
     published = sorted(p.name for p in folder.glob("*.json"))
-    assert published == sorted(schema_filename(step) for step in STEPS)
+    expected = [
+        schema_filename(step, version)
+        for step in STEPS
+        for version in range(1, current_version(step) + 1)
+    ]
+    assert published == sorted(expected)
     assert set(SEED_KEYS) == set(STEPS)
+
+
+@pytest.mark.parametrize("step", ["preprocess", "train"])
+def test_the_earlier_version_still_checks_what_it_did(step: str) -> None:
+    """Version 1 had no task: a classification result of then is valid in it, and the shape
+    of version 2 is not."""
+    v1 = load_schema(step, 1)
+    assert v1["properties"]["schema_version"]["const"] == 1 and "task" not in v1["properties"]
+    assert "task" in load_schema(step)["required"]
 
 
 @pytest.mark.parametrize("folder", SCHEMA_DIRS)
@@ -70,10 +85,11 @@ def test_schema_is_valid_strict_and_versioned(step: str) -> None:
     schema = load_schema(step)
     jsonschema.Draft202012Validator.check_schema(schema)
     assert "schema_version" in schema["required"]
-    assert schema["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+    version = current_version(step)
+    assert schema["properties"]["schema_version"]["const"] == version
     assert schema["additionalProperties"] is False
-    assert schema["$id"].endswith(f"/{step}.v{SCHEMA_VERSION}.json")
-    assert schema["title"] == f"{step} result v{SCHEMA_VERSION}"
+    assert schema["$id"].endswith(f"/{step}.v{version}.json")
+    assert schema["title"] == f"{step} result v{version}"
 
 
 @pytest.mark.parametrize(("step", "keys"), sorted(SEED_KEYS.items()))

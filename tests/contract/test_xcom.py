@@ -14,6 +14,7 @@ import pydantic
 import pytest
 
 from contract.results import RESULT_MODELS, EvaluateResult, StepResult, TrainResult
+from contract.schemas import current_version
 from contract.xcom import (
     MAX_RESULT_BYTES,
     ResultError,
@@ -51,7 +52,7 @@ def test_valid_result_round_trips(
     assert write_result(result) == xcom_file
     payload = read_result(step, xcom_file)
     assert payload == result.model_dump(mode="json")
-    assert payload["schema_version"] == 1
+    assert payload["schema_version"] == current_version(step)
     assert type(result).model_validate(payload) == result
     assert folder_listing(xcom_file.parent) == ["return.json"]
 
@@ -75,9 +76,9 @@ def test_write_result_to_an_explicit_path(results: dict[str, StepResult], tmp_pa
 def test_a_result_is_only_valid_for_its_own_step(
     results: dict[str, StepResult], xcom_file: Path
 ) -> None:
-    write_result(results["train"])
-    with pytest.raises(ResultError, match=r"does not match deploy\.v1 schema"):
-        read_result("deploy", xcom_file)
+    write_result(results["deploy"])
+    with pytest.raises(ResultError, match=r"does not match score\.v1 schema"):
+        read_result("score", xcom_file)
 
 
 def test_read_result_refuses_a_missing_file(xcom_file: Path) -> None:
@@ -212,7 +213,7 @@ def test_size_cap_counts_bytes_not_characters(train_result: Callable[..., TrainR
 # --- missing / unknown keys, bad types -------------------------------------------------------
 
 
-@pytest.mark.parametrize("missing", ["accuracy", "run_id", "model_path", "samples_per_sec"])
+@pytest.mark.parametrize("missing", ["experiment_name", "run_id", "model_path", "samples_per_sec"])
 def test_missing_required_key_is_refused(missing: str, xcom_file: Path) -> None:
     fields = {k: v for k, v in TRAIN_FIELDS.items() if k != missing}
     result = TrainResult.model_construct(**fields)
@@ -247,7 +248,7 @@ def test_unknown_nested_key_is_refused(results: dict[str, StepResult]) -> None:
     [
         ("train", "accuracy", 1.5),
         ("train", "loss", -0.1),
-        ("train", "schema_version", 2),
+        ("train", "schema_version", 3),
         ("evaluate", "reason", "because"),
         ("evaluate", "should_deploy", "yes"),
         ("deploy", "version", 0),
@@ -368,3 +369,50 @@ def test_write_that_fails_at_rename_removes_its_temp_file(
     assert folder_listing(target.parent) == ["return.json"]
     assert target.is_dir()
     assert folder_listing(target) == ["occupied"]
+
+
+# --- the task: version 2 of preprocess and train ----------------------------------------------
+
+REGRESSION_TRAIN = {
+    **TRAIN_FIELDS,
+    "task": "regression",
+    "accuracy": None,
+    "f1_score": None,
+    "rmse": 3.5,
+    "mae": 2.25,
+    "r2": -0.5,
+}
+
+
+def test_a_regression_result_round_trips(xcom_file: Path) -> None:
+    result = TrainResult(**REGRESSION_TRAIN)
+    write_result(result)
+    payload = read_result("train", xcom_file)
+    assert (payload["task"], payload["rmse"], payload["accuracy"]) == ("regression", 3.5, None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"accuracy": 0.5}, r"must leave \['accuracy'\] null"),
+        ({"rmse": None}, r"needs \['rmse'\]"),
+        ({"task": "classification"}, r"needs \['accuracy', 'f1_score'\]"),
+    ],
+)
+def test_a_result_carries_its_own_tasks_metrics_and_no_other(
+    changes: dict[str, Any], problem: str, xcom_file: Path
+) -> None:
+    fields = {**REGRESSION_TRAIN, **changes}
+    with pytest.raises(pydantic.ValidationError, match=problem):
+        TrainResult(**fields)
+    # The published schema says the same to a reader that does not run this code.
+    with pytest.raises(ResultError, match="does not match train.v2 schema"):
+        validate_payload("train", {**fields, "schema_version": 2})
+    assert not xcom_file.exists()
+
+
+def test_a_version_1_result_is_still_read_against_version_1() -> None:
+    v1 = {k: v for k, v in TRAIN_FIELDS.items() if k not in ("task", "rmse", "mae", "r2")}
+    assert validate_payload("train", {**v1, "schema_version": 1})["accuracy"] == v1["accuracy"]
+    with pytest.raises(ResultError, match="does not match train.v1 schema"):
+        validate_payload("train", {**v1, "task": "classification", "schema_version": 1})

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import pytest
-from tabular_pipeline.results import SCHEMA_DIR, ResultError, load_schema, require_result
+from tabular_pipeline.results import SCHEMA_DIR, ResultError, load_schema, require_result, task_of
 
 from tests.contract.conftest import EVALUATE_FIELDS, TRAIN_FIELDS, example_results
 
@@ -18,6 +18,11 @@ SOURCE = "hyperparameter_tuning.train[2]"
 def example(step: str) -> dict[str, Any]:
     """A valid result of ``step`` as the step writes it (JSON types, schema_version included)."""
     return example_results()[step].model_dump(mode="json")
+
+
+def version(step: str) -> int:
+    """The schema version the step writes now."""
+    return int(example(step)["schema_version"])
 
 
 def error_of(step: str, value: Any, source: str = SOURCE) -> str:
@@ -32,23 +37,47 @@ def error_of(step: str, value: Any, source: str = SOURCE) -> str:
 def test_examples_cover_every_bundled_schema() -> None:
     assert sorted(example_results()) == sorted(STEPS)
     assert sorted(p.name for p in SCHEMA_DIR.glob("*.json")) == sorted(
-        f"{step}.v1.json" for step in STEPS
+        f"{step}.v{v}.json" for step in STEPS for v in range(1, version(step) + 1)
     )
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_valid_example_result_passes(step: str) -> None:
     value = example(step)
-    assert value["schema_version"] == 1
     assert require_result(step, value, SOURCE) is value
 
 
 @pytest.mark.parametrize(
     ("step", "fields"), [("train", TRAIN_FIELDS), ("evaluate", EVALUATE_FIELDS)]
 )
-def test_plain_field_dicts_with_schema_version_pass(step: str, fields: dict[str, Any]) -> None:
+def test_plain_field_dicts_of_version_1_still_pass(step: str, fields: dict[str, Any]) -> None:
+    """What an earlier image wrote (no task) is read against the schema of its version."""
     value = {**fields, "schema_version": 1}
     assert require_result(step, value, SOURCE) == value
+    assert task_of(value) == "classification"
+
+
+def test_a_regression_train_result_passes_and_says_its_task() -> None:
+    value = {
+        **example("train"),
+        "task": "regression",
+        "accuracy": None,
+        "f1_score": None,
+        "rmse": 2.5,
+        "mae": 1.5,
+        "r2": 0.75,
+    }
+    assert require_result("train", value, SOURCE) is value
+    assert task_of(value) == "regression"
+    value["accuracy"] = 0.5  # a regression result carries no accuracy
+    assert error_of("train", value).startswith(f"{SOURCE} result breaks train.v2: accuracy: ")
+
+
+def test_an_unpublished_version_is_named() -> None:
+    value = {**example("train"), "schema_version": 9}
+    assert error_of("train", value) == (
+        f"{SOURCE} result breaks train: schema_version 9 is not one of the published [1, 2]"
+    )
 
 
 def test_optional_nulls_of_a_first_model_pass() -> None:
@@ -63,10 +92,11 @@ def test_optional_nulls_of_a_first_model_pass() -> None:
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_bundled_schema_is_the_v1_schema_of_the_step(step: str) -> None:
+def test_bundled_schema_is_the_latest_schema_of_the_step(step: str) -> None:
     schema = load_schema(step)
-    assert schema["title"] == f"{step} result v1"
-    assert schema["properties"]["schema_version"]["const"] == 1
+    assert schema is not None
+    assert schema["title"] == f"{step} result v{version(step)}"
+    assert schema["properties"]["schema_version"]["const"] == version(step)
     assert "schema_version" in schema["required"]
     assert schema["additionalProperties"] is False
 
@@ -84,7 +114,7 @@ def test_none_is_no_result(step: str) -> None:
 @pytest.mark.parametrize("value", [[], "ok", 0.9, 1, True, {}], ids=repr)
 def test_wrong_type_breaks_the_schema_at_top_level(value: Any) -> None:
     message = error_of("train", value)
-    assert message.startswith(f"{SOURCE} result breaks train.v1: (top level): "), message
+    assert message.startswith(f"{SOURCE} result breaks train.v2: (top level): "), message
 
 
 @pytest.mark.parametrize("key", ["accuracy", "run_id", "model_path", "schema_version"])
@@ -92,7 +122,7 @@ def test_missing_required_key(key: str) -> None:
     value = example("train")
     del value[key]
     assert error_of("train", value) == (
-        f"{SOURCE} result breaks train.v1: (top level): '{key}' is a required property"
+        f"{SOURCE} result breaks train.v2: (top level): '{key}' is a required property"
     )
 
 
@@ -102,7 +132,6 @@ BAD_FIELDS: list[tuple[str, str, Any, str]] = [
     ("train", "accuracy", 1.5, "accuracy"),
     ("train", "loss", -0.1, "loss"),
     ("train", "epochs", 2.5, "epochs"),
-    ("train", "schema_version", 2, "schema_version"),
     ("train", "hyperparameters.lr", [0.001], "hyperparameters/lr"),
     ("train", "hyperparameters.optimizer", None, "hyperparameters/optimizer"),
     ("validate", "anomaly_counts.error", "none", "anomaly_counts/error"),
@@ -123,14 +152,14 @@ def test_bad_field_names_source_schema_and_path(step: str, key: str, bad: Any, w
         node = node[part]
     node[last] = bad
     message = error_of(step, value)
-    assert message.startswith(f"{SOURCE} result breaks {step}.v1: {where}: "), message
+    assert message.startswith(f"{SOURCE} result breaks {step}.v{version(step)}: {where}: "), message
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_unknown_key_is_refused(step: str) -> None:
     value = {**example(step), "surprise": 1}
     message = error_of(step, value)
-    assert message.startswith(f"{SOURCE} result breaks {step}.v1: (top level): "), message
+    assert message.startswith(f"{SOURCE} result breaks {step}.v{version(step)}: (top level): ")
     assert "surprise" in message
 
 

@@ -26,6 +26,22 @@ def trial(run_id: str, accuracy: float, loss: float) -> dict[str, Any]:
     }
 
 
+def regression_trial(run_id: str, rmse: float, loss: float) -> dict[str, Any]:
+    """A valid regression train result (schema version 2)."""
+    return {
+        **TRAIN_FIELDS,
+        "schema_version": 2,
+        "task": "regression",
+        "run_id": run_id,
+        "accuracy": None,
+        "f1_score": None,
+        "rmse": rmse,
+        "mae": rmse / 2,
+        "r2": 0.5,
+        "loss": loss,
+    }
+
+
 def sources(n: int) -> list[str]:
     return [f"hyperparameter_tuning.train[{i}]" for i in range(n)]
 
@@ -51,12 +67,12 @@ def test_missing_results_stay_failed_without_a_warning(caplog: pytest.LogCapture
     [
         ({**trial("bad", 0.99, 0.1), "accuracy": "high"}, "result breaks train.v1: accuracy: "),
         (
-            {**trial("bad", 0.99, 0.1), "schema_version": 2},
-            "result breaks train.v1: schema_version",
+            {**trial("bad", 0.99, 0.1), "schema_version": 9},
+            "result breaks train: schema_version 9 is not one of the published",
         ),
         ({**trial("bad", 0.99, 0.1), "loss": math.nan}, "result holds NaN or infinity"),
-        ({"run_id": "bad"}, "result breaks train.v1: (top level): "),
-        (["not", "a", "mapping"], "result breaks train.v1: (top level): "),
+        ({"run_id": "bad"}, "result breaks train.v2: (top level): "),
+        (["not", "a", "mapping"], "result breaks train.v2: (top level): "),
     ],
     ids=["wrong-type", "wrong-version", "nan", "missing-keys", "not-a-mapping"],
 )
@@ -174,3 +190,22 @@ def test_needed_successes_are_not_inflated_by_float_rounding() -> None:
     ]
     # 28% of 25 trials is exactly 7.
     assert select_best(trials, min_success_fraction=0.28)["run_id"] == "r00"
+
+
+# --- regression ---------------------------------------------------------------------------------
+
+
+def test_a_regression_sweep_picks_the_lowest_rmse_then_the_lowest_loss() -> None:
+    trials = [
+        regression_trial("a", 3.0, 0.2),
+        regression_trial("b", 2.0, 0.4),
+        regression_trial("c", 2.0, 0.3),
+    ]
+    checked = checked_trials(trials, sources(3))
+    assert select_best(checked, 1.0)["run_id"] == "c"
+
+
+def test_trials_of_different_tasks_are_refused() -> None:
+    checked = checked_trials([trial("a", 0.9, 0.3), regression_trial("b", 2.0, 0.4)], sources(2))
+    with pytest.raises(ResultError, match=r"different tasks \['classification', 'regression'\]"):
+        select_best(checked, 1.0)

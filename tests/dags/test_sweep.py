@@ -449,6 +449,7 @@ def test_every_sweep_flag_is_a_trainer_flag_of_the_same_type() -> None:
         "periodic_sigma": {"log_uniform": [0.01, 1.0]},
         "ple_bins": {"int_uniform": [2, 32]},
         "ensemble_size": {"int_uniform": [1, 4]},
+        "loss": ["auto", "mse", "huber"],
     }
     flags = trainer_hyperparameters()
     assert set(space) == set(flags)

@@ -471,6 +471,7 @@ def test_manifest_records_the_input_and_the_settings(
         "min_frequency": 5,
         "row_counts": result["row_counts"],
         "feature_count": result["feature_count"],
+        "task": "classification",
         "transform_version": 2,
     }
 

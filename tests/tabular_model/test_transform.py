@@ -275,8 +275,8 @@ def test_a_version_1_transform_still_encodes_as_it_did() -> None:
 
 
 def test_from_dict_refuses_another_version(transform: TableTransform) -> None:
-    with pytest.raises(TransformError, match=r"unsupported transform version 3 .*rerun"):
-        TableTransform.from_dict({**transform.to_dict(), "version": 3})
+    with pytest.raises(TransformError, match=r"unsupported transform version 4 .*rerun"):
+        TableTransform.from_dict({**transform.to_dict(), "version": 4})
 
 
 def test_from_dict_refuses_an_unknown_scaling(transform: TableTransform) -> None:
