@@ -1,12 +1,21 @@
-"""Classification metrics from class probabilities (shared by trainer and evaluator)."""
+"""Classification metrics from class probabilities and regression metrics from predicted values
+(shared by trainer, evaluator and benchmarks)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, log_loss
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
 
 
 @dataclass(frozen=True)
@@ -14,6 +23,14 @@ class ClassificationMetrics:
     accuracy: float
     f1_score: float  # binary F1 of class index 1 with two classes, macro F1 otherwise
     loss: float  # cross-entropy (log loss)
+
+
+@dataclass(frozen=True)
+class RegressionMetrics:
+    rmse: float  # root mean squared error, in the target's units
+    mae: float  # mean absolute error, in the target's units
+    r2: float  # coefficient of determination (1: perfect; 0: no better than the mean)
+    loss: float  # the training loss (MSE or Huber) on the standardised target
 
 
 # float32 softmax rows sum to 1 within about 1e-6.
@@ -42,6 +59,21 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> Cla
         accuracy=float(accuracy_score(labels, predicted)),
         f1_score=float(f1_score(labels, predicted, average=average, zero_division=0)),
         loss=float(log_loss(labels, normalised(probabilities), labels=range(n_classes))),
+    )
+
+
+def regression_metrics(predicted: np.ndarray, actual: np.ndarray, loss: float) -> RegressionMetrics:
+    """Metrics of ``predicted`` against ``actual`` values [rows], both in the target's units;
+    ``loss`` is measured by the caller on the scale it trains on. R² of a constant ``actual``
+    (one row included) is 1 for a perfect prediction and 0 otherwise (sklearn's finite
+    convention), never NaN."""
+    predicted = np.asarray(predicted, dtype="float64")
+    actual = np.asarray(actual, dtype="float64")
+    rmse = math.sqrt(float(mean_squared_error(actual, predicted)))
+    # sklearn gives NaN for a single row
+    r2 = float(r2_score(actual, predicted)) if actual.size > 1 else float(rmse == 0)
+    return RegressionMetrics(
+        rmse=rmse, mae=float(mean_absolute_error(actual, predicted)), r2=r2, loss=float(loss)
     )
 
 

@@ -1,6 +1,7 @@
 """``python -m trainer``: train the tabular MLP on a preprocess output and log it to MLflow.
-Every reported metric is measured on the validation split; the test split is left to the
-evaluator."""
+The preprocess output's task decides what is trained: a classifier (accuracy, F1, log loss) or
+a regression (RMSE, MAE, R² in the target's units). Every reported metric is measured on the
+validation split; the test split is left to the evaluator."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from trainer.loop_config import (
     AUTO_ROWS_PER_STEP,
     AUTO_STEPS,
     CLASS_WEIGHTS,
+    LOSSES,
     LR_SCHEDULES,
     OPTIMIZERS,
     LoopConfig,
@@ -199,14 +201,25 @@ def add_optimisation_flags(p: argparse.ArgumentParser) -> None:
         type=str,
         choices=CLASS_WEIGHTS,
         default=loop.class_weights,
-        help="balanced: every class weighs the same in the loss (imbalanced labels)",
+        help="balanced: every class weighs the same in the loss (imbalanced labels; "
+        "classification only)",
     )
     g.add_argument(
         "--label-smoothing",
         type=float,
         default=loop.label_smoothing,
         metavar="FLOAT",
-        help="share of each training target spread evenly over the classes (0 to <1)",
+        help="share of each training target spread evenly over the classes (0 to <1; "
+        "classification only)",
+    )
+    g.add_argument(
+        "--loss",
+        type=str,
+        choices=LOSSES,
+        default=loop.loss,
+        help="training loss of a regression target (standardised): mse, or huber (delta 1), "
+        "less swayed by outliers; auto: mse for regression, cross-entropy for classification "
+        "(the only value a classification accepts)",
     )
 
 

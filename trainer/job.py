@@ -1,6 +1,7 @@
-"""A training run: load the preprocess output, build the network, fit it (resuming from a
-checkpoint when there is one; under torchrun on every rank), log the run and the served model to
-MLflow and build the result (rank 0)."""
+"""A training run: load the preprocess output, build the network for its task (classification
+or regression, as the fitted transform says), fit it (resuming from a checkpoint when there is
+one; under torchrun on every rank), log the run and the served model to MLflow and build the
+result (rank 0)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import hashlib
 import logging
 import os
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from common import dataset, storage, tables
-from common.step import StepError
+from common.metrics import RegressionMetrics
+from common.step import StepError, UsageError
 from common.tracking import (
     configure_mlflow,
     ensure_experiment,
@@ -27,6 +30,7 @@ from tabular_model import integrity
 from tabular_model.network import (
     ModelConfig,
     NetworkConfig,
+    SettingError,
     TabularMLP,
     as_tensors,
     compiled,
@@ -43,6 +47,7 @@ from trainer.loop import (
     LoopRuntime,
     TensorSplit,
     TrainingInterrupted,
+    ValidationMetrics,
     fit,
 )
 from trainer.mlflow_run import (
@@ -107,6 +112,7 @@ def load_tensors(
     if encoded.rows == 0:
         raise StepError(f"{dataset.split_uri(data_path, split)} has no rows")
     numeric, categorical = as_tensors(encoded.numeric, encoded.categorical, device)
+    # int64 class codes, or a float32 standardised regression target
     return TensorSplit(numeric, categorical, torch.from_numpy(encoded.target).to(device))
 
 
@@ -141,9 +147,8 @@ def load_data(
     train_split = load_tensors(config.data_path, "train", transform, host)
     val_split = load_tensors(config.data_path, "val", transform, host)
     if np.unique(train_split.target.numpy()).size < 2:
-        raise StepError(
-            f"{dataset.split_uri(config.data_path, 'train')}: train split has one class"
-        )
+        one = "a constant target" if transform.is_regression else "one class"
+        raise StepError(f"{dataset.split_uri(config.data_path, 'train')}: train split has {one}")
     streamed = decide_streaming(config.options.data_placement, train_split, device)
     if streamed:
         log.info("training data (%d MB) streams to %s", split_bytes(train_split) >> 20, device)
@@ -167,12 +172,30 @@ def hyperparameters(config: TrainConfig) -> dict[str, str | int | float]:
     options that change the numbers (deterministic kernels, torch.compile). The result's
     ``hyperparameters``, the MLflow params (with a few more) and part of the run's identity."""
     options = config.options
+    loop = asdict(config.loop)
+    if loop["loss"] == "auto":  # a classification's cross-entropy: recorded as before --loss
+        del loop["loss"]
     return {
         **asdict(config.model),
-        **asdict(config.loop),
+        **loop,
         "deterministic": options.deterministic,
         "compile": options.compile,
     }
+
+
+def for_task(config: TrainConfig, transform: dataset.TableTransform) -> TrainConfig:
+    """``config`` for the task of the data ``transform`` encodes (a regression's auto loss
+    resolved to MSE); a setting that does not apply to the task is a ``UsageError`` naming its
+    flag and the data's target."""
+    try:
+        loop = config.loop.for_task(transform.task)
+    except SettingError as exc:
+        flag = "--" + exc.setting.replace("_", "-")
+        where = dataset.transform_uri(config.data_path)
+        raise UsageError(
+            f"{flag} {exc.problem}; {where} is of a {transform.task} target {transform.target!r}"
+        ) from exc
+    return replace(config, loop=loop)
 
 
 def build_network(
@@ -185,7 +208,8 @@ def build_network(
         config.model,
         train_split.numeric,
         cardinalities=tuple(c.cardinality for c in transform.categorical),
-        n_classes=len(transform.classes),
+        n_classes=1 if transform.is_regression else len(transform.classes),
+        task=transform.task,
     )
     return TabularMLP(network)
 
@@ -227,6 +251,7 @@ def prepare(
     """Load and place the data, set the auto optimisation budget, find the run's latest
     checkpoint, build the network."""
     transform = dataset.load_transform(config.data_path)
+    config = for_task(config, transform)
     train_split, val_split, streamed = load_data(config, transform, device)
     config = with_budget(config, train_split.rows)
     fingerprint = data_fingerprint(config.data_path)
@@ -249,6 +274,7 @@ def prepare(
         forward=compiled(net) if config.options.compile else None,
         group=group,
         progress=group.is_main and on_terminal(),
+        target_scaling=transform.target_scaling,
     )
     resumed_run_id = resume.mlflow_run_id if resume else None
     return Prepared(
@@ -290,9 +316,11 @@ def start_logging(config: TrainConfig, p: Prepared, run_id: str) -> MetricLogger
                 "data_path": redact_uri(config.data_path),
                 "device": str(p.runtime.device),
                 "train_rows": p.train.rows,
+                "task": p.transform.task,
             }
         )
     tags = training_tags(p.fingerprint, p.runtime.group.world_size, p.checkpoints.uri)
+    tags["task"] = p.transform.task
     tags["data_placement"] = "stream" if p.runtime.stream_from_host else "device"
     mlflow.set_tags({**dict(config.tracking.tags), **tags})
     return MetricLogger(run_id)
@@ -346,19 +374,16 @@ def summarise(
     best = outcome.best.val
     device, world_size = str(p.runtime.device), p.runtime.group.world_size
     log.info(
-        "run %s: val accuracy %.4f f1 %.4f loss %.4f, %.0f samples/s on %s x%d",
+        "run %s: %s, %.0f samples/s on %s x%d",
         run_id,
-        best.accuracy,
-        best.f1_score,
-        best.loss,
+        summary_text(best),
         outcome.samples_per_sec,
         device,
         world_size,
     )
     return TrainResult(
-        accuracy=best.accuracy,
-        f1_score=best.f1_score,
-        loss=best.loss,
+        task=p.transform.task,
+        **result_metrics(best),
         model_path=model_uri,
         run_id=run_id,
         experiment_name=config.experiment_name,
@@ -370,6 +395,19 @@ def summarise(
         resumed=p.resumed_run_id is not None,
         data_fingerprint=p.fingerprint,
     )
+
+
+def summary_text(best: ValidationMetrics) -> str:
+    if isinstance(best, RegressionMetrics):
+        return f"val rmse {best.rmse:.4g} mae {best.mae:.4g} r2 {best.r2:.4f} loss {best.loss:.4f}"
+    return f"val accuracy {best.accuracy:.4f} f1 {best.f1_score:.4f} loss {best.loss:.4f}"
+
+
+def result_metrics(best: ValidationMetrics) -> dict[str, Any]:
+    """The result's metrics of the task (the other task's stay null)."""
+    if isinstance(best, RegressionMetrics):
+        return {"rmse": best.rmse, "mae": best.mae, "r2": best.r2, "loss": best.loss}
+    return {"accuracy": best.accuracy, "f1_score": best.f1_score, "loss": best.loss}
 
 
 def train(config: TrainConfig) -> TrainResult | None:

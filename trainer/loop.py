@@ -2,6 +2,9 @@
 indexing a shuffled permutation, loss accumulated on the device and read once per epoch, best
 epoch (by validation loss) restored. Per-step learning-rate schedule (linear warmup, then
 constant or cosine decay), optional gradient clipping and class weights for imbalanced labels.
+The network's task decides the loss: cross-entropy over classes, or MSE (or Huber) on a
+regression target standardised by the transform, with validation RMSE, MAE and R² reported in
+the target's own units.
 
 The loop never touches files: it hands checkpoint snapshots (tensors and plain types) to a
 callback and resumes from one, so that an interrupted and resumed run ends exactly like an
@@ -22,11 +25,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from common.metrics import ClassificationMetrics, classification_metrics
-from tabular_model.network import TabularMLP, predict_proba
+from common.metrics import (
+    ClassificationMetrics,
+    RegressionMetrics,
+    classification_metrics,
+    regression_metrics,
+)
+from tabular_model.network import TabularMLP, predict_proba, predict_values
+from tabular_model.transform import TargetScaling
 from trainer.distributed import SINGLE_PROCESS, ProcessGroup
 from trainer.interrupts import Interrupts
 from trainer.loop_config import CLASS_WEIGHTS as CLASS_WEIGHTS
+from trainer.loop_config import LOSSES as LOSSES
 from trainer.loop_config import LR_SCHEDULES as LR_SCHEDULES
 from trainer.loop_config import OPTIMIZERS as OPTIMIZERS
 from trainer.loop_config import LoopConfig as LoopConfig
@@ -66,11 +76,14 @@ class Optimization:
     class_weights: torch.Tensor | None
 
 
+ValidationMetrics = ClassificationMetrics | RegressionMetrics
+
+
 @dataclass
 class EpochRecord:
     epoch: int
     train_loss: float
-    val: ClassificationMetrics
+    val: ValidationMetrics  # the task's metrics on the validation split
     samples_per_sec: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,7 +91,10 @@ class EpochRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EpochRecord:
-        return cls(**{**data, "val": ClassificationMetrics(**data["val"])})
+        """Inverse of ``to_dict``: the metrics' own keys say which task they are of."""
+        val = data["val"]
+        metrics = RegressionMetrics(**val) if "rmse" in val else ClassificationMetrics(**val)
+        return cls(**{**data, "val": metrics})
 
 
 @dataclass
@@ -131,7 +147,8 @@ class LoopRuntime:
     ``device`` in copies of ``stream_chunk_steps`` batches. ``forward``: the module the training
     steps call instead of the net (e.g. its ``torch.compile`` wrapper; it must share the net's
     parameters). ``group``: the data-parallel processes. ``progress``: show a bar over the
-    steps."""
+    steps. ``target_scaling``: how a regression target was standardised, so that validation
+    RMSE and MAE come in the target's units (None: on the standardised scale)."""
 
     interrupts: Interrupts = field(default_factory=Interrupts)
     checkpoint_every_epochs: int = 0
@@ -142,6 +159,7 @@ class LoopRuntime:
     forward: nn.Module | None = None
     group: ProcessGroup = SINGLE_PROCESS
     progress: bool = False
+    target_scaling: TargetScaling | None = None
 
 
 @dataclass
@@ -203,32 +221,60 @@ def make_optimization(
         optimizer, lambda step: lr_factor(step, config, steps_per_epoch)
     )
     weights = None
-    if config.class_weights == "balanced":
+    if config.class_weights == "balanced" and not is_regression(net):
         weights = balanced_class_weights(train.target, net.config.n_classes)
         weights = weights.to(device or train.target.device)
     return Optimization(optimizer, scheduler, weights)
 
 
-def validation_metrics(
-    net: TabularMLP, split: TensorSplit, chunk_rows: int = 1 << 20
-) -> ClassificationMetrics:
-    """The metrics of ``net`` on ``split``; a split kept in host memory goes to the net's device
-    in chunks of ``chunk_rows``."""
+def is_regression(net: TabularMLP) -> bool:
+    return net.config.task == "regression"
+
+
+Predict = Callable[[TabularMLP, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def predictions(
+    net: TabularMLP, split: TensorSplit, predict: Predict, chunk_rows: int
+) -> torch.Tensor:
+    """``predict`` of ``net`` over ``split``, on the net's device; a split kept in host memory
+    goes there in chunks of ``chunk_rows``."""
     device = next(net.parameters()).device
     if split.target.device == device:
-        probabilities = predict_proba(net, split.numeric, split.categorical)
-    else:
-        probabilities = torch.cat(
-            [
-                predict_proba(
-                    net,
-                    split.numeric[i : i + chunk_rows].to(device, non_blocking=True),
-                    split.categorical[i : i + chunk_rows].to(device, non_blocking=True),
-                )
-                for i in range(0, split.rows, chunk_rows)
-            ]
-        )
-    return classification_metrics(probabilities.cpu().numpy(), split.target.cpu().numpy())
+        return predict(net, split.numeric, split.categorical)
+    return torch.cat(
+        [
+            predict(
+                net,
+                split.numeric[i : i + chunk_rows].to(device, non_blocking=True),
+                split.categorical[i : i + chunk_rows].to(device, non_blocking=True),
+            )
+            for i in range(0, split.rows, chunk_rows)
+        ]
+    )
+
+
+def validation_metrics(
+    net: TabularMLP,
+    split: TensorSplit,
+    chunk_rows: int = 1 << 20,
+    loss: str = "mse",
+    target_scaling: TargetScaling | None = None,
+) -> ValidationMetrics:
+    """The metrics of ``net`` on ``split``: a classifier's from its class probabilities; a
+    regression network's loss (``loss``: mse or huber) on the standardised target and its
+    RMSE, MAE and R² in the target's units (``target_scaling``; None: standardised units)."""
+    if not is_regression(net):
+        probabilities = predictions(net, split, predict_proba, chunk_rows)
+        return classification_metrics(probabilities.cpu().numpy(), split.target.cpu().numpy())
+    predicted = predictions(net, split, predict_values, chunk_rows).float()
+    actual = split.target.to(predicted.device).float()
+    value = regression_loss(predicted, actual, loss)
+    predicted_np, actual_np = predicted.cpu().numpy(), actual.cpu().numpy()
+    if target_scaling is not None:
+        predicted_np = target_scaling.unscale(predicted_np)
+        actual_np = target_scaling.unscale(actual_np)
+    return regression_metrics(predicted_np, actual_np, float(value))
 
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -277,12 +323,29 @@ def streamed_batches(
             yield numeric[rows], categorical[rows], target[rows]
 
 
+def regression_loss(predicted: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
+    """The mean ``loss`` (huber, with delta 1 on the standardised scale; otherwise MSE) of
+    ``predicted`` against ``target`` of the same shape."""
+    if loss == "huber":
+        return nn.functional.huber_loss(predicted, target, delta=1.0)
+    return nn.functional.mse_loss(predicted, target)
+
+
 def training_loss(
     logits: torch.Tensor, target: torch.Tensor, optimization: Optimization, config: LoopConfig
 ) -> torch.Tensor:
     """Cross-entropy of ``logits`` [batch, classes] against ``target``, class-weighted and
     label-smoothed as ``optimization`` and ``config`` say. An ensemble's logits [batch, k,
-    classes] give the mean of its members' losses: each member learns on its own."""
+    classes] give the mean of its members' losses: each member learns on its own.
+
+    A float ``target`` is a standardised regression target: the outputs [batch, 1] (ensemble:
+    [batch, k, 1]) are its predictions, scored by ``config.loss`` (MSE or Huber), again the
+    mean of the members' losses."""
+    if target.is_floating_point():
+        predicted = logits.squeeze(-1)
+        if predicted.dim() == 2:  # an ensemble: every member against the same target
+            target = target.unsqueeze(1).expand_as(predicted)
+        return regression_loss(predicted, target, config.loss)
     if logits.dim() == 3:
         target = target.repeat_interleave(logits.shape[1])
         logits = logits.flatten(0, 1)
@@ -353,7 +416,8 @@ class Training:
     ) -> None:
         # An auto batch size or epochs count (0) is set here from the training rows.
         self.net, self.train, self.val = net, train, val
-        self.config = config.for_rows(train.rows)
+        task = "regression" if is_regression(net) else "classification"
+        self.config = config.for_rows(train.rows).for_task(task)
         self.runtime, self.callbacks = runtime, callbacks
         self.group = runtime.group
         self.device = runtime.device or train.target.device
@@ -505,7 +569,7 @@ class Training:
             if not math.isfinite(train_loss):
                 raise DivergedError(f"training loss is {train_loss} at epoch {epoch}; lower --lr")
             samples = self.rows * self.group.world_size
-            val = validation_metrics(self.net, self.val)
+            val = self.validate()
             record = EpochRecord(epoch, train_loss, val, samples / seconds)
             # At most this long: early stopping can end the run sooner.
             eta = (
@@ -515,6 +579,14 @@ class Training:
         self.net.load_state_dict(self.best_state)
         return self.outcome
 
+    def validate(self) -> ValidationMetrics:
+        return validation_metrics(
+            self.net,
+            self.val,
+            loss=self.config.loss,
+            target_scaling=self.runtime.target_scaling,
+        )
+
     def finish_epoch(self, record: EpochRecord, eta: float) -> None:
         """Book the epoch: best weights, log line, early stop, callback, checkpoint."""
         outcome = self.outcome
@@ -523,12 +595,11 @@ class Training:
             outcome.best_epoch = record.epoch
             self.best_state = copy.deepcopy(self.net.state_dict())
         log.info(
-            "epoch %d/%d train_loss=%.4f val_loss=%.4f val_accuracy=%.4f samples/s=%.0f eta=%.0fs",
+            "epoch %d/%d train_loss=%.4f %s samples/s=%.0f eta=%.0fs",
             record.epoch,
             self.config.epochs,
             record.train_loss,
-            record.val.loss,
-            record.val.accuracy,
+            metrics_text(record.val),
             record.samples_per_sec,
             eta,
         )
@@ -541,6 +612,16 @@ class Training:
         pending = self.runtime.interrupts.settle()  # every process calls it: they agree
         if pending or (every > 0 and record.epoch % every == 0):
             self.act_on_interrupts(record.epoch)
+
+
+def metrics_text(val: ValidationMetrics) -> str:
+    """The validation metrics of an epoch's log line, named as MLflow records them."""
+    if isinstance(val, RegressionMetrics):
+        return (
+            f"val_loss={val.loss:.4f} val_rmse={val.rmse:.4g} val_mae={val.mae:.4g} "
+            f"val_r2={val.r2:.4f}"
+        )
+    return f"val_loss={val.loss:.4f} val_accuracy={val.accuracy:.4f}"
 
 
 def fit(

@@ -13,6 +13,9 @@ from tabular_model.model_config import check_setting
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced")
+# auto: the task's own loss (cross-entropy for classification, MSE for regression); mse and
+# huber are regression losses on the standardised target.
+LOSSES = ("auto", "mse", "huber")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class LoopConfig:
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     class_weights: str = "none"  # one of CLASS_WEIGHTS
     label_smoothing: float = 0.0  # share of each target spread evenly over the classes
+    loss: str = "auto"  # one of LOSSES; see ``for_task``
 
     # The largest batch and number of epochs: generous for an 80 GB GPU, but a typo (an extra
     # zero or two) is refused instead of filling the machine's memory or running for weeks.
@@ -61,9 +65,24 @@ class LoopConfig:
             ("optimizer", OPTIMIZERS),
             ("lr_schedule", LR_SCHEDULES),
             ("class_weights", CLASS_WEIGHTS),
+            ("loss", LOSSES),
         ):
             value = getattr(self, name)
             check_setting(name, value, value in choices, f"must be one of {choices}")
+
+    def for_task(self, task: str) -> LoopConfig:
+        """This config for a dataset of ``task``: for regression an auto loss becomes MSE;
+        a classification keeps auto (its cross-entropy). A setting that does not apply to the
+        task is a ``SettingError`` naming it: a regression loss for classes, class weights or
+        label smoothing for a numeric target (their defaults, which change nothing, pass)."""
+        if task != "regression":
+            only = "applies to a regression target only (auto: the cross-entropy of classes)"
+            check_setting("loss", self.loss, self.loss == "auto", only)
+            return self
+        only = "applies to a classification target only"
+        check_setting("class_weights", self.class_weights, self.class_weights == "none", only)
+        check_setting("label_smoothing", self.label_smoothing, self.label_smoothing == 0, only)
+        return replace(self, loss="mse") if self.loss == "auto" else self
 
     @property
     def resolved(self) -> bool:

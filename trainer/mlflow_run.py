@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from common import dataset
+from common.metrics import RegressionMetrics
 from common.step import StepError
 from common.tracking import (
     configure_mlflow,
@@ -31,7 +32,7 @@ from common.tracking import (
     request_bound_seconds,
     shown_tracking_uri,
 )
-from trainer.loop import EpochRecord, LoopOutcome, TrainingInterrupted
+from trainer.loop import EpochRecord, LoopOutcome, TrainingInterrupted, ValidationMetrics
 
 log = logging.getLogger(__name__)
 
@@ -164,30 +165,37 @@ def end_after_error(mlflow: Any, status: str) -> None:
         log.warning("could not mark MLflow run %s at %s: %s", status, where, first_line(exc))
 
 
+def task_metrics(val: ValidationMetrics) -> dict[str, float]:
+    """The validation metrics of the task by name: loss with accuracy and f1_score, or with
+    rmse, mae and r2 (in the target's units)."""
+    if isinstance(val, RegressionMetrics):
+        return {"loss": val.loss, "rmse": val.rmse, "mae": val.mae, "r2": val.r2}
+    return {"loss": val.loss, "accuracy": val.accuracy, "f1_score": val.f1_score}
+
+
 def epoch_metrics(record: EpochRecord) -> list[Any]:
+    """An epoch's metrics (step: the epoch): train_loss, the validation metrics prefixed
+    ``val_`` (val_loss, val_accuracy, val_f1_score; or val_loss, val_rmse, val_mae, val_r2),
+    samples_per_sec."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     values = {
         "train_loss": record.train_loss,
-        "val_loss": record.val.loss,
-        "val_accuracy": record.val.accuracy,
-        "val_f1_score": record.val.f1_score,
+        **{f"val_{k}": v for k, v in task_metrics(record.val).items()},
         "samples_per_sec": record.samples_per_sec,
     }
     return [Metric(k, float(v), now, record.epoch) for k, v in values.items()]
 
 
 def final_metrics(outcome: LoopOutcome) -> list[Any]:
-    """The best epoch's metrics and the run's throughput (step 0)."""
+    """The best epoch's metrics (unprefixed, as in the result) and the run's throughput
+    (step 0)."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    best = outcome.best.val
     values = {
-        "accuracy": best.accuracy,
-        "f1_score": best.f1_score,
-        "loss": best.loss,
+        **task_metrics(outcome.best.val),
         "best_epoch": outcome.best_epoch,
         "train_samples_per_sec": outcome.samples_per_sec,
         "train_samples": outcome.train_samples,  # over every data-parallel process

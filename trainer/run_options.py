@@ -78,6 +78,7 @@ TRAINER_TAGS = (
     "checkpoint_dir",
     "image",
     "data_placement",
+    "task",
 )
 
 
