@@ -4,7 +4,14 @@ Severities follow what stops a pipeline in production: anything that breaks trai
 model meaningless (missing or unusable target, missing columns, type changes, infinities, unseen
 labels, duplicate keys, too few rows) is an error; changes a model survives but a person should
 look at (new columns, more nulls, values outside the known range, new categories, moderate drift)
-are warnings, which become errors past a larger threshold."""
+are warnings, which become errors past a larger threshold.
+
+The target's task (classification or regression, resolved by the caller) decides its checks: a
+classification target needs two classes and is checked for unseen labels and a shift of class
+shares; a regression target must be numbers, finite and not constant (``common.task``'s
+``regression_values``), its range is checked as any numeric column's, and its drift is measured
+as a numeric column's (``validator.drift``). A target whose task differs from the schema's is
+an error."""
 
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from common.task import TargetError, is_number_column, regression_values
+from tabular_model.transform import Task
 from validator.profile import ColumnProfile, KeyProfile, TableProfile, class_shares
 from validator.schema import ColumnSchema, DataSchema
 from validator.thresholds import Thresholds as Thresholds
@@ -67,13 +76,16 @@ def _examples(values: Any) -> list[str]:
 # --- checks that need no schema ----------------------------------------------------------------
 
 
-def check_data(table: TableProfile, target: str, thresholds: Thresholds) -> list[Anomaly]:
-    """Row count, the target, all-null, infinite and mixed-type columns, and the declared key.
-    Data without rows is that one error: its columns have nothing to check."""
+def check_data(
+    table: TableProfile, target: str, thresholds: Thresholds, task: Task = "classification"
+) -> list[Anomaly]:
+    """Row count, the target (as ``task`` needs it), all-null, infinite and mixed-type columns,
+    and the declared key. Data without rows is that one error: its columns have nothing to
+    check."""
     if not table.rows:
         return [_no_rows(table, thresholds)]
     found = _row_count(table.rows, thresholds)
-    found += _target(table, target)
+    found += _target(table, target) if task == "classification" else _numeric_target(table, target)
     for profile in table.columns.values():
         found += _column(profile)
     if table.keys is not None:
@@ -99,11 +111,10 @@ def _row_count(rows: int, thresholds: Thresholds) -> list[Anomaly]:
 
 
 def _target(table: TableProfile, target: str) -> list[Anomaly]:
-    if target not in table.columns or table.labels is None:
-        columns = list(table.columns)[:30]
-        text = f"target column {target!r} is missing; columns: {columns}"
-        return [Anomaly(target, "missing_target", "error", "present", "absent", text)]
-    found: list[Anomaly] = []
+    """A classification target: present, every row labelled, at least two classes."""
+    found = _missing_target(table, target)
+    if found or table.labels is None:
+        return found
     nulls = table.columns[target].null_count
     if nulls:
         text = f"target {target!r} has {plural(nulls, 'null label')}; every row needs a label"
@@ -112,6 +123,46 @@ def _target(table: TableProfile, target: str) -> list[Anomaly]:
     if len(classes) < 2:
         text = f"target {target!r} needs at least two classes, has {classes}"
         found.append(Anomaly(target, "single_class", "error", ">= 2 classes", classes, text))
+    return found
+
+
+def _missing_target(table: TableProfile, target: str) -> list[Anomaly]:
+    if target in table.columns and table.labels is not None:
+        return []
+    columns = list(table.columns)[:30]
+    text = f"target column {target!r} is missing; columns: {columns}"
+    return [Anomaly(target, "missing_target", "error", "present", "absent", text)]
+
+
+def _numeric_target(table: TableProfile, target: str) -> list[Anomaly]:
+    """A regression target: numbers (not text or booleans), every row with a value (infinite
+    values are the column's ``infinite_values`` error), more than one distinct value."""
+    missing = _missing_target(table, target)
+    if missing or table.target_values is None:
+        return missing
+    found: list[Anomaly] = []
+    profile = table.columns[target]
+    if profile.null_count:
+        text = (
+            f"target {target!r} has {plural(profile.null_count, 'missing value')} (null or "
+            "NaN); every row of a regression target needs a number"
+        )
+        found.append(Anomaly(target, "null_target", "error", 0, profile.null_count, text))
+    values = table.target_values
+    if is_number_column(values):  # missing and infinite values are counted above
+        values = values[np.isfinite(values.to_numpy("float64"))]
+    try:
+        regression_values(values, target)
+    except TargetError as exc:
+        if is_number_column(values):
+            observed: Any = significant(float(values.iloc[0]))
+            found.append(
+                Anomaly(target, "constant_target", "error", ">= 2 values", observed, str(exc))
+            )
+        else:
+            found.append(
+                Anomaly(target, "non_numeric_target", "error", "numbers", profile.dtype, str(exc))
+            )
     return found
 
 
@@ -168,9 +219,9 @@ def check_keys(key: KeyProfile) -> list[Anomaly]:
 
 
 def check_against_schema(
-    table: TableProfile, schema: DataSchema, thresholds: Thresholds
+    table: TableProfile, schema: DataSchema, thresholds: Thresholds, task: Task = "classification"
 ) -> list[Anomaly]:
-    """Every difference between the data and ``schema``."""
+    """Every difference between the data, whose target is learnt as ``task``, and ``schema``."""
     profiles = table.columns
     found: list[Anomaly] = []
     for name in sorted(schema.columns.keys() - profiles.keys()):
@@ -182,9 +233,25 @@ def check_against_schema(
     for name in sorted(schema.columns.keys() & profiles.keys()):
         column = ColumnCheck(name, schema.columns[name], profiles[name], thresholds, schema.target)
         found += column.anomalies()
-    if schema.target in profiles and table.labels is not None and schema.class_shares is not None:
+    if schema.target not in profiles or table.labels is None:
+        return ordered(found)
+    if task not in schema.tasks():
+        found.append(_task_changed(schema, task, profiles[schema.target]))
+    elif task == "classification" and schema.class_shares is not None:
         found += _labels(schema, class_shares(table.labels), thresholds)
     return ordered(found)
+
+
+def _task_changed(schema: DataSchema, task: Task, target: ColumnProfile) -> Anomaly:
+    """The target is learnt as another task than the schema's: a model trained and checked for
+    one task is no model of the other."""
+    was = " or ".join(sorted(schema.tasks()))
+    text = (
+        f"target {schema.target!r} was a {was} target in the schema, is now a {task} target "
+        f"({target.type}, stored as {target.dtype}); fix the data, or pass the task the schema "
+        "has with --task, or infer a new schema if the change is intended"
+    )
+    return Anomaly(schema.target, "task_changed", "error", sorted(schema.tasks()), task, text)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from common.step import StepArgumentParser, StepError, run_step, script_name
+from common.task import AUTO_RULE, TASK_CHOICES
 from common.tracking import pipeline_home
 from validator.thresholds import Thresholds
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 # The job (pandas, pyarrow, matplotlib) is imported once the flags are parsed, so --help and
 # usage errors are quick.
 PROG = "python -m validator"
-
 THRESHOLD_HELP = {
     "min_rows": "fewer rows is an error",
     "null_rate_warning": "rise of a column's null rate over the schema's that is a warning",
@@ -31,9 +31,11 @@ THRESHOLD_HELP = {
     "categories that is an error (any is a warning)",
     "range_margin": "values this share of the schema range's width beyond either end still "
     "pass (0: the range is exact)",
-    "label_shift_warning": "change of a class's share of rows (vs the schema) that is a warning",
+    "label_shift_warning": "change of a class's share of rows (vs the schema) that is a "
+    "warning (classification targets)",
     "label_shift_error": "change of a class's share of rows that is an error",
-    "psi_warning": "population stability index against --reference that is a warning",
+    "psi_warning": "population stability index against --reference that is a warning (of a "
+    "column, and of a regression target: its target drift)",
     "psi_error": "population stability index against --reference that is an error",
 }
 
@@ -82,6 +84,13 @@ def add_data_flags(group: argparse._ArgumentGroup) -> None:
         help="raw data: parquet file or folder, or CSV (local, file:// or s3://)",
     )
     group.add_argument("--target", required=True, metavar="COLUMN", help="label column")
+    group.add_argument(
+        "--task",
+        choices=TASK_CHOICES,
+        default="auto",
+        help="what the target is learnt as, which decides its checks (pass preprocess the "
+        f"same); {AUTO_RULE}",
+    )
     group.add_argument(
         "--key",
         action="append",
@@ -175,6 +184,7 @@ def resolve_config(args: argparse.Namespace) -> ValidateConfig:
         thresholds=thresholds,
         drift_bins=args.drift_bins,
         max_plots=args.max_plots,
+        task=args.task,
     )
 
 

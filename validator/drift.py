@@ -135,20 +135,25 @@ def compare(
     return found
 
 
-def drift_anomalies(drifts: dict[str, ColumnDrift], thresholds: Thresholds) -> list[Anomaly]:
-    """A warning or an error for each column whose PSI passes a threshold."""
+def drift_anomalies(
+    drifts: dict[str, ColumnDrift], thresholds: Thresholds, target: str | None = None
+) -> list[Anomaly]:
+    """A warning or an error for each column whose PSI passes a threshold. ``target``: a
+    regression target, whose drift (measured as any numeric column's, in the reference's
+    quantile bins) is reported as ``target_drift``: a shift of what the model predicts."""
     found: list[Anomaly] = []
     for name, drift in drifts.items():
         severity = graded(drift.psi, thresholds.psi_warning, thresholds.psi_error)
         if severity is None:
             continue
         worst = int(np.argmax(np.abs(drift.current - drift.reference)))
+        what, check = ("target", "target_drift") if name == target else ("column", "drift")
         text = (
-            f"column {name!r} drifted from the reference: PSI {drift.psi:.3f} (warning over "
+            f"{what} {name!r} drifted from the reference: PSI {drift.psi:.3f} (warning over "
             f"{thresholds.psi_warning:g}, error over {thresholds.psi_error:g}); bin "
             f"{drift.bins[worst]!r} holds {drift.current[worst]:.1%} of rows, was "
             f"{drift.reference[worst]:.1%}"
         )
         expected = f"PSI <= {thresholds.psi_warning:g}"
-        found.append(Anomaly(name, "drift", severity, expected, round(drift.psi, 4), text))
+        found.append(Anomaly(name, check, severity, expected, round(drift.psi, 4), text))
     return found

@@ -1,6 +1,7 @@
 """The validation of one dataset: choose the schema, profile the data (streamed batch by batch,
-in bounded memory: see ``validator.accumulate``), check it and measure drift, then write
-anomalies.json and report.html and build the result."""
+in bounded memory: see ``validator.accumulate``), resolve the target's task (``--task``, or what
+``auto`` gives the data's target, as preprocessing resolves it), check the data and measure
+drift, then write anomalies.json and report.html and build the result."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 
 from common import storage, tables
 from common.step import StepError
+from common.task import TaskChoice, resolve_task
 from contract.results import AnomalyCounts, DriftSummary, ValidateResult
+from tabular_model.transform import Task
 from validator.checks import (
     Anomaly,
     Thresholds,
@@ -49,6 +52,7 @@ class ValidateConfig:
     thresholds: Thresholds
     drift_bins: int
     max_plots: int
+    task: TaskChoice = "auto"
 
 
 def write_text(text: str, uri: str) -> None:
@@ -118,31 +122,43 @@ def profile_source(uri: str, target: str, keys: tuple[str, ...] = ()) -> TablePr
     )
 
 
+def target_task(choice: TaskChoice, table: TableProfile) -> Task:
+    """The task of the profiled data's target: ``choice``, or what ``auto`` gives its values
+    (classification when the data has no such column: that is an error of its own)."""
+    if table.target_values is None:
+        return "classification" if choice == "auto" else choice
+    return resolve_task(choice, table.target_values)
+
+
 def read_reference(config: ValidateConfig, resolved: ResolvedReference) -> Reference | None:
     if resolved.uri is None:
         return None
     table = profile_source(resolved.uri, config.target)
-    return Reference(resolved.uri, table.columns, infer_schema(table, config.target))
+    task = target_task(config.task, table)
+    return Reference(resolved.uri, table.columns, infer_schema(table, config.target, task))
 
 
 def check(
-    config: ValidateConfig, table: TableProfile, reference: Reference | None
+    config: ValidateConfig, table: TableProfile, reference: Reference | None, task: Task
 ) -> tuple[SchemaChoice, list[Anomaly], dict[str, ColumnDrift]]:
-    """The schema, every anomaly (errors first) and the drift of each column."""
+    """The schema, every anomaly (errors first) and the drift of each column; ``task``: the
+    target's."""
     choice = choose_schema(
         config,
-        lambda: infer_schema(table, config.target),
+        lambda: infer_schema(table, config.target, task),
         reference.schema if reference is not None else None,
     )
-    anomalies = check_data(table, config.target, config.thresholds)
+    anomalies = check_data(table, config.target, config.thresholds, task)
     if not table.rows:  # nothing to compare with a schema or a reference
         return choice, anomalies, {}
     if choice.origin != "data":  # a schema inferred from this data holds no news about it
-        anomalies += check_against_schema(table, choice.schema, config.thresholds)
+        anomalies += check_against_schema(table, choice.schema, config.thresholds, task)
     drift = {}
     if reference is not None:
         drift = compare(reference.profiles, table.columns, config.drift_bins)
-    return choice, ordered(anomalies + drift_anomalies(drift, config.thresholds)), drift
+    numeric_target = config.target if task == "regression" else None
+    found = drift_anomalies(drift, config.thresholds, numeric_target)
+    return choice, ordered(anomalies + found), drift
 
 
 def validate(config: ValidateConfig) -> ValidateResult:
@@ -150,8 +166,10 @@ def validate(config: ValidateConfig) -> ValidateResult:
     found an error."""
     resolved = resolve_reference(config.reference)
     table = profile_source(config.source, config.target, config.keys)
+    task = target_task(config.task, table)
+    log.info("target %r: %s (--task %s)", config.target, task, config.task)
     reference = read_reference(config, resolved)
-    choice, anomalies, drift = check(config, table, reference)
+    choice, anomalies, drift = check(config, table, reference, task)
     if resolved.anomaly is not None:
         anomalies = ordered([*anomalies, resolved.anomaly])
     failed = any(a.severity == "error" for a in anomalies)
@@ -175,6 +193,7 @@ def validate(config: ValidateConfig) -> ValidateResult:
         profiles=table.columns,
         drift=drift,
         thresholds=config.thresholds,
+        task=task,
     )
     json_uri, html_uri = publish(report, config, choice, reference)
     return outcome(report, json_uri, html_uri)

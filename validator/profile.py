@@ -9,10 +9,10 @@ all fit in the sample is described exactly."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from tabular_model.transform import LogicalType
 
 QUANTILES = (0.01, 0.25, 0.5, 0.75, 0.99)
 TOP_VALUES = 10  # most frequent values listed per categorical column in the report
+LabelKind = Literal["numeric", "boolean", "text"]
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,15 @@ class KeyProfile:
 @dataclass(frozen=True)
 class TableProfile:
     """The whole input: its rows, each column's profile (by name, in input order), the target's
-    label counts by text (None: no such column) and the declared key (None: no --key)."""
+    label counts by text (None: no such column), the declared key (None: no --key) and the
+    target's distinct values as pandas holds them (``label_values``; None: no such column),
+    which decide its task."""
 
     rows: int
     columns: dict[str, ColumnProfile]
     labels: dict[str, int] | None = None
     keys: KeyProfile | None = None
+    target_values: pd.Series | None = None
 
 
 def sorted_quantiles(values: np.ndarray, quantiles: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -156,3 +160,17 @@ def class_shares(labels: dict[str, int]) -> dict[str, float]:
     """Share of the labelled rows of each label (as text), by label."""
     total = sum(labels.values())
     return {k: round(labels[k] / total, 6) for k in sorted(labels)} if total else {}
+
+
+def label_values(labels: Iterable[str], kind: LabelKind) -> pd.Series:
+    """The distinct values of a target from their text forms (``labels``), in the type pandas
+    reads the column as: float64 numbers, booleans, or text. The task rule
+    (``common.task.infer_task``) and the checks of a regression target depend only on the
+    distinct values and this type, so the counts the profile keeps are enough to apply them
+    to data never held whole. Text that is no number (a NaN's text form) is a missing value."""
+    text = pd.Series(list(labels), dtype=object)
+    if kind == "numeric":
+        return pd.to_numeric(text, errors="coerce").astype("float64")
+    if kind == "boolean":
+        return (text == "True").astype(bool)
+    return text

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment, StrictUndefined
 
+from tabular_model.transform import Task
 from validator.checks import Anomaly, Thresholds, graded
 from validator.drift import ColumnDrift
 from validator.plots import column_plot
@@ -27,6 +28,7 @@ SCHEMA_NOTES: dict[str, str] = {
     "data": "inferred from this data",
 }
 SHOWN_CHARS = 160  # expected/observed values longer than this are cut in the HTML table
+TARGET_SUMMARY = ("min", "p01", "p25", "p50", "mean", "p75", "p99", "max", "std")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,17 @@ class ValidationReport:
     profiles: dict[str, ColumnProfile]
     drift: dict[str, ColumnDrift]
     thresholds: Thresholds
+    task: Task = "classification"  # the target's, as resolved from --task
+
+    @property
+    def target_summary(self) -> dict[str, float | None] | None:
+        """A regression target's distribution (min, quantiles, mean, max, std); None for a
+        classification target (its classes are in its column's statistics) or none at all."""
+        profile = self.profiles.get(self.target)
+        if self.task != "regression" or profile is None or profile.values is None:
+            return None
+        stats = profile.summary
+        return {name: stats[name] for name in TARGET_SUMMARY}
 
     @property
     def counts(self) -> dict[str, int]:
@@ -74,6 +87,8 @@ class ValidationReport:
             "source": self.source,
             "date": self.date,
             "target": self.target,
+            "task": self.task,
+            "target_summary": self.target_summary,
             "fingerprint": self.fingerprint,
             "schema_uri": self.schema_uri,
             "schema_origin": self.schema_origin,
@@ -123,6 +138,13 @@ def _facts(profile: ColumnProfile, drift: ColumnDrift | None) -> list[tuple[str,
     if drift is not None:
         facts.append(("PSI", f"{drift.psi:.3f}"))
     return facts
+
+
+def _target_facts(summary: dict[str, float | None] | None) -> str:
+    """A regression target's distribution in one line of the summary table."""
+    if summary is None:
+        return ""
+    return " · ".join(f"{name} {_number(summary[name])}" for name in ("min", "p50", "mean", "max"))
 
 
 def _column_cards(
@@ -178,6 +200,7 @@ def render_html(
             "psi": d.psi,
             "js": d.js,
             "severity": graded(d.psi, thresholds.psi_warning, thresholds.psi_error),
+            "target": d.column == report.target and report.task == "regression",
         }
         for d in sorted(report.drift.values(), key=lambda d: (-d.psi, d.column))
     ]
@@ -187,6 +210,8 @@ def render_html(
         source=report.source,
         date=report.date,
         target=report.target,
+        task=report.task,
+        target_facts=_target_facts(report.target_summary),
         fingerprint=report.fingerprint,
         schema_uri=report.schema_uri,
         schema_note=SCHEMA_NOTES[report.schema_origin]

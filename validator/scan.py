@@ -17,7 +17,7 @@ from validator.accumulate import (
     storage_kind,
 )
 from validator.keys import KeyHashes, repeated_examples
-from validator.profile import KeyProfile, TableProfile
+from validator.profile import KeyProfile, LabelKind, TableProfile, label_values
 
 Batches = Callable[[], Iterable[pa.RecordBatch]]  # each call reads the rows again, in order
 
@@ -77,7 +77,18 @@ class TableProfiler:
             for name, accumulator in self.columns.items()
         }
         labels = dict(self.labels.counts) if self.target is not None else None
-        return TableProfile(self.rows, columns, labels, self.key_profile(batches))
+        values = label_values(labels, self.label_kind()) if labels is not None else None
+        return TableProfile(self.rows, columns, labels, self.key_profile(batches), values)
+
+    def label_kind(self) -> LabelKind:
+        """How pandas reads the target: numbers, booleans (with or without nulls) or text."""
+        assert self.target is not None
+        if self.kinds[self.target] == "numeric":
+            return "numeric"
+        kind = self.schema.field(self.target).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        return "boolean" if pa.types.is_boolean(kind) else "text"
 
 
 def profile_table(

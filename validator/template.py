@@ -77,6 +77,8 @@ REPORT_TEMPLATE = """<!DOCTYPE html>
 <table class="facts">
   <tr><th>Source</th><td class="mono">{{ source }}</td></tr>
   <tr><th>Fingerprint</th><td class="mono">{{ fingerprint }}</td></tr>
+  <tr><th>Target</th><td><span class="mono">{{ target }}</span> <span class="muted">({{ task }}
+    {%- if target_facts %}: {{ target_facts }}{% endif %})</span></td></tr>
   <tr><th>Schema</th><td><span class="mono">{{ schema_uri }}</span>
     <span class="muted">({{ schema_note }})</span></td></tr>
   <tr><th>Reference</th><td>
@@ -108,7 +110,8 @@ categories, and Jensen-Shannon distance (0 = same, 1 = disjoint). PSI over
 <table>
   <tr><th>Column</th><th>PSI</th><th>JS distance</th><th>Status</th></tr>
   {% for row in drift %}
-  <tr><td class="mono colname">{{ row.column }}</td>
+  <tr><td class="mono colname">{{ row.column }}{% if row.target %}
+        <span class="muted">(target drift)</span>{% endif %}</td>
       <td class="num">{{ "%.4f" | format(row.psi) }}</td>
       <td class="num">{{ "%.4f" | format(row.js) }}</td>
       <td>{% if row.severity %}<span class="pill {{ row.severity }}">{{ row.severity }}</span>
@@ -125,7 +128,7 @@ with anomalies first); {{ hidden_plots }} more have statistics only (--max-plots
   <section class="card {{ c.severity or '' }}">
     <header><h3>{{ c.name }}</h3>
       <span class="muted">{{ c.stats.type }} &middot; {{ c.stats.dtype }}{% if c.name == target %}
-        &middot; target{% endif %}</span></header>
+        &middot; {{ task }} target{% endif %}</span></header>
     {% if c.anomalies %}<ul>{% for a in c.anomalies %}
       <li><span class="pill {{ a.severity }}">{{ a.check }}</span> {{ a.description }}</li>
     {% endfor %}</ul>{% endif %}
