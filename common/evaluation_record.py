@@ -20,7 +20,7 @@ from common.tracking import (
     redact_uri,
     shown_tracking_uri,
 )
-from contract.results import EvaluateResult, SliceAccuracy
+from contract.results import EvaluateResult, SliceAccuracy, SliceError
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,12 @@ def run_metrics(result: EvaluateResult) -> dict[str, float]:
         "test_improvement": result.improvement,
         "test_improvement_low": result.improvement_low,
         "test_improvement_high": result.improvement_high,
-        "test_worst_slice_accuracy": None
-        if result.worst_slice is None
-        else result.worst_slice.accuracy,
     }
+    worst = result.worst_slice  # regression: the highest RMSE
+    if isinstance(worst, SliceError):
+        values["test_worst_slice_rmse"] = worst.rmse
+    elif worst is not None:
+        values["test_worst_slice_accuracy"] = worst.accuracy
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -63,7 +65,7 @@ def evaluation_tags(result: EvaluateResult) -> dict[str, str]:
 
 def record_evaluation(
     result: EvaluateResult,
-    slices: dict[str, list[SliceAccuracy]],
+    slices: dict[str, list[SliceAccuracy]] | dict[str, list[SliceError]],
     figures: dict[str, Any],
 ) -> None:
     """Log everything on ``result.run_id``: metrics and tags in one batch, then artifacts."""

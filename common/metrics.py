@@ -98,3 +98,15 @@ def refuse_rows(bad: np.ndarray, what: str) -> None:
         raise UnusableOutputError(
             f"{int(bad.sum())} of {len(bad)} rows have {what} (first: {first})"
         )
+
+
+def checked_predictions(values: pd.Series) -> np.ndarray:
+    """A regression model's ``prediction`` column as float64 [rows], after checking that it
+    holds numbers and that every row has a finite one (UnusableOutputError naming the rows
+    otherwise): a missing, NaN or infinite prediction comes from a broken model, never from
+    the data, so it is refused rather than passed on."""
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        raise UnusableOutputError(f"the predictions are {values.dtype} values, not numbers")
+    numbers = values.to_numpy("float64", na_value=np.nan)
+    refuse_rows(~np.isfinite(numbers), "missing, NaN or infinite predictions")
+    return numbers

@@ -3,6 +3,7 @@ these models (``make schemas``) and are never edited by hand."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
@@ -218,7 +219,7 @@ DeployReason = Literal[
 
 
 class EvaluationMetrics(BaseModel):
-    """One model's metrics on the test rows."""
+    """One classification model's metrics on the test rows."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
@@ -232,6 +233,16 @@ class EvaluationMetrics(BaseModel):
     ece: float = Field(ge=0, le=1, description="expected calibration error of the top label")
 
 
+class RegressionEvaluationMetrics(BaseModel):
+    """One regression model's metrics on the test rows, in the target's units."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    rmse: float = Field(ge=0, description="root mean squared error")
+    mae: float = Field(ge=0, description="mean absolute error")
+    r2: float = Field(le=1, description="coefficient of determination (0: the test rows' mean)")
+
+
 class SliceAccuracy(BaseModel):
     """Accuracy on the rows of one value of one categorical column."""
 
@@ -243,43 +254,113 @@ class SliceAccuracy(BaseModel):
     accuracy: float = Field(ge=0, le=1)
 
 
-def require_champion_problem(schema: dict[str, Any]) -> None:
-    """``champion_problem`` has a default only so that evaluations recorded on runs before it
-    existed still read back; every result written carries it, so the schema requires it like
-    every other key (as ``schema_version``)."""
-    schema["required"] = [*schema["required"], "champion_problem"]
+class SliceError(BaseModel):
+    """The root mean squared error on the rows of one value of one categorical column."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    column: str
+    value: str = Field(description="the category, or <missing>")
+    rows: NonNegativeInt
+    rmse: float = Field(ge=0)
+
+
+# Keys of one task only: (classification, regression). The new model's headline metrics are
+# required for their task; the champion's (null without a champion) are null for the other task.
+EVALUATE_KEYS = (["new_accuracy", "new_f1_score"], ["new_rmse"])
+EVALUATE_BASELINE_KEYS = (["baseline_accuracy"], ["baseline_rmse"])
+# The models of the keys whose shape follows the task: (classification, regression).
+EVALUATE_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "metrics": (EvaluationMetrics, RegressionEvaluationMetrics),
+    "baseline_metrics": (EvaluationMetrics, RegressionEvaluationMetrics),
+    "worst_slice": (SliceAccuracy, SliceError),
+    "baseline_worst_slice": (SliceAccuracy, SliceError),
+}
+
+
+def evaluate_schema(schema: dict[str, Any]) -> None:
+    """Every key required (``champion_problem`` and the keys of version 2 have defaults only for
+    Python callers); the task's keys as ``task_keys`` gives them, plus: the champion's headline
+    metric of the other task is null, and ``metrics``, ``worst_slice`` and their baselines are
+    of the task's model (the union's member chosen by ``task``); calibration_regression is no
+    reason for regression."""
+    task_keys(*EVALUATE_KEYS)(schema)
+    branches = schema["allOf"][0]
+    for position, branch in enumerate(("then", "else")):
+        rule = branches[branch]["properties"]
+        rule[EVALUATE_BASELINE_KEYS[1 - position][0]] = {"type": "null"}
+        for key, models in EVALUATE_MODELS.items():
+            # The union's member as pydantic refers to it at this point (it renames refs later).
+            (ref,) = [
+                member
+                for member in schema["properties"][key]["anyOf"]
+                if re.search(
+                    rf"(?<![A-Za-z]){models[position].__name__}(?![A-Za-z])", member.get("$ref", "")
+                )
+            ]
+            rule[key] = dict(ref) if key == "metrics" else {"anyOf": [dict(ref), {"type": "null"}]}
+    branches["else"]["properties"]["reason"] = {"not": {"const": "calibration_regression"}}
+
+
+def upgrade_version_1(data: Any) -> Any:
+    """A version 1 evaluation (recorded on a run by an earlier image; all were classification)
+    read as version 2, which has the same keys for classification plus defaults for the new."""
+    if isinstance(data, dict) and data.get("schema_version") == 1 and "task" not in data:
+        return {**data, "schema_version": 2}
+    return data
 
 
 class EvaluateResult(StepResult):
-    """The promotion decision for a candidate against the current champion, on the test split."""
+    """The promotion decision for a candidate against the current champion, on the test split.
+    Version 2: the task; classification carries ``new_accuracy``, ``new_f1_score`` and
+    ``baseline_accuracy`` as version 1 did, regression ``new_rmse`` and ``baseline_rmse`` (the
+    target's units) and an improvement that is the RMSE's reduction; ``metrics``,
+    ``worst_slice`` and their baselines are of the task's model."""
 
-    model_config = ConfigDict(json_schema_extra=require_champion_problem)
+    model_config = ConfigDict(json_schema_extra=evaluate_schema)
 
     step: ClassVar[str] = "evaluate"
+    schema_version: Literal[2] = 2  # type: ignore[assignment]  # a later version of the shape
+    task: Task = "classification"
     should_deploy: bool
     reason: DeployReason
-    new_accuracy: float = Field(ge=0, le=1)
-    new_f1_score: float = Field(ge=0, le=1)
-    baseline_accuracy: float | None = Field(ge=0, le=1, description="null when no champion")
-    improvement: float | None = Field(description="new_accuracy - baseline_accuracy")
+    new_accuracy: float | None = Field(None, ge=0, le=1, description="classification; else null")
+    new_f1_score: float | None = Field(None, ge=0, le=1, description="classification; else null")
+    new_rmse: float | None = Field(None, ge=0, description="regression; else null")
+    baseline_accuracy: float | None = Field(
+        None, ge=0, le=1, description="classification; null when no champion, and for regression"
+    )
+    baseline_rmse: float | None = Field(
+        None, ge=0, description="regression; null when no champion, and for classification"
+    )
+    improvement: float | None = Field(
+        description="classification: new_accuracy - baseline_accuracy; regression: "
+        "baseline_rmse - new_rmse (positive: the candidate is better)"
+    )
     improvement_low: float | None = Field(
-        description="lower bound of the paired bootstrap interval"
+        description="lower bound of the paired bootstrap interval of the improvement"
     )
     improvement_high: float | None = Field(description="upper bound of that interval")
     confidence: float = Field(gt=0, lt=1, description="the interval's confidence level")
     bootstrap_samples: int = Field(ge=1)
-    metrics: EvaluationMetrics = Field(description="the candidate's test metrics")
-    baseline_metrics: EvaluationMetrics | None = Field(description="the champion's, same rows")
-    worst_slice: SliceAccuracy | None = Field(description="the candidate's least accurate slice")
-    baseline_worst_slice: SliceAccuracy | None = Field(description="the champion's")
+    metrics: EvaluationMetrics | RegressionEvaluationMetrics = Field(
+        description="the candidate's test metrics (the task's)"
+    )
+    baseline_metrics: EvaluationMetrics | RegressionEvaluationMetrics | None = Field(
+        description="the champion's, same rows"
+    )
+    worst_slice: SliceAccuracy | SliceError | None = Field(
+        description="the candidate's worst slice: least accurate, or highest RMSE"
+    )
+    baseline_worst_slice: SliceAccuracy | SliceError | None = Field(description="the champion's")
     champion_version: int | None = Field(description="the champion compared; pass it to deploy")
     champion_run_id: str | None
     champion_problem: str | None = Field(
         default=None,
         max_length=CHAMPION_PROBLEM_MAX_CHARS,
         description="why the champion was not compared (baseline_incompatible: it cannot score "
-        "this data; champion_unusable: it does not load or predicts no usable probabilities); "
-        "null when it was compared or there is none",
+        "this data, or it is a model of the other task; champion_unusable: it does not load or "
+        "predicts no usable output); null when it was compared or there is none",
     )
     run_id: str
     model_path: str
@@ -288,6 +369,28 @@ class EvaluateResult(StepResult):
     data_fingerprint: str = Field(
         pattern=r"^sha256:[0-9a-f]{64}$", description="of the raw test rows scored"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_version_1(cls, data: Any) -> Any:
+        return upgrade_version_1(data)
+
+    @model_validator(mode="after")
+    def _task_keys(self) -> EvaluateResult:
+        check_task_keys(self, self.task, *EVALUATE_KEYS)
+        position = 0 if self.task == "classification" else 1
+        other = EVALUATE_BASELINE_KEYS[1 - position][0]
+        if getattr(self, other) is not None:
+            raise ValueError(f"a {self.task} result must leave {[other]} null")
+        for key, models in EVALUATE_MODELS.items():
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, models[position]):
+                raise ValueError(
+                    f"a {self.task} result's {key} must be {models[position].__name__}"
+                )
+        if self.task == "regression" and self.reason == "calibration_regression":
+            raise ValueError("calibration_regression is not a reason for regression")
+        return self
 
 
 class DeployResult(StepResult):

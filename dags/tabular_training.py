@@ -51,6 +51,7 @@ CONFIG = load_config()
 # form refuse a bad value before a pod starts).
 GATE_PARAM_BOUNDS: dict[str, dict[str, Any]] = {
     "min_accuracy": {"minimum": 0, "maximum": 1},
+    "min_r2": {"maximum": 1},
     "confidence": {"minimum": 0.5, "maximum": 0.999},
     "slice_tolerance": {"minimum": 0, "maximum": 1},
     "calibration_tolerance": {"minimum": 0, "maximum": 1},

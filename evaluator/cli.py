@@ -1,10 +1,14 @@
 """``python -m evaluator``: score the candidate run's model and the registry's ``champion`` on the
 same raw test rows (never an old logged number) and decide whether to deploy: the accuracy floor,
-a paired bootstrap interval of the gain, the worst categorical slice and the calibration error."""
+a paired bootstrap interval of the gain, the worst categorical slice and the calibration error.
+A regression target (the task the data was preprocessed for) is judged by the R² floor, a paired
+bootstrap interval of the RMSE reduction and the worst slice's RMSE; a champion of the other task
+is not compared (a person decides)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -77,7 +81,8 @@ def add_measure_flags(group: argparse._ArgumentGroup) -> None:
         "--plots",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="log the confusion matrix, ROC, PR and calibration plots to the candidate's run",
+        help="log the confusion matrix, ROC, PR and calibration plots (regression: predicted "
+        "vs actual and residuals) to the candidate's run",
     )
 
 
@@ -89,14 +94,24 @@ def add_gate_flags(group: argparse._ArgumentGroup) -> None:
         type=float,
         metavar="FLOAT",
         default=defaults.min_accuracy,
-        help="accuracy floor on test (0 to 1)",
+        help="accuracy floor on test (0 to 1; classification)",
+    )
+    group.add_argument(
+        "--min-r2",
+        type=float,
+        metavar="FLOAT",
+        default=defaults.min_r2,
+        help="R² floor on test (at most 1; 0: no worse than predicting the test rows' mean; "
+        "regression)",
     )
     group.add_argument(
         "--min-improvement",
         type=float,
         metavar="FLOAT",
         default=defaults.min_improvement,
-        help="the lower bound of the gain's interval must exceed this (-1 to 1)",
+        help="the lower bound of the gain's interval must exceed this (-1 to 1): accuracy "
+        "points, or for regression a fraction of the champion's RMSE (0.01: the RMSE must fall "
+        "by more than 1 percent)",
     )
     group.add_argument(
         "--confidence",
@@ -111,7 +126,8 @@ def add_gate_flags(group: argparse._ArgumentGroup) -> None:
         metavar="FLOAT",
         default=defaults.slice_tolerance,
         help="how much less accurate than the champion's worst slice the candidate's may be "
-        "(0 to 1)",
+        "(0 to 1); regression: how much higher its RMSE may be, as a fraction of the "
+        "champion's (0.05: 5 percent)",
     )
     group.add_argument(
         "--calibration-tolerance",
@@ -119,7 +135,7 @@ def add_gate_flags(group: argparse._ArgumentGroup) -> None:
         metavar="FLOAT",
         default=defaults.calibration_tolerance,
         help="how much higher than the champion's the candidate's calibration error may be "
-        "(0 to 1)",
+        "(0 to 1; classification)",
     )
 
 
@@ -128,6 +144,7 @@ def resolve(args: argparse.Namespace) -> EvaluateConfig:
     check bounds both ends, so NaN and infinity are out of range too."""
     checks = {
         "--min-accuracy": 0 <= args.min_accuracy <= 1,
+        "--min-r2": -math.inf < args.min_r2 <= 1,
         "--min-improvement": -1 <= args.min_improvement <= 1,
         "--bootstrap-samples": 1 <= args.bootstrap_samples <= MAX_BOOTSTRAP_SAMPLES,
         "--bootstrap-seed": args.bootstrap_seed >= 0,  # numpy refuses a negative seed
@@ -141,7 +158,11 @@ def resolve(args: argparse.Namespace) -> EvaluateConfig:
             value = getattr(args, flag.removeprefix("--").replace("-", "_"))
             raise UsageError(f"{flag} {value} is out of range (see --help)")
     thresholds = Thresholds(
-        args.min_accuracy, args.min_improvement, args.slice_tolerance, args.calibration_tolerance
+        args.min_accuracy,
+        args.min_improvement,
+        args.slice_tolerance,
+        args.calibration_tolerance,
+        args.min_r2,
     )
     from evaluator.job import EvaluateConfig
 

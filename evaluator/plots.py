@@ -5,7 +5,12 @@ The evaluation decides "candidate or champion", so the curves show both on the s
 the champion was scored on the same rows: the candidate's lines solid, the champion's dashed,
 each labelled with its model, over the reference line that gives a curve its meaning (chance on
 ROC, the class's prevalence on precision-recall, perfect calibration). The confusion matrix is
-the candidate's alone."""
+the candidate's alone.
+
+Regression (``regression_figures``): predicted against actual values over the diagonal of
+perfect predictions, and residuals (actual - predicted) against the predicted values over the
+zero line; the candidate's points and the champion's (same rows) on the same axes, in the
+target's units."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluator.scoring import Scored
+from evaluator.scoring import RegressionScored, Scored
 
 LINESTYLES = ("-", "--")  # candidate, champion
 REFERENCE_LINESTYLE = ":"  # chance, prevalence and perfect calibration: unlike either model
@@ -28,6 +33,14 @@ class Plotted:
 
     name: str
     scored: Scored
+
+
+@dataclass(frozen=True)
+class PlottedValues:
+    """One regression model's scores and the name its points carry in the legends."""
+
+    name: str
+    scored: RegressionScored
 
 
 def new_axes(title: str) -> tuple[Any, Any]:
@@ -192,4 +205,78 @@ def evaluation_figures(
         "roc_curve.png": curves(models, names, "roc"),
         "pr_curve.png": curves(models, names, "pr"),
         "calibration_curve.png": calibration(models, names),
+    }
+
+
+# Points drawn per model: more only hide each other; the same rows for both models.
+MAX_POINTS = 2000
+MARKERS = ("o", "^")  # candidate, champion
+
+
+def drawn_rows(rows: int, seed: int = 0) -> np.ndarray:
+    """The indexes of the test rows a scatter shows: all, or ``MAX_POINTS`` of them chosen at
+    random (the same for both models and on every run)."""
+    if rows <= MAX_POINTS:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(seed).choice(rows, MAX_POINTS, replace=False))
+
+
+def shown_rows(rows: int) -> str:
+    return f"{rows:,} test rows" if rows <= MAX_POINTS else f"{MAX_POINTS:,} of {rows:,} test rows"
+
+
+def scatter(axes: Any, models: Sequence[PlottedValues], kind: str) -> None:
+    """Each model's points: actual (``kind="actual"``) or residual (``kind="residual"``)
+    against predicted values."""
+    chosen = drawn_rows(len(models[0].scored.actual))
+    for m, model in enumerate(models):
+        predicted = model.scored.predictions[chosen]
+        actual = model.scored.actual[chosen]
+        y = actual if kind == "actual" else actual - predicted
+        axes.scatter(
+            predicted, y, s=10, alpha=0.5, color=f"C{m}", marker=MARKERS[m], label=model.name
+        )
+
+
+def predicted_vs_actual(models: Sequence[PlottedValues]) -> Any:
+    rows = len(models[0].scored.actual)
+    figure, axes = new_axes(f"Predicted vs actual ({shown_rows(rows)})")
+    scatter(axes, models, "actual")
+    values = np.concatenate(
+        [models[0].scored.actual, *(model.scored.predictions for model in models)]
+    )
+    low, high = float(values.min()), float(values.max())
+    axes.plot(
+        [low, high], [low, high], color="black", linestyle=REFERENCE_LINESTYLE,
+        label="perfect prediction",
+    )  # fmt: skip
+    axes.set(xlabel="Predicted value", ylabel="Actual value")
+    axes.legend(loc="upper left", fontsize="small")
+    return figure
+
+
+def residuals(models: Sequence[PlottedValues]) -> Any:
+    rows = len(models[0].scored.actual)
+    figure, axes = new_axes(f"Residuals ({shown_rows(rows)})")
+    scatter(axes, models, "residual")
+    axes.axhline(0.0, color="black", linestyle=REFERENCE_LINESTYLE, label="no error")
+    axes.set(xlabel="Predicted value", ylabel="Residual (actual - predicted)")
+    axes.legend(loc="upper left", fontsize="small")
+    return figure
+
+
+def regression_figures(
+    candidate: PlottedValues, champion: PlottedValues | None = None
+) -> dict[str, Any]:
+    """Artifact file name -> figure, for every regression plot; ``champion``: its scores on
+    the same test rows, drawn beside the candidate's (None: the candidate alone).
+    ValueError: the champion's scores are of other rows."""
+    models = [candidate]
+    if champion is not None:
+        if not np.array_equal(champion.scored.actual, candidate.scored.actual):
+            raise ValueError(f"{champion.name} was scored on other rows than {candidate.name}")
+        models.append(champion)
+    return {
+        "predicted_vs_actual.png": predicted_vs_actual(models),
+        "residuals.png": residuals(models),
     }

@@ -54,19 +54,7 @@ def render_summary(
             head + f" {result[metric]:>9{shown}} {result['loss']:>7.4f}"
             f" {result['samples_per_sec']:>10.0f}  {result['run_id'][:12]}{mark}"
         )
-    baseline = decision["baseline_accuracy"]
-    interval = ""
-    if decision["improvement_low"] is not None:
-        interval = (
-            f", gain {decision['improvement']:+.4f} ({decision['confidence']:.0%} interval "
-            f"{decision['improvement_low']:+.4f} to {decision['improvement_high']:+.4f})"
-        )
-    lines += [
-        "",
-        f"Evaluation on the test split: candidate {decision['new_accuracy']:.4f}, champion "
-        f"{'none' if baseline is None else f'{baseline:.4f}'}{interval} -> "
-        f"{'deploy' if decision['should_deploy'] else 'keep the champion'} ({decision['reason']})",
-    ]
+    lines += ["", evaluation_line(decision)]
     if decision.get("champion_problem"):
         lines.append(f"  The champion's problem: {decision['champion_problem']}")
     if deployed:
@@ -75,3 +63,25 @@ def render_summary(
             f"@{deployed['alias']} (previous: {deployed['previous_version']})"
         )
     return "\n".join(lines)
+
+
+def evaluation_line(decision: dict[str, Any]) -> str:
+    """The candidate's and the champion's test score, the interval of the gain and the
+    decision: accuracy, or for regression RMSE and its reduction in the target's units."""
+    if task_of(decision) == "regression":
+        score, baseline, gain, shown = "RMSE ", decision["baseline_rmse"], "RMSE reduction", ".4g"
+        new = decision["new_rmse"]
+    else:
+        score, baseline, gain, shown = "", decision["baseline_accuracy"], "gain", ".4f"
+        new = decision["new_accuracy"]
+    interval = ""
+    if decision["improvement_low"] is not None:
+        interval = (
+            f", {gain} {decision['improvement']:+{shown}} ({decision['confidence']:.0%} interval "
+            f"{decision['improvement_low']:+{shown}} to {decision['improvement_high']:+{shown}})"
+        )
+    return (
+        f"Evaluation on the test split: candidate {score}{new:{shown}}, champion "
+        f"{'none' if baseline is None else f'{baseline:{shown}}'}{interval} -> "
+        f"{'deploy' if decision['should_deploy'] else 'keep the champion'} ({decision['reason']})"
+    )

@@ -423,6 +423,7 @@ def test_params_and_their_defaults(dag: Any) -> None:
         "seed": 0,
         "min_success_fraction": 0.5,
         "min_accuracy": 0.0,
+        "min_r2": 0.0,
         "min_improvement": 0.0,
         "confidence": 0.95,
         "slice_tolerance": 0.05,

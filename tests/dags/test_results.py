@@ -165,7 +165,7 @@ def test_unknown_key_is_refused(step: str) -> None:
 
 def test_a_result_of_another_step_is_refused() -> None:
     message = error_of("train", example("evaluate"), "evaluate")
-    assert message.startswith("evaluate result breaks train.v1: (top level): "), message
+    assert message.startswith("evaluate result breaks train.v2: (top level): "), message
 
 
 # --- non-finite numbers -------------------------------------------------------------------------

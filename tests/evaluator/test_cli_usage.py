@@ -30,6 +30,7 @@ def test_the_float_flags_are_the_gate_and_the_interval() -> None:
         "--confidence",
         "--min-accuracy",
         "--min-improvement",
+        "--min-r2",
         "--slice-tolerance",
     ]
 

@@ -45,6 +45,7 @@ def test_the_gate_flags_carry_the_evaluators_defaults() -> None:
     defaults = build_parser().parse_args(["--run-id", "r", "--data-path", "d", "--model-name", "m"])
     assert list(flags) == [
         "min_accuracy",
+        "min_r2",
         "min_improvement",
         "confidence",
         "slice_tolerance",
