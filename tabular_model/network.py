@@ -39,7 +39,13 @@ class NetworkConfig:
     piecewise-linear encoding (only with ``numeric_embedding="ple"``). ``numeric_linear`` adds
     a linear embedding of each raw feature to its numeric embedding (set for every new network
     with one; False, the embedding alone, is what a config written before it means).
-    ``ensemble_size`` > 1 makes the network a TabM-mini ensemble (see ``TabularMLP``)."""
+    ``ensemble_size`` > 1 makes the network a TabM-mini ensemble (see ``TabularMLP``).
+    ``task`` is ``classification`` (``n_classes`` outputs) or ``regression`` (one output).
+    ``numeric_bounds``, per numeric feature, the least and greatest value of the training split:
+    the network clamps its numeric inputs to them, so a row beyond anything seen in training is
+    scored as the nearest seen one, as a tree ensemble scores it, instead of being extrapolated by
+    the linear parts (a regression prediction a hundred times the largest target, otherwise);
+    empty, no clamping, is what a config written before it means."""
 
     numeric_features: int
     cardinalities: tuple[int, ...]  # codes per categorical column, including the unknown code 0
@@ -55,6 +61,7 @@ class NetworkConfig:
     numeric_linear: bool = False
     ensemble_size: int = 1
     task: str = "classification"
+    numeric_bounds: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -72,6 +79,8 @@ class NetworkConfig:
             raise ValueError(f"periodic_sigma must be positive, got {self.periodic_sigma}")
         if self.numeric_embedding == "ple":
             check_ple_edges(self.ple_edges, self.numeric_features)
+        if self.numeric_bounds:
+            check_numeric_bounds(self.numeric_bounds, self.numeric_features)
 
     @classmethod
     def for_data(
@@ -101,6 +110,7 @@ class NetworkConfig:
             ple_edges=ple_bin_edges(train_numeric, model.ple_bins) if ple else (),
             numeric_linear=model.numeric_embedding != "none",
             ensemble_size=model.ensemble_size,
+            numeric_bounds=numeric_bounds(train_numeric),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,6 +118,7 @@ class NetworkConfig:
             **asdict(self),
             "cardinalities": list(self.cardinalities),
             "ple_edges": [list(edges) for edges in self.ple_edges],
+            "numeric_bounds": [list(bounds) for bounds in self.numeric_bounds],
         }
 
     @classmethod
@@ -115,7 +126,31 @@ class NetworkConfig:
         """Inverse of ``to_dict``; a config written before numeric embeddings existed loads
         with none."""
         edges = tuple(tuple(float(e) for e in feature) for feature in data.get("ple_edges", ()))
-        return cls(**{**data, "cardinalities": tuple(data["cardinalities"]), "ple_edges": edges})
+        bounds = tuple((float(low), float(high)) for low, high in data.get("numeric_bounds", ()))
+        return cls(
+            **{
+                **data,
+                "cardinalities": tuple(data["cardinalities"]),
+                "ple_edges": edges,
+                "numeric_bounds": bounds,
+            }
+        )
+
+
+def numeric_bounds(train_numeric: torch.Tensor) -> tuple[tuple[float, float], ...]:
+    """Per numeric feature, the least and greatest value of the training split."""
+    if train_numeric.shape[0] == 0:
+        return ()
+    low, high = train_numeric.amin(0).tolist(), train_numeric.amax(0).tolist()
+    return tuple((float(a), float(b)) for a, b in zip(low, high, strict=True))
+
+
+def check_numeric_bounds(bounds: tuple[tuple[float, float], ...], numeric_features: int) -> None:
+    if len(bounds) != numeric_features:
+        raise ValueError(f"numeric_bounds has {len(bounds)} features, not {numeric_features}")
+    for i, (low, high) in enumerate(bounds):
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ValueError(f"numeric_bounds of feature {i} are not finite and ordered")
 
 
 def check_ple_edges(edges: tuple[tuple[float, ...], ...], numeric_features: int) -> None:
@@ -281,6 +316,12 @@ class TabularMLP(nn.Module):
         # Built after the categorical embeddings and before the MLP, so that with no numeric
         # embedding a seed initialises exactly the same weights as before it existed.
         self.numeric_embedding, numeric_width = numeric_embedding(config)
+        # Not parameters, and not in the state_dict: the bounds are the config's.
+        low, high = zip(*config.numeric_bounds, strict=True) if config.numeric_bounds else ((), ())
+        self.numeric_low: torch.Tensor
+        self.numeric_high: torch.Tensor
+        self.register_buffer("numeric_low", torch.tensor(low), persistent=False)
+        self.register_buffer("numeric_high", torch.tensor(high), persistent=False)
         width_in = numeric_width + sum(embedding_dim(c) for c in config.cardinalities)
         k = config.ensemble_size
         layers: list[nn.Module] = []
@@ -299,6 +340,8 @@ class TabularMLP(nn.Module):
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         """Logits [batch, n_classes] (an ensemble: [batch, k, n_classes]) from float [batch, F]
         and int64 codes [batch, C]."""
+        if self.config.numeric_bounds:
+            numeric = torch.minimum(torch.maximum(numeric, self.numeric_low), self.numeric_high)
         parts = [self.numeric_embedding(numeric)]
         parts += [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
         x = torch.cat(parts, dim=1)
