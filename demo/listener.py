@@ -85,9 +85,23 @@ class TaskStates:
         return ""
 
     def trial_text(self, index: int, result: dict[str, Any]) -> str:
-        """``val accuracy 0.8512  loss 0.3301  lr=0.003 width=256`` for trial ``index``."""
+        """``val accuracy 0.8512  loss 0.3301  lr=0.003 width=256`` for trial ``index``
+        (regression: ``val rmse 3.412  r2 0.9215  loss 0.0785  ...``, the RMSE in the
+        target's units)."""
         config = self.trials[index] if 0 <= index < len(self.trials) else {}
         settings = " ".join(f"{name}={config.get(name, '-')}" for name in varying(self.trials))
-        metrics = f"val accuracy {result.get('accuracy', float('nan')):.4f}"
-        metrics += f"  loss {result.get('loss', float('nan')):.4f}"
-        return f"{metrics}  {settings}".rstrip()
+        return f"{validation_metrics(result)}  {settings}".rstrip()
+
+
+def validation_metrics(result: dict[str, Any]) -> str:
+    """A train result's validation metrics for its task, on one line."""
+
+    def value(name: str, shown: str) -> str:
+        number = result.get(name)
+        return "-" if number is None else format(number, shown)
+
+    if result.get("task") == "regression":
+        metrics = f"val rmse {value('rmse', '.4g')}  r2 {value('r2', '.4f')}"
+    else:
+        metrics = f"val accuracy {value('accuracy', '.4f')}"
+    return f"{metrics}  loss {value('loss', '.4f')}"

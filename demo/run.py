@@ -1,10 +1,11 @@
 """``python -m demo``: the main job on the embedded default: the ``tabular_training`` DAG, end to
 end, with real Airflow (``dag.test()`` on a sqlite metadata DB) and no cluster.
 
-It writes the sample dataset for today's run, a config that is the cluster config with the
-local launcher and local folders, then runs the DAG: every pod step is rendered by the
-Kubernetes provider and run from that spec as a local process; MLflow is the embedded sqlite
-store under ``--home``. Exits non-zero when the DAG run fails.
+It writes the sample dataset for today's run (``--task regression``: the regression sample,
+whose numeric target validate and preprocess detect as regression), a config that is the
+cluster config with the local launcher and local folders, then runs the DAG: every pod step is
+rendered by the Kubernetes provider and run from that spec as a local process; MLflow is the
+embedded sqlite store under ``--home``. Exits non-zero when the DAG run fails.
 
 The screen shows each task's state as it changes, each sweep trial's validation metrics as it
 finishes, and the run's summary; Airflow's and the steps' logs go to a log file under
@@ -27,7 +28,7 @@ from typing import Any
 import yaml
 
 from common.step import StepHelpFormatter, plain_text
-from demo.sample_data import TARGET, generate
+from demo.sample_data import TARGETS, generate_for
 from demo.screen import Screen, output_to
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,6 +42,9 @@ DEMO_SEARCH_SPACE = {
     "depth": [3],
     "batch_size": [1024],
 }
+TASKS = tuple(TARGETS)  # classification, regression
+MODEL_NAMES = {"classification": "demo-classifier", "regression": "demo-regressor"}
+SAMPLE_HOMES = {"classification": Path(".demo"), "regression": Path(".demo", "regression")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,25 +59,35 @@ def build_parser() -> argparse.ArgumentParser:
         "file:// or s3://); needs --target",
     )
     data.add_argument("--target", metavar="COLUMN", help="the label column of --source")
+    data.add_argument(
+        "--task",
+        choices=TASKS,
+        help="which sample: classification (credit default, the default) or regression "
+        "(delivery minutes); --source needs none (its task is detected from --target's values)",
+    )
     data.add_argument("--rows", type=int, default=60_000, metavar="N", help="sample dataset size")
     run = p.add_argument_group("run", "where the run lives and what it may change")
     run.add_argument(
         "--home",
         metavar="PATH",
         help="local root: data, runs, MLflow, Airflow DB (default: .demo for the sample, "
-        ".demo/sources/<file name> for --source, so each dataset keeps its own schema and "
-        "champion)",
+        ".demo/regression for the regression sample, .demo/sources/<file name> for --source, "
+        "so each dataset keeps its own schema and champion)",
     )
     run.add_argument("--epochs", type=int, default=8, metavar="N", help="epochs per sweep trial")
     run.add_argument(
-        "--model-name", default="demo-classifier", metavar="NAME", help="registered model"
+        "--model-name",
+        metavar="NAME",
+        help="registered model (default: demo-classifier, or demo-regressor for the regression "
+        "sample)",
     )
     run.add_argument(
         "--min-accuracy",
         type=float,
         metavar="FLOAT",
-        help="test accuracy to deploy (default: 0.7 on the sample; the DAG's own default, "
-        "no floor, on --source)",
+        help="test accuracy to deploy (default: 0.7 on the classification sample; the DAG's "
+        "own default, no floor, on --source; a classification gate, refused with --task "
+        "regression)",
     )
     run.add_argument(
         "--conf",
@@ -106,14 +120,28 @@ def usage_error(message: str) -> int:
 
 @dataclass(frozen=True)
 class Plan:
-    """A checked demo run: its home, its data (None: the sample, written when the run starts)
-    and its run conf."""
+    """A checked demo run: its home, its data (None: the sample of ``task``, written when the
+    run starts) and its run conf."""
 
     home: Path
     data: Dataset | None
     conf: dict[str, Any]
     rows: int
     model_name: str
+    task: str = "classification"  # the sample's (with --source: what the model name says)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """A ValueError for flags that do not go together."""
+    if (args.source is None) != (args.target is None):
+        raise ValueError("--source and --target go together")
+    if args.source is not None and args.task is not None:
+        raise ValueError(
+            "--task chooses the sample; with --source the task follows from --target's values "
+            "(a numeric target with many distinct values is regression)"
+        )
+    if args.task == "regression" and args.min_accuracy is not None:
+        raise ValueError("--min-accuracy is a classification gate; --task regression has none")
 
 
 def plan_run(args: argparse.Namespace) -> Plan:
@@ -123,17 +151,21 @@ def plan_run(args: argparse.Namespace) -> Plan:
         overrides = json.loads(args.conf)
     except json.JSONDecodeError as exc:
         raise ValueError(f"--conf: not valid JSON ({exc})") from exc
-    if (args.source is None) != (args.target is None):
-        raise ValueError("--source and --target go together")
+    check_flags(args)
     sweep = {"search_space": {**DEMO_SEARCH_SPACE, "epochs": [args.epochs]}}
+    task = args.task or "classification"
+    model_name = args.model_name or MODEL_NAMES[task]
     if args.source is None:
-        floor = {"min_accuracy": 0.7 if args.min_accuracy is None else args.min_accuracy}
-        home = Path(args.home or ".demo").resolve()
-        return Plan(home, None, {**sweep, **floor, **overrides}, args.rows, args.model_name)
+        floor = {}
+        if task == "classification":
+            floor = {"min_accuracy": 0.7 if args.min_accuracy is None else args.min_accuracy}
+        home = Path(args.home or SAMPLE_HOMES[task]).resolve()
+        conf = {**sweep, **floor, **overrides}
+        return Plan(home, None, conf, args.rows, model_name, task)
     data = Dataset(own_source(args.source), args.target)
     floor = {} if args.min_accuracy is None else {"min_accuracy": args.min_accuracy}
     home = Path(args.home or Path(".demo", "sources", source_name(data.source))).resolve()
-    return Plan(home, data, {**sweep, **floor, **overrides}, args.rows, args.model_name)
+    return Plan(home, data, {**sweep, **floor, **overrides}, args.rows, model_name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,8 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(plan: Plan, logical_date: dt.datetime, screen: Screen) -> int:
     """Write the data and config of ``plan``, then run the DAG, showing it on ``screen``."""
     if plan.data is None:
-        data = write_sample(plan.home, logical_date, plan.rows)
-        screen.say(f"sample dataset: {plan.rows} rows -> {rendered_path(data, logical_date)}")
+        data = write_sample(plan.home, logical_date, plan.rows, plan.task)
+        screen.say(
+            f"sample dataset ({plan.task}, target {data.target}): {plan.rows} rows -> "
+            f"{rendered_path(data, logical_date)}"
+        )
     else:
         data = plan.data
         screen.say(
@@ -174,12 +209,15 @@ def run(plan: Plan, logical_date: dt.datetime, screen: Screen) -> int:
     return run_dag(logical_date, plan.conf, screen)
 
 
-def write_sample(home: Path, logical_date: dt.datetime, rows: int) -> Dataset:
-    """The sample dataset for today's run, at a dated path the config templates with ``ds``."""
-    data = Dataset(str(home / "data" / "{{ ds }}" / "sample.parquet"), TARGET)
+def write_sample(
+    home: Path, logical_date: dt.datetime, rows: int, task: str = "classification"
+) -> Dataset:
+    """The sample dataset of ``task`` for today's run, at a dated path the config templates
+    with ``ds``."""
+    data = Dataset(str(home / "data" / "{{ ds }}" / "sample.parquet"), TARGETS[task])
     rendered = rendered_path(data, logical_date)
     rendered.parent.mkdir(parents=True, exist_ok=True)
-    generate(rows).to_parquet(rendered, index=False)
+    generate_for(task, rows).to_parquet(rendered, index=False)
     return data
 
 

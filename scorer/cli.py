@@ -1,7 +1,8 @@
 """``python -m scorer --model models:/NAME@ALIAS --input URI --output URI``: score every row of a
 parquet or CSV file (or a folder of parquet files) with a registered model, batch by batch, and
-write the predictions and class probabilities (parquet, or CSV for a ``.csv`` output) with a
-manifest beside them (``<output>.manifest.json``). The model is downloaded and checked against
+write the predictions (a classifier's with its class probabilities; a regression model's as one
+number per row) as parquet, or CSV for a ``.csv`` output, with a manifest beside them
+(``<output>.manifest.json``). The model is downloaded and checked against
 its integrity record before any of its code runs. The same input and model give the same output
 bytes."""
 

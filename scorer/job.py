@@ -1,6 +1,7 @@
 """Score a file with a registered model: read the input one batch at a time, predict each batch
-with the verified model, write the kept input columns, the prediction and the class
-probabilities into one output file, then its manifest."""
+with the verified model, write the kept input columns and the model's output (the prediction
+and the class probabilities of a classifier; the predicted number of a regression model, which
+must be finite) into one output file, then its manifest."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pyarrow as pa
 from mlflow.exceptions import MlflowException
 
 from common import storage, tables
+from common.metrics import UnusableOutputError, checked_predictions
 from common.step import StepError, one_line
+from common.tracking import first_line
 from contract.results import ScoreResult
 from scorer.config import ScoreConfig
 from scorer.model import ResolvedModel, load_model, resolve_model
@@ -54,6 +57,16 @@ def model_columns(model: Any, schema: pa.Schema) -> list[str]:
     return [name for name in schema.names if name in wanted]
 
 
+def returns_numbers(model: Any) -> bool:
+    """Whether the model's output signature promises one number per row (a regression model:
+    ``prediction`` and no ``proba_*`` column). A model without an output signature is taken
+    as it answers."""
+    schema = model.metadata.get_output_schema()
+    if schema is None:
+        return False
+    return not any(str(name).startswith("proba_") for name in schema.input_names())
+
+
 SCHEMA_FAILURE = "Failed to enforce schema of data"
 MAX_REASON_CHARS = 500
 
@@ -80,9 +93,26 @@ def predict(model: Any, batch: pa.RecordBatch, columns: list[str], where: str, s
             f"{where}: the model refused the input (its row numbers count from row {start}): "
             f"{refusal(exc)}"
         ) from exc
+    except FloatingPointError as exc:  # the served model's NonFiniteOutputError
+        raise StepError(f"{where}: the model's output is unusable: {first_line(exc)}") from exc
     if len(predictions) != batch.num_rows:
         raise StepError(f"{where}: the model returned {len(predictions)} rows")
     return predictions
+
+
+def checked_numbers(predictions: Any, where: str, start: int) -> Any:
+    """A regression model's output with ``prediction`` as float64, every row finite; a
+    StepError naming ``where`` and the first bad row otherwise (nothing non-finite is written)."""
+    if not hasattr(predictions, "columns") or "prediction" not in predictions.columns:
+        raise StepError(f"{where}: the model returned no 'prediction' column")
+    try:
+        numbers = checked_predictions(predictions["prediction"])
+    except UnusableOutputError as exc:
+        raise StepError(
+            f"{where}: the model's predictions are unusable (its row numbers count from row "
+            f"{start}): {exc}"
+        ) from exc
+    return predictions.assign(prediction=numbers)
 
 
 def output_table(batch: pa.RecordBatch, keep: tuple[str, ...], predictions: Any) -> pa.Table:
@@ -100,6 +130,7 @@ def scored_tables(
 ) -> Iterator[tuple[int, pa.Table]]:
     """(rows, output table) of each non-empty batch of the input, in input order."""
     columns = model_columns(model, source.schema)
+    numbers = returns_numbers(model)
     start = 0
     for index, batch in enumerate(source.batches(config.batch_rows)):
         if batch.num_rows == 0:
@@ -107,6 +138,8 @@ def scored_tables(
         end = start + batch.num_rows
         where = f"{config.input_uri} batch {index} (rows {start}-{end - 1})"
         predictions = predict(model, batch, columns, where, start)
+        if numbers:
+            predictions = checked_numbers(predictions, where, start)
         yield batch.num_rows, output_table(batch, config.keep_columns, predictions)
         start = end
 

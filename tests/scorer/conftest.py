@@ -1,6 +1,7 @@
 """Fixtures: a registered champion (an untrained network for the sample data, logged with its
 integrity record and registered with the record's tags) in an embedded MLflow store, built once
-per module, and raw rows to score."""
+per module, and raw rows to score; for regression, a trained regression champion in a store of
+its own (with a broken run beside it) and its raw rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bench.batch_scoring import register
+from tests.scorer.regression_models import RegressionRuns, build_regression_runs
 from tests.trainer.workspace import (
     Workspace,
     build_workspace,
@@ -19,9 +21,10 @@ from tests.trainer.workspace import (
     workspace_env,
 )
 
-__all__ = ["Champion", "champion", "torch_single_thread"]
+__all__ = ["Champion", "champion", "regression_champion", "torch_single_thread"]
 
 MODEL_NAME = "scored-classifier"
+REGRESSION_MODEL_NAME = "scored-regressor"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,49 @@ def raw_rows(tmp_path: Path, champion: Champion) -> Path:
     frame = champion.workspace.raw_test().reset_index(drop=True)
     frame.insert(0, "row_id", range(1000, 1000 + len(frame)))
     path = tmp_path / "input" / "rows.parquet"
+    path.parent.mkdir(parents=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+@dataclass(frozen=True)
+class RegressionChampion(Champion):
+    """A trained regression model registered as ``name`` version 1 at ``@champion``, and the
+    runs it came from (one of them a run whose model predicts NaN)."""
+
+    runs: RegressionRuns
+
+    @property
+    def broken_run_id(self) -> str:
+        return self.runs.broken_run_id
+
+
+@pytest.fixture(scope="module")
+def regression_champion(tmp_path_factory: pytest.TempPathFactory) -> RegressionChampion:
+    root = tmp_path_factory.mktemp("scorer-regression")
+    runs = build_regression_runs(root)
+    run_id = runs.trained["run_id"]
+    with workspace_env(root):
+        version = register(run_id, REGRESSION_MODEL_NAME)
+    return RegressionChampion(runs.workspace, REGRESSION_MODEL_NAME, version, run_id, runs)
+
+
+@pytest.fixture
+def regression_store(
+    regression_champion: RegressionChampion, monkeypatch: pytest.MonkeyPatch
+) -> RegressionChampion:
+    """This test's MLflow calls (and steps) use the regression champion's store."""
+    regression_champion.activate(monkeypatch)
+    return regression_champion
+
+
+@pytest.fixture
+def regression_rows(tmp_path: Path, regression_champion: RegressionChampion) -> Path:
+    """The regression workspace's raw test rows (target included) with an id column, as
+    parquet."""
+    frame = regression_champion.workspace.raw_test().reset_index(drop=True)
+    frame.insert(0, "delivery_id", range(5000, 5000 + len(frame)))
+    path = tmp_path / "input" / "deliveries.parquet"
     path.parent.mkdir(parents=True)
     frame.to_parquet(path, index=False)
     return path
