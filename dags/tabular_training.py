@@ -261,6 +261,8 @@ with DAG(
                 CONFIG.data.source,
                 "--target",
                 CONFIG.data.target,
+                "--task",
+                CONFIG.data.task,
                 "--date",
                 "{{ ds }}",
                 "--output",
@@ -285,6 +287,8 @@ with DAG(
                 run_path(CONFIG, "preprocess"),
                 "--target",
                 CONFIG.data.target,
+                "--task",
+                CONFIG.data.task,
             ],
             **step_pod_kwargs(CONFIG, "preprocess"),
         )

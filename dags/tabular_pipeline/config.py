@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -119,6 +119,8 @@ class DataConfig(Section):
 
     source: StrictStr
     target: StrictStr
+    # validate and preprocess decide the same way (auto: common/task.py's rule)
+    task: Literal["auto", "classification", "regression"] = "auto"
     volume_claim: StrictStr | None = None  # a PVC name when root is a path under mount_path
     mount_path: StrictStr = "/data"
     root: StrictStr

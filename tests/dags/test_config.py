@@ -122,6 +122,7 @@ def test_cluster_config_secrets_env_and_data() -> None:
     assert config.labels == {"team": "ml-platform"}
     assert config.data.source == "s3://ml-datasets/daily/{{ ds }}/features.parquet"
     assert config.data.target == "label"
+    assert config.data.task == "auto"
     assert config.data.root == "s3://ml-pipeline/runs"
     assert config.data.volume_claim is None
     assert config.data.wait_timeout_seconds == 21600
@@ -325,6 +326,7 @@ BAD_VALUES: list[tuple[str, Mutation, str, str]] = [
     ("missing-model-name", _delete("model_name"), "model_name", "missing"),
     ("missing-data-source", _delete("data.source"), "data.source", "missing"),
     ("data-not-a-mapping", _set("data", "s3://bucket"), "data", "expected a mapping, got"),
+    ("unknown-task", _set("data.task", "ranking"), "data.task", "Input should be 'auto'"),
     ("missing-gpu-products", _delete("gpu.products"), "gpu.products", "missing"),
     ("image-wrong-type", _set("image", 42), "image", "expected str, got 42"),
     ("retries-string", _set("retries", "two"), "retries", "expected int, got 'two'"),

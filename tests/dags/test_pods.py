@@ -599,6 +599,9 @@ def test_each_step_runs_its_module_on_run_scoped_paths(
     assert arg_value(validate, "--allowed-reference-root") == rendered.config.data.root
     assert arg_value(preprocess, "--output") == rendered.run_path("preprocess")
     assert arg_value(preprocess, "--input") == arg_value(validate, "--source")
+    # Both decide the task the same way: the config's (auto by default).
+    assert arg_value(preprocess, "--task") == arg_value(validate, "--task")
+    assert arg_value(validate, "--task") == rendered.config.data.task
     assert arg_value(steps["train"].args, "--data-path") == rendered.run_path("preprocess")
     # One experiment per model; each trial's run named for what tells it from the others and
     # tagged with the data date and this DAG run.
