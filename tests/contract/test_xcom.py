@@ -406,7 +406,7 @@ def test_a_result_carries_its_own_tasks_metrics_and_no_other(
     with pytest.raises(pydantic.ValidationError, match=problem):
         TrainResult(**fields)
     # The published schema says the same to a reader that does not run this code.
-    with pytest.raises(ResultError, match="does not match train.v2 schema"):
+    with pytest.raises(ResultError, match=r"does not match train\.v2 schema"):
         validate_payload("train", {**fields, "schema_version": 2})
     assert not xcom_file.exists()
 
@@ -414,5 +414,5 @@ def test_a_result_carries_its_own_tasks_metrics_and_no_other(
 def test_a_version_1_result_is_still_read_against_version_1() -> None:
     v1 = {k: v for k, v in TRAIN_FIELDS.items() if k not in ("task", "rmse", "mae", "r2")}
     assert validate_payload("train", {**v1, "schema_version": 1})["accuracy"] == v1["accuracy"]
-    with pytest.raises(ResultError, match="does not match train.v1 schema"):
+    with pytest.raises(ResultError, match=r"does not match train\.v1 schema"):
         validate_payload("train", {**v1, "task": "classification", "schema_version": 1})
