@@ -25,7 +25,18 @@ targets. Reported: test RMSE and R² per dataset and model (mean ± std over see
 each model's RMSE relative to HistGradientBoosting's (1.0 = as good; the trainer's goal is at
 most 1.02), mean rank (1 = lowest RMSE) and training wall seconds.
 
-``python -m bench.panel [--task T] [--quick] [--seeds N] [--datasets a,b] [--json]
+``--sweep`` adds the DAG's default hyperparameter sweep as a model of its own, ``sweep``: after
+the trainer's defaults, per dataset and seed, the trainer once per trial of the DAG's
+``DEFAULT_SEARCH_SPACE`` (expanded by the DAG's own ``hyperparameter_set`` with the DAG's param
+defaults, each trial with the DAG's ``trainer_arguments`` and ``--seed`` = the split's seed, as
+the DAG's ``seed`` param seeds every trial), the winner picked on validation data by the DAG's
+``select_best`` (highest validation accuracy, or lowest validation RMSE), and the winner's served
+model scored on the raw test rows exactly as the defaults' is. Its training seconds are the sum
+of its trials'. The goal it is measured against: at least the best GBDT default's mean accuracy
+(regression: a mean RMSE relative to HistGradientBoosting's at most the best GBDT's, and at most
+1.0). The trials and the winner of every dataset and seed are in the JSON report.
+
+``python -m bench.panel [--task T] [--quick] [--sweep] [--seeds N] [--datasets a,b] [--json]
 [--markdown]``: ``--markdown`` prints the tables (the default when ``--json`` is not given),
 ``--json`` the whole report; progress goes to stderr.
 """
@@ -53,12 +64,13 @@ import numpy as np
 import pandas as pd
 
 from bench import datasets
-from bench.adult import machine, run_step, step_environment
+from bench.adult import MIN_SUCCESS_FRACTION, REPO, machine, run_step, step_environment
 from common import dataset as encoded
 from common import tables
 
 EXPERIMENT = MODEL_NAME = "panel-bench"
 TRAINER = "trainer (defaults)"
+SWEEP = "sweep"  # the DAG's default sweep, its winner picked on validation data
 GBDTS = ("hgb", "xgboost", "lightgbm", "catboost")
 MODELS = (TRAINER, *GBDTS)
 GBDT_MODULES = {
@@ -77,6 +89,14 @@ REGRESSION_QUICK_DATASETS = ("diabetes", "concrete")
 REGRESSION_MAX_TRAIN_ROWS = {"hotel_rates": 15_000, "diamonds": 15_000, "movies": 15_000}
 # The trainer's goal on regression: its RMSE at most 2 % above HistGradientBoosting's, on average.
 RELATIVE_RMSE_GOAL = 1.02
+# The sweep's goal on regression: an RMSE at most HistGradientBoosting's, on average (and at most
+# the best GBDT's).
+SWEEP_RELATIVE_RMSE_GOAL = 1.0
+# The DAG's param defaults the sweep runs with (``search``, ``n_trials``, ``max_trials``; its
+# ``min_success_fraction`` is bench.adult's); ``seed`` is the split's seed here.
+DAG_SEARCH, DAG_N_TRIALS, DAG_MAX_TRIALS = "grid", 8, 32
+# --quick --sweep: the sweep's first trials only, each with QUICK_FLAGS.
+QUICK_SWEEP_TRIALS = 2
 # Raw and encoded targets of the same rows agree to float32 precision (the encoded target is
 # standardised in float32).
 TARGET_RTOL = 1e-4
@@ -121,6 +141,38 @@ class RegressionDatasetInfo(DatasetInfo):
     log_target: bool = False  # whether preprocess chose to learn log1p of the target
 
 
+@dataclass(frozen=True)
+class SweepTrial:
+    """One trial of the sweep on one dataset and seed, as the selection saw it."""
+
+    index: int
+    config: dict[str, Any]  # trainer flag (underscores) → value
+    seconds: float  # the trainer's wall time
+    run_id: str | None  # None: the trial failed (no valid train result)
+    validation: float | None  # validation accuracy, or RMSE for regression
+    loss: float | None  # validation loss (select_best's first tie-break)
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    dataset: str
+    seed: int
+    trials: list[SweepTrial]
+    selected: int | None  # the winner's index; None: too few trials succeeded
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What ``--sweep`` ran: the DAG's search, its space and the trials of every dataset and
+    seed (under ``--quick`` its first trials only, with ``extra_flags``)."""
+
+    search: str
+    search_space: Any
+    trials: list[dict[str, Any]]
+    min_success_fraction: float
+    extra_flags: list[str]
+
+
 @dataclass
 class Report(Generic[R]):
     date: str
@@ -133,6 +185,8 @@ class Report(Generic[R]):
     datasets: list[DatasetInfo]
     runs: list[R]
     summary: dict[str, Any] = field(default_factory=dict)
+    sweep: SweepPlan | None = None  # with --sweep
+    sweeps: list[SweepRecord] = field(default_factory=list)  # per dataset and seed
 
 
 # --- the models -------------------------------------------------------------------------------
@@ -259,20 +313,25 @@ def gbdt_regression_run(model: str, data: Encoded, name: str, seed: int) -> Regr
     return RegressionRun(name, model, seed, rmse, r2, seconds)
 
 
+def evaluated_accuracy(run_id: str, data: str, work: Path) -> float | None:
+    """``python -m evaluator`` on the run's served model with the raw test rows: its test
+    accuracy, or None when it failed."""
+    from evaluator.cli import main as evaluate
+
+    argv = ["--run-id", run_id, "--data-path", data, "--model-name", MODEL_NAME, "--no-plots"]
+    scored = run_step("evaluate", evaluate, argv, work)
+    return None if scored is None else float(scored["new_accuracy"])
+
+
 def trainer_run(data: str, name: str, seed: int, args: argparse.Namespace, work: Path) -> Run:
     """``python -m trainer`` with its defaults, then ``python -m evaluator`` on the served model
     with the raw test rows."""
-    from evaluator.cli import main as evaluate
     from trainer.cli import main as train
 
     started = time.perf_counter()
     result = run_step("train", train, trainer_arguments(data, seed, args, work), work)
     seconds = time.perf_counter() - started
-    if result is None:
-        return Run(name, TRAINER, seed, None, seconds)
-    argv = ["--run-id", result["run_id"], "--data-path", data, "--model-name", MODEL_NAME]
-    scored = run_step("evaluate", evaluate, [*argv, "--no-plots"], work)
-    accuracy = None if scored is None else float(scored["new_accuracy"])
+    accuracy = None if result is None else evaluated_accuracy(result["run_id"], data, work)
     return Run(name, TRAINER, seed, accuracy, seconds)
 
 
@@ -297,6 +356,17 @@ def served_predictions(run_id: str, features: pd.DataFrame, work: Path) -> np.nd
     return predicted["prediction"].to_numpy("float64")
 
 
+def served_scores(run_id: str, test: RawTest, work: Path) -> tuple[float | None, float | None]:
+    """RMSE and R² of the run's served model on the raw test rows; (None, None) when serving
+    failed (one failed model must not end the panel: it is reported as failed)."""
+    try:
+        predicted = served_predictions(run_id, test.features, work)
+        return regression_scores(predicted, test.target)
+    except Exception as exc:
+        print(f"  serving run {run_id} failed: {exc}", file=sys.stderr, flush=True)
+        return None, None
+
+
 def trainer_regression_run(
     data: str, name: str, seed: int, args: argparse.Namespace, work: Path, test: RawTest
 ) -> RegressionRun:
@@ -306,15 +376,130 @@ def trainer_regression_run(
     started = time.perf_counter()
     result = run_step("train", train, trainer_arguments(data, seed, args, work), work)
     seconds = time.perf_counter() - started
-    if result is None:
-        return RegressionRun(name, TRAINER, seed, None, None, seconds)
-    try:
-        predicted = served_predictions(result["run_id"], test.features, work)
-        rmse, r2 = regression_scores(predicted, test.target)
-    except Exception as exc:  # one failed model must not end the panel: reported as failed
-        print(f"  serving run {result['run_id']} failed: {exc}", file=sys.stderr, flush=True)
-        return RegressionRun(name, TRAINER, seed, None, None, seconds)
+    rmse, r2 = (None, None) if result is None else served_scores(result["run_id"], test, work)
     return RegressionRun(name, TRAINER, seed, rmse, r2, seconds)
+
+
+# --- the DAG's sweep ----------------------------------------------------------------------------
+
+
+def dags_on_path() -> None:
+    """The DAG's package importable from its folder, as the DAG processor imports it."""
+    if str(REPO / "dags") not in sys.path:
+        sys.path.insert(0, str(REPO / "dags"))
+
+
+def sweep_plan(quick: bool) -> SweepPlan:
+    """The sweep ``--sweep`` runs: the DAG's default search space and params, under
+    ``--quick`` its first QUICK_SWEEP_TRIALS trials with QUICK_FLAGS."""
+    from tabular_pipeline.sweep import DEFAULT_SEARCH_SPACE
+
+    return SweepPlan(
+        search=DAG_SEARCH,
+        search_space=DEFAULT_SEARCH_SPACE,
+        trials=[config for config, _ in sweep_configs(0, quick)],
+        min_success_fraction=MIN_SUCCESS_FRACTION,
+        extra_flags=list(QUICK_FLAGS if quick else ()),
+    )
+
+
+def sweep_configs(seed: int, quick: bool) -> list[tuple[dict[str, Any], str]]:
+    """Each trial's config and MLflow run name, as the DAG's ``hyperparameter_set`` task makes
+    them from its param defaults and ``seed`` (``--quick``: the first QUICK_SWEEP_TRIALS)."""
+    from tabular_pipeline.sweep import DEFAULT_SEARCH_SPACE, hyperparameter_set, run_names
+
+    space = DEFAULT_SEARCH_SPACE
+    trials = hyperparameter_set(DAG_SEARCH, space, DAG_N_TRIALS, seed, DAG_MAX_TRIALS)
+    named = list(zip(trials, run_names(trials), strict=True))
+    return named[:QUICK_SWEEP_TRIALS] if quick else named
+
+
+def sweep_arguments(
+    config: dict[str, Any], run_name: str, index: int, split: Seeded, args: argparse.Namespace
+) -> list[str]:
+    """A trial's trainer flags: the DAG's ``trainer_arguments`` (its ``seed`` param = the
+    split's seed), the device and a checkpoint folder of the trial's own, as the DAG's pods get
+    them, plus ``--quick``'s."""
+    from tabular_pipeline.sweep import trainer_arguments as dag_arguments
+
+    argv = dag_arguments(config, split.data, EXPERIMENT, split.seed, run_name)
+    checkpoints = split.work / f"{SWEEP}-{index}" / "checkpoints"
+    argv += ["--device", args.device, "--checkpoint-dir", str(checkpoints)]
+    return argv + list(QUICK_FLAGS if args.quick else ())
+
+
+def train_sweep(
+    split: Seeded, name: str, args: argparse.Namespace
+) -> tuple[list[SweepTrial], dict[str, Any] | None]:
+    """The trainer once per trial; the DAG's ``checked_trials`` and ``select_best`` pick the
+    winner on validation data. Returns the trials and the winner's train result (None when too
+    few trials succeeded)."""
+    from tabular_pipeline.selection import checked_trials, select_best
+
+    from trainer.cli import main as train
+
+    metric = "rmse" if args.task == "regression" else "accuracy"
+    configs, seconds, results = [], [], []
+    seed = split.seed
+    for index, (config, run_name) in enumerate(sweep_configs(seed, args.quick)):
+        started = time.perf_counter()
+        argv = sweep_arguments(config, run_name, index, split, args)
+        results.append(run_step("train", train, argv, split.work))
+        configs.append(config)
+        seconds.append(time.perf_counter() - started)
+        shown = "failed" if results[-1] is None else f"val {metric} {results[-1][metric]:.5g}"
+        print(
+            f"  {name} seed {seed} {SWEEP} trial {index} {config}: {shown} ({seconds[-1]:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    checked = checked_trials(results, [f"{SWEEP} trial {i}" for i in range(len(results))])
+    trials = [
+        sweep_trial(i, config, took, result, metric)
+        for i, (config, took, result) in enumerate(zip(configs, seconds, checked, strict=True))
+    ]
+    try:
+        return trials, select_best(checked, MIN_SUCCESS_FRACTION)
+    except ValueError as exc:  # the DAG's ResultError: too few trials succeeded
+        print(f"  {name} seed {seed} select_best: {exc}", file=sys.stderr, flush=True)
+        return trials, None
+
+
+def sweep_trial(
+    index: int, config: dict[str, Any], seconds: float, result: Any, metric: str
+) -> SweepTrial:
+    """A trial as the selection saw it: its checked train result (None: failed) reduced to the
+    run id, the validation ``metric`` and loss that ``select_best`` ranks by."""
+    if result is None:
+        return SweepTrial(index, config, seconds, None, None, None)
+    run_id, score, loss = str(result["run_id"]), float(result[metric]), float(result["loss"])
+    return SweepTrial(index, config, seconds, run_id, score, loss)
+
+
+def sweep_record(
+    name: str, seed: int, trials: list[SweepTrial], best: dict[str, Any] | None
+) -> SweepRecord:
+    chosen = [t.index for t in trials if best is not None and t.run_id == best["run_id"]]
+    return SweepRecord(name, seed, trials, chosen[0] if chosen else None)
+
+
+def sweep_run(split: Seeded, name: str, args: argparse.Namespace) -> tuple[Run, SweepRecord]:
+    """The sweep, then ``python -m evaluator`` on the winner's served model with the raw test
+    rows, as the defaults' run is scored."""
+    trials, best = train_sweep(split, name, args)
+    accuracy = None if best is None else evaluated_accuracy(best["run_id"], split.data, split.work)
+    run = Run(name, SWEEP, split.seed, accuracy, sum(t.seconds for t in trials))
+    return run, sweep_record(name, split.seed, trials, best)
+
+
+def sweep_regression_run(
+    split: Seeded, name: str, args: argparse.Namespace, test: RawTest
+) -> tuple[RegressionRun, SweepRecord]:
+    """The sweep, then the winner's served model on the raw test rows, as the defaults'."""
+    trials, best = train_sweep(split, name, args)
+    rmse, r2 = (None, None) if best is None else served_scores(best["run_id"], test, split.work)
+    run = RegressionRun(name, SWEEP, split.seed, rmse, r2, sum(t.seconds for t in trials))
+    return run, sweep_record(name, split.seed, trials, best)
 
 
 # --- one dataset --------------------------------------------------------------------------------
@@ -395,21 +580,24 @@ def progress(run: Run | RegressionRun) -> None:
 
 def score_dataset(
     ds: datasets.Dataset, args: argparse.Namespace, models: Sequence[str]
-) -> tuple[DatasetInfo, list[Run]]:
-    """Every model on every seed's split of one dataset."""
-    runs, info = [], None
+) -> tuple[DatasetInfo, list[Run], list[SweepRecord]]:
+    """Every model on every seed's split of one dataset; the sweep's trials."""
+    runs, records, info = [], [], None
     for split in seeded_outputs(ds, args):
         info = info or describe(ds, split.frame, split.data, split.cap)
         splits = encoded_splits(split.data)
         for model in models:
             if model == TRAINER:
                 run = trainer_run(split.data, ds.name, split.seed, args, split.work)
+            elif model == SWEEP:
+                run, record = sweep_run(split, ds.name, args)
+                records.append(record)
             else:
                 run = gbdt_run(model, splits, ds.name, split.seed)
             runs.append(run)
             progress(run)
     assert info is not None
-    return info, runs
+    return info, runs, records
 
 
 @dataclass(frozen=True)
@@ -447,9 +635,9 @@ def raw_targets(split: Seeded, target: str) -> tuple[np.ndarray, RawTest]:
 
 def score_regression_dataset(
     ds: datasets.Dataset, args: argparse.Namespace, models: Sequence[str]
-) -> tuple[DatasetInfo, list[RegressionRun]]:
-    """Every model on every seed's split of one regression dataset."""
-    runs, info = [], None
+) -> tuple[DatasetInfo, list[RegressionRun], list[SweepRecord]]:
+    """Every model on every seed's split of one regression dataset; the sweep's trials."""
+    runs, records, info = [], [], None
     for split in seeded_outputs(ds, args):
         info = info or describe(ds, split.frame, split.data, split.cap)
         y_train, test = raw_targets(split, ds.target)
@@ -459,12 +647,15 @@ def score_regression_dataset(
                 run = trainer_regression_run(
                     split.data, ds.name, split.seed, args, split.work, test
                 )
+            elif model == SWEEP:
+                run, record = sweep_regression_run(split, ds.name, args, test)
+                records.append(record)
             else:
                 run = gbdt_regression_run(model, splits, ds.name, split.seed)
             runs.append(run)
             progress(run)
     assert info is not None
-    return info, runs
+    return info, runs, records
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -487,7 +678,8 @@ def ranks(values: Sequence[float]) -> list[float]:
 
 def summarise(report: Report[Run]) -> dict[str, Any]:
     """Per model: mean accuracy and mean rank over the datasets every model completed, total
-    training seconds; per dataset: the trainer's gap to the best GBDT."""
+    training seconds; per dataset: the trainer's gap to the best GBDT; with the sweep, whether
+    its mean accuracy reaches the best GBDT's."""
     names = [d.name for d in report.datasets]
     means = {
         m: {n: statistics.mean(a) for n in names if (a := accuracies(report.runs, n, m))}
@@ -500,24 +692,81 @@ def summarise(report: Report[Run]) -> dict[str, Any]:
             rank_lists[m].append(r)
     gaps = {}
     for n in names:
-        best = max((means[m][n], m) for m in report.models if m != TRAINER and n in means[m])
+        best = max((means[m][n], m) for m in report.models if m in GBDTS and n in means[m])
         if n in means[TRAINER]:
             gaps[n] = {
                 "trainer": means[TRAINER][n],
                 "best": best[1],
                 "gap": means[TRAINER][n] - best[0],
             }
-    return {
-        "datasets_complete": complete,
-        "mean_accuracy": {m: statistics.mean(means[m][n] for n in complete) for m in report.models}
+    mean_accuracy = (
+        {m: statistics.mean(means[m][n] for n in complete) for m in report.models}
         if complete
-        else {},
+        else {}
+    )
+    summary = {
+        "datasets_complete": complete,
+        "mean_accuracy": mean_accuracy,
         "mean_rank": {m: statistics.mean(v) for m, v in rank_lists.items() if v},
         "train_seconds": {
             m: sum(r.seconds for r in report.runs if r.model == m) for m in report.models
         },
         "trainer_gap": gaps,
     }
+    if SWEEP in report.models:
+        summary["sweep_goal"] = sweep_goal(mean_accuracy, higher_is_better=True)
+    return summary
+
+
+def sweep_goal(means: dict[str, float], higher_is_better: bool) -> dict[str, Any]:
+    """Whether the sweep's mean (accuracy, or RMSE relative to HistGradientBoosting's) reaches
+    the best GBDT default's over the same datasets; for the relative RMSE also at most
+    SWEEP_RELATIVE_RMSE_GOAL. ``met`` is None when nothing was measured (no dataset that every
+    model completed)."""
+    gbdts = {m: v for m, v in means.items() if m in GBDTS}
+    sweep = means.get(SWEEP)
+    if sweep is None or not gbdts:
+        return {"best_gbdt": None, "best_gbdt_mean": None, "sweep_mean": sweep, "met": None}
+    best = (max if higher_is_better else min)(gbdts, key=gbdts.__getitem__)
+    met = sweep >= gbdts[best] if higher_is_better else sweep <= gbdts[best]
+    goal: dict[str, Any] = {"best_gbdt": best, "best_gbdt_mean": gbdts[best], "sweep_mean": sweep}
+    if not higher_is_better:
+        goal["mean_relative_rmse_at_most"] = SWEEP_RELATIVE_RMSE_GOAL
+        met = met and sweep <= SWEEP_RELATIVE_RMSE_GOAL
+    return goal | {"met": met}
+
+
+def goal_lines(report: Report[Any]) -> list[str]:
+    """The goals the tables measure, with ``--sweep``: the sweep against the best GBDT default
+    (and, on regression, the trainer's defaults against RELATIVE_RMSE_GOAL)."""
+    s = report.summary
+    if "sweep_goal" not in s:
+        return []
+    goal, lines = s["sweep_goal"], [""]
+    if "mean_relative_rmse" in s:  # regression
+        trainer = s["mean_relative_rmse"].get(TRAINER)
+        shown = None if trainer is None else f"{trainer:.3f}"
+        lines.append(
+            f"- Goal, the trainer's defaults: mean RMSE / hgb's at most {RELATIVE_RMSE_GOAL}: "
+            f"{verdict(s['goal']['met'], shown)}."
+        )
+        what = f"mean RMSE / hgb's at most the best GBDT default's and {SWEEP_RELATIVE_RMSE_GOAL}"
+        digits = 3
+    else:
+        what, digits = "mean accuracy at least the best GBDT default's", 4
+    shown = None
+    if goal["met"] is not None:
+        shown = f"{SWEEP} {goal['sweep_mean']:.{digits}f}, best GBDT {goal['best_gbdt']} "
+        shown += f"{goal['best_gbdt_mean']:.{digits}f}"
+    lines.append(f"- Goal, the DAG's default sweep: {what}: {verdict(goal['met'], shown)}.")
+    return lines
+
+
+def verdict(met: bool | None, shown: str | None) -> str:
+    """``met`` in bold with the numbers ``shown``; None: nothing measured."""
+    if met is None or shown is None:
+        return "not measured (no dataset that every model completed)"
+    return f"{'**met**' if met else '**not met**'} ({shown})"
 
 
 def cell(values: Sequence[float]) -> str:
@@ -567,7 +816,7 @@ def markdown(report: Report[Run]) -> str:
         + " | ".join(f"{s['mean_rank'].get(m, float('nan')):.2f}" for m in models)
         + " | |"
     )
-    return "\n".join(lines + seconds_table(report))
+    return "\n".join(lines + goal_lines(report) + seconds_table(report))
 
 
 def seconds_table(report: Report[Any]) -> list[str]:
@@ -609,7 +858,8 @@ def summarise_regression(report: Report[RegressionRun]) -> dict[str, Any]:
     """Per model, over the datasets every model completed: the mean of its RMSE relative to
     HistGradientBoosting's (each dataset's RMSE averaged over seeds first), mean R², mean rank
     (1 = lowest RMSE), total training seconds; per dataset: the trainer's RMSE relative to
-    HistGradientBoosting's and to the best GBDT's; whether the trainer meets the goal."""
+    HistGradientBoosting's and to the best GBDT's; whether the trainer meets the goal and, with
+    the sweep, whether the sweep meets its own."""
     names = [d.name for d in report.datasets]
     rmse = {
         m: {n: statistics.mean(v) for n in names if (v := run_values(report.runs, n, m, "rmse"))}
@@ -628,7 +878,7 @@ def summarise_regression(report: Report[RegressionRun]) -> dict[str, Any]:
     relative = {m: {n: rmse[m][n] / rmse["hgb"][n] for n in complete} for m in report.models}
     mean_relative = {m: statistics.mean(v.values()) for m, v in relative.items() if v}
     trainer = mean_relative.get(TRAINER)
-    return {
+    summary = {
         "datasets_complete": complete,
         "mean_relative_rmse": mean_relative,
         "mean_r2": {m: statistics.mean(r2[m][n] for n in complete) for m in report.models}
@@ -644,13 +894,16 @@ def summarise_regression(report: Report[RegressionRun]) -> dict[str, Any]:
             "met": None if trainer is None else trainer <= RELATIVE_RMSE_GOAL,
         },
     }
+    if SWEEP in report.models:
+        summary["sweep_goal"] = sweep_goal(mean_relative, higher_is_better=False)
+    return summary
 
 
 def trainer_versus_gbdt(rmse: dict[str, dict[str, float]], name: str) -> dict[str, Any]:
     """The trainer's RMSE on dataset ``name`` over HistGradientBoosting's and over the best
     (lowest) GBDT's, with that GBDT's name."""
     trainer = rmse[TRAINER][name]
-    best = min((v[name], m) for m, v in rmse.items() if m != TRAINER and name in v)
+    best = min((v[name], m) for m, v in rmse.items() if m in GBDTS and name in v)
     hgb = rmse.get("hgb", {}).get(name)
     return {
         "over_hgb": None if hgb is None else trainer / hgb,
@@ -700,6 +953,7 @@ def markdown_regression(report: Report[RegressionRun]) -> str:
         + " | ".join(f"{s['mean_rank'].get(m, float('nan')):.2f}" for m in models)
         + " | |"
     )
+    lines += goal_lines(report)
     lines += ["", "Test R², mean ± std over seeds:", ""]
     lines += ["| dataset | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
     for d in report.datasets:
@@ -735,6 +989,8 @@ def registry(task: str) -> dict[str, datasets.Dataset]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    dags_on_path()
+    trials = len(sweep_configs(0, quick=False))
     p = argparse.ArgumentParser(prog="python -m bench.panel", description=__doc__)
     p.add_argument(
         "--task",
@@ -748,6 +1004,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"{', '.join(QUICK_DATASETS)} (regression: {', '.join(REGRESSION_QUICK_DATASETS)}), "
         f"1 seed, {QUICK_MAX_TRAIN_ROWS} training rows, trainer {' '.join(QUICK_FLAGS)}: a smoke "
         "run",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help=f"also the DAG's default sweep as the model {SWEEP!r}: its {trials} trials, the "
+        "winner picked on validation data by the DAG's select_best, scored on the test rows as "
+        f"the defaults are (seconds: the sum of its trials); with --quick its first "
+        f"{QUICK_SWEEP_TRIALS} trials, each with {' '.join(QUICK_FLAGS)} (default: off)",
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (split and training)")
     p.add_argument(
@@ -797,15 +1061,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def measure(args: argparse.Namespace, command: str) -> Report[Any]:
     models, skipped = available_models()
+    if args.sweep:
+        models.insert(1, SWEEP)
     regression = args.task == "regression"
     infos: list[DatasetInfo] = []
     runs: list[Any] = []
+    records: list[SweepRecord] = []
     for name in args.datasets:
         print(f"{name}:", file=sys.stderr, flush=True)
         score = score_regression_dataset if regression else score_dataset
-        info, scored = score(registry(args.task)[name], args, models)
+        info, scored, swept = score(registry(args.task)[name], args, models)
         infos.append(info)
         runs += scored
+        records += swept
     report: Report[Any] = Report(
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         machine=machine() | {k: _version(k) for k in GBDT_MODULES.values()},
@@ -816,6 +1084,8 @@ def measure(args: argparse.Namespace, command: str) -> Report[Any]:
         skipped=skipped,
         datasets=infos,
         runs=runs,
+        sweep=sweep_plan(args.quick) if args.sweep else None,
+        sweeps=records,
     )
     report.summary = summarise_regression(report) if regression else summarise(report)
     return report

@@ -235,3 +235,76 @@ def test_a_quick_run_scores_every_model_on_every_dataset(
         "| segment | binary |"
     )
     assert lines[4].startswith("| **mean accuracy** |") and lines[5].startswith("| **mean rank** |")
+
+
+def test_the_sweep_is_off_by_default_and_is_the_dags_default_sweep(tmp_path: Path) -> None:
+    from tabular_pipeline.sweep import DEFAULT_SEARCH_SPACE, hyperparameter_set
+
+    assert not panel.parse_args([]).sweep and panel.parse_args(["--sweep"]).sweep
+    dag = hyperparameter_set("grid", DEFAULT_SEARCH_SPACE, 8, 1, 32)  # the DAG's param defaults
+    full = panel.sweep_configs(1, quick=False)
+    assert [config for config, _ in full] == dag and len(dag) > panel.QUICK_SWEEP_TRIALS
+    assert panel.sweep_configs(1, quick=True) == full[: panel.QUICK_SWEEP_TRIALS]
+    plan = panel.sweep_plan(quick=True)
+    assert (plan.search, plan.search_space, plan.extra_flags) == (
+        "grid",
+        DEFAULT_SEARCH_SPACE,
+        list(panel.QUICK_FLAGS),
+    )
+    # Every trial: the split's seed, its own settings and a checkpoint folder of its own (a
+    # shared one would resume another trial's training).
+    args = panel.parse_args(["--quick"])
+    split = panel.Seeded(1, pd.DataFrame(), tmp_path, "data", 0)
+    argvs = [panel.sweep_arguments(c, n, i, split, args) for i, (c, n) in enumerate(full)]
+    for argv, (config, _) in zip(argvs, full, strict=True):
+        flags = dict(zip(argv[::2], argv[1::2], strict=True))
+        assert flags["--seed"] == "1" and flags["--epochs"] == "2"
+        assert flags["--numeric-embedding"] == config["numeric_embedding"]
+    assert len({dict(zip(a[::2], a[1::2], strict=True))["--checkpoint-dir"] for a in argvs}) == 4
+
+
+def test_the_sweeps_goal_is_the_best_gbdt_defaults_mean_accuracy() -> None:
+    t, s, h, c = panel.TRAINER, panel.SWEEP, "hgb", "catboost"
+    accuracy = {
+        "a": {t: 0.80, s: 0.90, h: 0.85, c: 0.86},
+        "b": {t: 0.90, s: 0.88, h: 0.90, c: 0.88},
+    }
+    runs = [
+        panel.Run(n, m, 0, v, 20.0 if m == s else 2.0)
+        for n, row in accuracy.items()
+        for m, v in row.items()
+    ]
+    report = report_of(runs, [t, s, h, c])
+    summary = report.summary
+    assert summary["mean_accuracy"][s] == pytest.approx(0.89)
+    assert summary["mean_rank"][s] == 2.25 and summary["train_seconds"][s] == 40.0  # 1, 3.5
+    # The trainer's gap is to the best GBDT, never to the sweep.
+    assert summary["trainer_gap"]["a"]["best"] == c
+    assert summary["trainer_gap"]["a"]["gap"] == pytest.approx(-0.06)
+    assert summary["sweep_goal"] == {
+        "best_gbdt": h,
+        "best_gbdt_mean": pytest.approx(0.875),
+        "sweep_mean": pytest.approx(0.89),
+        "met": True,
+    }
+    table = panel.markdown(report)
+    assert "| trainer (defaults) | sweep | hgb | catboost | trainer - best GBDT |" in table
+    assert "| a | binary | 8 / 2 / 2 | 3 / 1 | 0.8000 ± 0.0000 | 0.9000 ± 0.0000 |" in table
+    assert (
+        "- Goal, the DAG's default sweep: mean accuracy at least the best GBDT default's: "
+        "**met** (sweep 0.8900, best GBDT hgb 0.8750)." in table
+    )
+    lower = [replace(r, accuracy=0.84) if (r.dataset, r.model) == ("a", s) else r for r in runs]
+    assert report_of(lower, [t, s, h, c]).summary["sweep_goal"]["met"] is False
+    failed = [replace(r, accuracy=None) if r.model == s else r for r in runs]
+    missed = report_of(failed, [t, s, h, c])
+    assert missed.summary["sweep_goal"]["met"] is None
+    assert "default's: not measured (no dataset that every model completed)." in panel.markdown(
+        missed
+    )
+
+
+def test_without_the_sweep_the_tables_have_no_goal_line() -> None:
+    runs = [panel.Run("a", panel.TRAINER, 0, 0.8, 1.0), panel.Run("a", "hgb", 0, 0.9, 1.0)]
+    report = report_of(runs, [panel.TRAINER, "hgb"])
+    assert "sweep_goal" not in report.summary and "Goal" not in panel.markdown(report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -209,3 +210,77 @@ def test_a_quick_regression_run_scores_every_model_on_every_dataset(
     assert lines[2].startswith("| diabetes | 308 / 67 / 67 | 10 / 0 |")
     assert lines[3].startswith("| concrete | 308 / 67 / 67 | 9 / 1 |")
     assert lines[4].startswith("| **mean RMSE / hgb's** |")
+
+
+def test_the_sweeps_goal_is_at_most_the_best_gbdt_defaults_relative_rmse() -> None:
+    t, s, h, c = panel.TRAINER, panel.SWEEP, "hgb", "catboost"
+    rmse = {"a": {t: 11.0, s: 7.5, h: 10.0, c: 8.0}, "b": {t: 1.0, s: 1.8, h: 2.0, c: 2.0}}
+    runs = [
+        panel.RegressionRun(n, m, 0, v, 0.5, 30.0 if m == s else 3.0)
+        for n, row in rmse.items()
+        for m, v in row.items()
+    ]
+    report = regression_report(runs, [t, s, h, c])
+    summary = report.summary
+    # a: 7.5/10, b: 1.8/2; catboost: 8/10 and 2/2.
+    assert summary["mean_relative_rmse"][s] == pytest.approx(0.825)
+    assert summary["mean_rank"][s] == 1.5 and summary["train_seconds"][s] == 60.0
+    # The trainer is compared with the best GBDT, never with the sweep.
+    assert summary["trainer_vs_gbdt"]["a"]["best"] == c
+    assert summary["goal"] == {"mean_relative_rmse_at_most": 1.02, "met": True}  # 1.1, 0.5
+    assert summary["sweep_goal"] == {
+        "best_gbdt": c,
+        "best_gbdt_mean": pytest.approx(0.9),
+        "sweep_mean": pytest.approx(0.825),
+        "mean_relative_rmse_at_most": 1.0,
+        "met": True,
+    }
+    lines = panel.markdown_regression(report).splitlines()
+    assert lines[0].endswith("| trainer (defaults) | sweep | hgb | catboost | trainer / hgb |")
+    assert lines[4] == "| **mean RMSE / hgb's** | | | | 0.800 | 0.825 | 1.000 | 0.900 | |"
+    assert lines[6:9] == [
+        "",
+        "- Goal, the trainer's defaults: mean RMSE / hgb's at most 1.02: **met** (0.800).",
+        "- Goal, the DAG's default sweep: mean RMSE / hgb's at most the best GBDT default's and "
+        "1.0: **met** (sweep 0.825, best GBDT catboost 0.900).",
+    ]
+    # Below HistGradientBoosting's is not enough: catboost's 0.8/10 and 1.4/2 average 0.75.
+    better = [replace(r, rmse=1.4) if (r.dataset, r.model) == ("b", c) else r for r in runs]
+    goal = regression_report(better, [t, s, h, c]).summary["sweep_goal"]
+    assert (goal["best_gbdt_mean"], goal["met"]) == (pytest.approx(0.75), False)
+
+
+@pytest.mark.slow
+def test_a_quick_sweep_trains_the_dags_first_trials_and_scores_the_validation_winner(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tabular_pipeline.sweep import DEFAULT_SEARCH_SPACE, hyperparameter_set
+
+    argv = ["--task", "regression", "--quick", "--sweep", "--datasets", "diabetes", "--json"]
+    assert panel.main([*argv, "--markdown"]) == 0
+    out = capsys.readouterr().out
+    table, report = out[: out.index("\n{")], json.loads(out[out.index("\n{") :])
+    assert report["models"][:2] == [panel.TRAINER, panel.SWEEP]
+    runs = {r["model"]: r for r in report["runs"]}
+    assert list(runs) == report["models"]
+    sweep = runs[panel.SWEEP]
+    assert math.isfinite(sweep["rmse"]) and sweep["rmse"] > 0 and sweep["r2"] > -0.5, sweep
+    [record] = report["sweeps"]
+    trials = record["trials"]
+    dag = hyperparameter_set("grid", DEFAULT_SEARCH_SPACE, 8, 0, 32)
+    assert [t["config"] for t in trials] == dag[: panel.QUICK_SWEEP_TRIALS]
+    assert report["sweep"]["trials"] == dag[: panel.QUICK_SWEEP_TRIALS]
+    assert sweep["seconds"] == pytest.approx(sum(t["seconds"] for t in trials))
+    # The DAG's rule on regression: the lowest validation RMSE, then the lowest loss, then the
+    # lowest run id, among the trials that succeeded.
+    done = [t for t in trials if t["run_id"] is not None]
+    assert len(done) == len(trials) and len({t["run_id"] for t in done}) == len(done)
+    winner = min(done, key=lambda t: (t["validation"], t["loss"], t["run_id"]))
+    assert record["selected"] == winner["index"]
+    goal = report["summary"]["sweep_goal"]
+    assert goal["best_gbdt"] in panel.GBDTS and isinstance(goal["met"], bool)
+    assert goal["sweep_mean"] == pytest.approx(sweep["rmse"] / runs["hgb"]["rmse"])
+    lines = table.splitlines()
+    assert lines[0].endswith(" | ".join(["", *report["models"], "trainer / hgb |"]))
+    assert lines[2].startswith("| diabetes |") and lines[4].startswith("| **mean rank** |")
+    assert lines[7].startswith("- Goal, the DAG's default sweep: mean RMSE / hgb's at most")
