@@ -18,6 +18,7 @@ import pytest
 
 from contract.schemas import load_schema
 from evaluator.cli import main
+from tests.scorer.regression_models import log_nan_regression_model
 from tests.step_failures import assert_step_fails
 from tests.trainer.test_regression_cli import (
     REGRESSION_FLAGS,
@@ -223,36 +224,6 @@ def test_a_classification_champion_is_incompatible_and_left_to_a_person(
     assert "regression" in problem and "a person decides" in problem, problem
 
 
-def log_regression_model_predicting_nan(data: Path) -> str:
-    """Log, as a new run's model, a regression network whose weights are all NaN: it loads,
-    passes its checksums and predicts NaN for every row. Returns the run id."""
-    import torch
-
-    from common import dataset
-    from common.tracking import configure_mlflow, ensure_experiment
-    from tabular_model.network import NetworkConfig, TabularMLP
-    from tabular_model.packaging import log_served_model
-
-    transform = dataset.load_transform(str(data))
-    config = NetworkConfig(
-        numeric_features=len(transform.numeric_feature_names),
-        cardinalities=tuple(c.cardinality for c in transform.categorical),
-        n_classes=1,
-        width=8,
-        depth=1,
-        dropout=0.0,
-        task="regression",
-    )
-    net = TabularMLP(config)
-    with torch.no_grad():
-        for parameter in net.parameters():
-            parameter.fill_(float("nan"))
-    mlflow = configure_mlflow()
-    with mlflow.start_run(experiment_id=ensure_experiment(CANDIDATES_EXPERIMENT)) as run:
-        log_served_model(net, transform, pd.read_parquet(data / "raw" / "sample.parquet"))
-    return str(run.info.run_id)
-
-
 def make_champion(run_id: str, model_name: str) -> None:
     """Point ``champion`` at ``run_id``'s model in the registry itself (the deployer's smoke
     test refuses a model predicting NaN: a champion that broke after it was deployed)."""
@@ -272,7 +243,7 @@ def test_a_champion_predicting_nan_is_unusable_and_a_candidate_doing_so_fails(
     xcom_file: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    broken = log_regression_model_predicting_nan(store.workspace.data)
+    broken = log_nan_regression_model(store.workspace.data, CANDIDATES_EXPERIMENT)
     make_champion(broken, model_name)
     result = evaluate(store.strong["run_id"], store.workspace.data, model_name, "--no-plots")
     assert (result["should_deploy"], result["reason"]) == (False, "champion_unusable")
