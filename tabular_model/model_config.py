@@ -11,7 +11,10 @@ from typing import ClassVar, Literal, get_args
 
 Scaling = Literal["robust", "quantile", "standard"]
 SCALINGS: tuple[str, ...] = get_args(Scaling)
-NUMERIC_EMBEDDINGS = ("none", "periodic", "ple")
+NUMERIC_EMBEDDINGS = ("none", "periodic", "ple", "ple+periodic")
+# Two networks side by side, one on each embedding, trained together; their predictions are
+# averaged (see ``tabular_model.network.TabularMLP``).
+EMBEDDING_PAIR = "ple+periodic"
 
 
 class SettingError(ValueError):
@@ -38,11 +41,12 @@ class ModelConfig:
     width: int = 256  # hidden layer width
     depth: int = 3  # hidden layers
     dropout: float = 0.1
-    # PLE with 16 bins of dimension 8 (plus a linear term, see ``NetworkConfig.numeric_linear``)
-    # beat no embedding and periodic ones on the model quality panel (docs/BENCHMARKS.md).
-    numeric_embedding: str = "ple"  # one of NUMERIC_EMBEDDINGS
+    # A PLE network (16 bins of dimension 8, plus a linear term, see
+    # ``NetworkConfig.numeric_linear``) and a periodic one (sigma 3) averaged beat either alone
+    # and gradient boosting on the model quality panel (docs/BENCHMARKS.md).
+    numeric_embedding: str = EMBEDDING_PAIR  # one of NUMERIC_EMBEDDINGS
     embedding_dim: int = 8  # size of each numeric feature's embedding
-    periodic_sigma: float = 0.1  # std of the initial periodic frequencies
+    periodic_sigma: float = 3.0  # std of the initial periodic frequencies
     ple_bins: int = 16  # piecewise-linear bins per numeric feature
     ensemble_size: int = 1  # members of a TabM-mini ensemble (1: a plain MLP)
 

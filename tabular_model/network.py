@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
+from tabular_model.model_config import EMBEDDING_PAIR
 from tabular_model.model_config import NUMERIC_EMBEDDINGS as NUMERIC_EMBEDDINGS
 from tabular_model.model_config import ModelConfig as ModelConfig
 from tabular_model.model_config import SettingError as SettingError
@@ -39,7 +40,8 @@ class NetworkConfig:
     piecewise-linear encoding (only with ``numeric_embedding="ple"``). ``numeric_linear`` adds
     a linear embedding of each raw feature to its numeric embedding (set for every new network
     with one; False, the embedding alone, is what a config written before it means).
-    ``ensemble_size`` > 1 makes the network a TabM-mini ensemble (see ``TabularMLP``).
+    ``ensemble_size`` > 1 makes the network a TabM-mini ensemble, ``numeric_embedding``
+    ``ple+periodic`` a pair of networks (see ``TabularMLP``).
     ``task`` is ``classification`` (``n_classes`` outputs) or ``regression`` (one output).
     ``numeric_bounds``, per numeric feature, the least and greatest value of the training split:
     the network clamps its numeric inputs to them, so a row beyond anything seen in training is
@@ -77,7 +79,7 @@ class NetworkConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not (math.isfinite(self.periodic_sigma) and self.periodic_sigma > 0):
             raise ValueError(f"periodic_sigma must be positive, got {self.periodic_sigma}")
-        if self.numeric_embedding == "ple":
+        if self.numeric_embedding in ("ple", EMBEDDING_PAIR):
             check_ple_edges(self.ple_edges, self.numeric_features)
         if self.numeric_bounds:
             check_numeric_bounds(self.numeric_bounds, self.numeric_features)
@@ -95,7 +97,7 @@ class NetworkConfig:
         training split's encoded numeric tensor [rows, F] (F numeric features; with ``ple``, the
         bin edges are its quantiles), ``cardinalities`` the codes per categorical column and
         ``n_classes`` the number of labels (ignored for regression: one output)."""
-        ple = model.numeric_embedding == "ple"
+        ple = model.numeric_embedding in ("ple", EMBEDDING_PAIR)
         return cls(
             numeric_features=int(train_numeric.shape[1]),
             cardinalities=cardinalities,
@@ -300,7 +302,14 @@ def numeric_embedding(config: NetworkConfig) -> tuple[nn.Module, int]:
 
 
 class TabularMLP(nn.Module):
-    """With ``ensemble_size`` k > 1, k members in one network, as TabM-mini (Gorishniy et al.,
+    """With ``numeric_embedding`` ``ple+periodic``, two networks side by side, one with each
+    numeric embedding (each as ``ple`` or ``periodic`` alone: own categorical embeddings, own
+    MLP), trained together on the mean of their losses; the prediction is the mean of their
+    probabilities (regression: of their values). The two embeddings suit different data (PLE
+    digits and image segments, periodic ones the census and the police stops of the panel), and
+    their average beat each alone.
+
+    With ``ensemble_size`` k > 1, k members in one network, as TabM-mini (Gorishniy et al.,
     "TabM: Advancing Tabular Deep Learning with Parameter-Efficient Ensembling", 2024): each
     member scales the MLP's input by its own vector (initialised to random signs), shares the
     hidden layers and has its own output layer; the logits are [batch, k, classes], each member
@@ -310,6 +319,13 @@ class TabularMLP(nn.Module):
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         self.config = config
+        self.pair: nn.ModuleList | None = None
+        if config.numeric_embedding == EMBEDDING_PAIR:
+            self.pair = nn.ModuleList(
+                TabularMLP(replace(config, numeric_embedding=embedding))
+                for embedding in EMBEDDING_PAIR.split("+")
+            )
+            return
         self.embeddings = nn.ModuleList(
             nn.Embedding(card, embedding_dim(card)) for card in config.cardinalities
         )
@@ -337,9 +353,22 @@ class TabularMLP(nn.Module):
             self.member_scale = nn.Parameter(signs)
             self.heads = PerFeatureLinear(k, width_in, config.n_classes)
 
+    def networks(self) -> list[tuple[str, TabularMLP]]:
+        """The networks whose weights can be chosen apart, with their state_dict key prefix:
+        a pair's two, or this one alone."""
+        if self.pair is None:
+            return [("", self)]
+        return [(f"pair.{i}.", cast(TabularMLP, network)) for i, network in enumerate(self.pair)]
+
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         """Logits [batch, n_classes] (an ensemble: [batch, k, n_classes]) from float [batch, F]
-        and int64 codes [batch, C]."""
+        and int64 codes [batch, C]. A pair of networks gives [batch, 2 * members, n_classes]:
+        its networks' outputs side by side, each network's members as one more member."""
+        if self.pair is not None:
+            outputs = [network(numeric, categorical) for network in self.pair]
+            if outputs[0].dim() == 2:
+                return torch.stack(outputs, dim=1)
+            return torch.cat(outputs, dim=1)
         if self.config.numeric_bounds:
             numeric = torch.minimum(torch.maximum(numeric, self.numeric_low), self.numeric_high)
         parts = [self.numeric_embedding(numeric)]

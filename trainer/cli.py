@@ -100,7 +100,8 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
         choices=NUMERIC_EMBEDDINGS,
         default=model.numeric_embedding,
         help="embed each numeric feature: periodic (PLR) or ple (piecewise-linear, bins from "
-        "training quantiles); none feeds them to the MLP as they are",
+        "training quantiles); none feeds them to the MLP as they are; ple+periodic trains two "
+        "networks side by side, one with each embedding, and averages their predictions",
     )
     add_size_flag(g, model, "embedding_dim", "size of each numeric feature's embedding")
     g.add_argument(
@@ -197,6 +198,15 @@ def add_optimisation_flags(p: argparse.ArgumentParser) -> None:
         help="max gradient norm; 0: off",
     )
     g.add_argument(
+        "--ema-decay",
+        type=float,
+        default=loop.ema_decay,
+        metavar="FLOAT",
+        help="the weights validated, early-stopped and saved are an exponential moving average "
+        "of the trained ones, updated every step with this decay (0 to <1; 0: the trained "
+        "weights)",
+    )
+    g.add_argument(
         "--class-weights",
         type=str,
         choices=CLASS_WEIGHTS,
@@ -210,7 +220,7 @@ def add_optimisation_flags(p: argparse.ArgumentParser) -> None:
         default=loop.label_smoothing,
         metavar="FLOAT",
         help="share of each training target spread evenly over the classes (0 to <1; "
-        "classification only)",
+        "classification only: a regression ignores the default and refuses other values)",
     )
     g.add_argument(
         "--loss",

@@ -370,8 +370,8 @@ def log_results(
 def summarise(
     config: TrainConfig, p: Prepared, outcome: LoopOutcome, run_id: str, model_uri: str
 ) -> TrainResult:
-    """The run's summary line and its result: the best epoch's validation metrics."""
-    best = outcome.best.val
+    """The run's summary line and its result: the kept weights' validation metrics."""
+    best = outcome.kept
     device, world_size = str(p.runtime.device), p.runtime.group.world_size
     log.info(
         "run %s: %s, %.0f samples/s on %s x%d",

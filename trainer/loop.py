@@ -1,6 +1,7 @@
 """The training loop: data resident on the device (or streamed to it in chunks), batches by
-indexing a shuffled permutation, loss accumulated on the device and read once per epoch, best
-epoch (by validation loss) restored. Per-step learning-rate schedule (linear warmup, then
+indexing a shuffled permutation, loss accumulated on the device and read once per epoch, a
+moving average of the weights validated and kept (``WeightAverage``), best epoch (by validation
+loss) restored, each network of a pair at its own. Per-step learning-rate schedule (linear warmup, then
 constant or cosine decay), optional gradient clipping and class weights for imbalanced labels.
 The network's task decides the loss: cross-entropy over classes, or MSE (or Huber) on a
 regression target standardised by the transform, with validation RMSE, MAE and R² reported in
@@ -20,7 +21,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -44,7 +45,7 @@ from trainer.progress import epoch_bar
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: with the moving average of the weights and each network's best loss
 
 
 class DivergedError(RuntimeError):
@@ -69,11 +70,42 @@ class TensorSplit:
 @dataclass(frozen=True)
 class Optimization:
     """What one training step needs besides the data: optimizer, per-step LR schedule, loss
-    weights per class (None: unweighted)."""
+    weights per class (None: unweighted), and the moving average of the weights that each
+    step updates (None: the trained weights are the ones kept)."""
 
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     class_weights: torch.Tensor | None
+    average: WeightAverage | None = None
+
+
+class WeightAverage:
+    """An exponential moving average of a network's parameters, in a copy of the network
+    (``net``) that is validated, early-stopped and saved in place of the trained one: averaging
+    the last few hundred steps' weights smooths out the noise of the latest minibatches.
+
+    Updated after every optimizer step, bias-corrected as Adam corrects its moments: after t
+    steps the average is ``sum_i decay^(t-i) w_i / sum_i decay^(t-i)`` over the trained weights
+    w_1..w_t, so the first steps' weights count as much as they should and the initial weights
+    not at all (one foreach lerp per step at rate ``(1 - decay) / (1 - decay^t)``; no host
+    sync). ``torch.optim.swa_utils.AveragedModel`` is not used: it has no bias correction, so
+    a short run's average stays near the initial weights, and it reads its step counter on the
+    host at every update, a GPU sync per step. The buffers are constants rebuilt from the
+    network's config, so only parameters are averaged."""
+
+    def __init__(self, net: nn.Module, decay: float) -> None:
+        self.net = copy.deepcopy(net)
+        self.net.requires_grad_(False)
+        self.decay = decay
+        self.steps = 0  # updates so far
+        self._averaged = list(self.net.parameters())
+        self._trained = list(net.parameters())
+
+    def update(self) -> None:
+        self.steps += 1
+        rate = (1.0 - self.decay) / (1.0 - self.decay**self.steps)
+        with torch.no_grad():
+            torch._foreach_lerp_(self._averaged, self._trained, rate)
 
 
 ValidationMetrics = ClassificationMetrics | RegressionMetrics
@@ -91,19 +123,28 @@ class EpochRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EpochRecord:
-        """Inverse of ``to_dict``: the metrics' own keys say which task they are of."""
-        val = data["val"]
-        metrics = RegressionMetrics(**val) if "rmse" in val else ClassificationMetrics(**val)
-        return cls(**{**data, "val": metrics})
+        """Inverse of ``to_dict``."""
+        return cls(**{**data, "val": metrics_from_dict(data["val"])})
+
+
+def metrics_from_dict(data: dict[str, Any]) -> ValidationMetrics:
+    """Validation metrics from their ``asdict``: their own keys say which task they are of."""
+    return RegressionMetrics(**data) if "rmse" in data else ClassificationMetrics(**data)
 
 
 @dataclass
 class LoopOutcome:
+    """The epochs' record. ``best_epoch`` is the last epoch that improved the kept weights (the
+    patience counts from it). A pair of networks keeps each network's weights from its own best
+    epoch: ``kept_val`` then holds the validation metrics of that combination, which no single
+    epoch scored (None: the kept weights are ``best_epoch``'s)."""
+
     history: list[EpochRecord] = field(default_factory=list)
     best_epoch: int = 0
     train_samples: int = 0  # over every process
     train_seconds: float = 0.0
     stopped_early: bool = False
+    kept_val: ValidationMetrics | None = None
 
     @property
     def samples_per_sec(self) -> float:
@@ -112,6 +153,11 @@ class LoopOutcome:
     @property
     def best(self) -> EpochRecord:
         return self.history[self.best_epoch - 1]
+
+    @property
+    def kept(self) -> ValidationMetrics:
+        """The validation metrics of the weights the run keeps."""
+        return self.best.val if self.kept_val is None else self.kept_val
 
     @property
     def epochs_done(self) -> int:
@@ -123,7 +169,9 @@ class LoopOutcome:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoopOutcome:
         history = [EpochRecord.from_dict(r) for r in data["history"]]
-        return cls(**{**data, "history": history})
+        kept = data.get("kept_val")
+        kept_val = None if kept is None else metrics_from_dict(kept)
+        return cls(**{**data, "history": history, "kept_val": kept_val})
 
 
 @dataclass(frozen=True)
@@ -224,7 +272,8 @@ def make_optimization(
     if config.class_weights == "balanced" and not is_regression(net):
         weights = balanced_class_weights(train.target, net.config.n_classes)
         weights = weights.to(device or train.target.device)
-    return Optimization(optimizer, scheduler, weights)
+    average = WeightAverage(net, config.ema_decay) if config.ema_decay > 0 else None
+    return Optimization(optimizer, scheduler, weights, average)
 
 
 def is_regression(net: TabularMLP) -> bool:
@@ -385,6 +434,8 @@ def train_steps(
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip, foreach=True)
         optimization.optimizer.step()
         optimization.scheduler.step()
+        if optimization.average is not None:
+            optimization.average.update()
         cursor.loss_sum += loss.detach() * target.shape[0]
         step += 1
         if bar is not None:
@@ -428,6 +479,8 @@ class Training:
         self.optimization = make_optimization(net, train, self.config, self.rows, self.device)
         self.outcome = LoopOutcome()
         self.best_state = copy.deepcopy(net.state_dict())
+        # Per network of the kept net (one, or a pair): its least validation loss so far.
+        self.network_best: list[float | None] = [None] * len(net.networks())
         self.cursor: EpochCursor | None = None
         self.epoch_shuffle_state = self.generator.get_state()
         if self.group.rank > 0:  # same initial weights (seeded before), other dropout masks
@@ -513,11 +566,13 @@ class Training:
         """The training state as tensors and plain types (``torch.load(weights_only=True)``
         reads it): weights, best weights, optimizer, schedule, RNG states, progress. There is
         no gradient scaler to save: bf16 autocast keeps fp32's exponent range and needs none."""
-        cursor = self.cursor
+        cursor, average = self.cursor, self.optimization.average
         progress = {
             "format": STATE_FORMAT,
             "outcome": self.outcome.to_dict(),
             "in_epoch": cursor is not None,
+            "average_steps": average.steps if average else 0,
+            "network_best": self.network_best,
             "next_step": cursor.next_step if cursor else 0,
             "epoch_seconds": cursor.seconds if cursor else 0.0,
         }
@@ -525,6 +580,7 @@ class Training:
         return {
             "model": _cpu_copy(self.net.state_dict()),
             "best_model": _cpu_copy(self.best_state),
+            "average": _cpu_copy(average.net.state_dict()) if average else {},
             "optimizer": self.optimization.optimizer.state_dict(),
             "scheduler": self.optimization.scheduler.state_dict(),
             "rng": {
@@ -541,12 +597,20 @@ class Training:
         """Go on from ``snapshot`` (what ``snapshot`` returned, as saved and loaded)."""
         progress = json.loads(snapshot["progress"])
         if progress.get("format") != STATE_FORMAT:
-            raise ValueError(f"checkpoint state format {progress.get('format')} is not supported")
+            raise ValueError(
+                f"checkpoint state format {progress.get('format')} is not supported (this "
+                f"trainer resumes format {STATE_FORMAT}, which also holds the weights' moving "
+                "average)"
+            )
         self.net.load_state_dict(snapshot["model"])
+        if self.optimization.average is not None:
+            self.optimization.average.net.load_state_dict(snapshot["average"])
+            self.optimization.average.steps = progress["average_steps"]
         self.best_state = {k: v.to(self.device) for k, v in snapshot["best_model"].items()}
         self.optimization.optimizer.load_state_dict(snapshot["optimizer"])
         self.optimization.scheduler.load_state_dict(snapshot["scheduler"])
         self.outcome = LoopOutcome.from_dict(progress["outcome"])
+        self.network_best = progress["network_best"]
         rng = snapshot["rng"]
         if self.group.is_main:
             torch.set_rng_state(rng["torch"])
@@ -579,21 +643,48 @@ class Training:
         self.net.load_state_dict(self.best_state)
         return self.outcome
 
-    def validate(self) -> ValidationMetrics:
+    @property
+    def kept_net(self) -> TabularMLP:
+        """The weights validated and kept: the moving average when there is one."""
+        average = self.optimization.average
+        return self.net if average is None else cast(TabularMLP, average.net)
+
+    def validate(self, net: TabularMLP | None = None) -> ValidationMetrics:
+        """The validation metrics of ``net`` (default: the kept net)."""
         return validation_metrics(
-            self.net,
+            self.kept_net if net is None else net,
             self.val,
             loss=self.config.loss,
             target_scaling=self.runtime.target_scaling,
         )
 
+    def keep_best(self, record: EpochRecord) -> None:
+        """Keep the weights of each network (one, or each of a pair) whose own validation loss
+        is its least so far; ``best_epoch`` becomes this epoch if any was. A pair's networks
+        are each kept at their own best epoch, as if trained apart, and the combination is
+        validated once more (``kept_val``)."""
+        networks = self.kept_net.networks()
+        improved = False
+        for i, (prefix, network) in enumerate(networks):
+            loss = record.val.loss if len(networks) == 1 else self.validate(network).loss
+            best = self.network_best[i]
+            if best is None or loss < best:
+                self.network_best[i], improved = loss, True
+                state = copy.deepcopy(network.state_dict())
+                self.best_state.update({prefix + k: v for k, v in state.items()})
+        if not improved:
+            return
+        self.outcome.best_epoch = record.epoch
+        if len(networks) > 1:
+            kept = copy.deepcopy(self.kept_net)
+            kept.load_state_dict(self.best_state)
+            self.outcome.kept_val = self.validate(kept)
+
     def finish_epoch(self, record: EpochRecord, eta: float) -> None:
         """Book the epoch: best weights, log line, early stop, callback, checkpoint."""
         outcome = self.outcome
         outcome.history.append(record)
-        if outcome.best_epoch == 0 or record.val.loss < outcome.best.val.loss:
-            outcome.best_epoch = record.epoch
-            self.best_state = copy.deepcopy(self.net.state_dict())
+        self.keep_best(record)
         log.info(
             "epoch %d/%d train_loss=%.4f %s samples/s=%.0f eta=%.0fs",
             record.epoch,

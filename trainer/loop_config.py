@@ -18,6 +18,9 @@ CLASS_WEIGHTS = ("none", "balanced")
 LOSSES = ("auto", "mse", "huber")
 
 
+DEFAULT_SMOOTHING = 0.1
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """The optimisation settings (the trainer's flags of the same names; their defaults are
@@ -34,8 +37,13 @@ class LoopConfig:
     warmup_epochs: float = 1.0  # linear learning-rate warmup
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     class_weights: str = "none"  # one of CLASS_WEIGHTS
-    label_smoothing: float = 0.0  # share of each target spread evenly over the classes
+    # Share of each target spread evenly over the classes: 0.1 keeps the predicted probabilities
+    # from saturating on small data (docs/BENCHMARKS.md, model quality panel).
+    label_smoothing: float = DEFAULT_SMOOTHING
     loss: str = "auto"  # one of LOSSES; see ``for_task``
+    # Weights validated, kept and served: an exponential moving average of the trained ones,
+    # updated after every optimizer step with this decay (0: the trained weights themselves).
+    ema_decay: float = 0.99
 
     # The largest batch and number of epochs: generous for an 80 GB GPU, but a typo (an extra
     # zero or two) is refused instead of filling the machine's memory or running for weeks.
@@ -53,8 +61,9 @@ class LoopConfig:
         for name in ("weight_decay", "warmup_epochs", "grad_clip"):
             value = getattr(self, name)
             check_setting(name, value, value >= 0, "must not be negative")
-        smoothing = self.label_smoothing
-        check_setting("label_smoothing", smoothing, 0 <= smoothing < 1, "must be in [0, 1)")
+        for name in ("label_smoothing", "ema_decay"):
+            value = getattr(self, name)
+            check_setting(name, value, 0 <= value < 1, "must be in [0, 1)")
         for name in ("lr", "weight_decay", "warmup_epochs", "grad_clip"):
             value = getattr(self, name)
             check_setting(name, value, math.isfinite(value), "must be finite")
@@ -74,15 +83,18 @@ class LoopConfig:
         """This config for a dataset of ``task``: for regression an auto loss becomes MSE;
         a classification keeps auto (its cross-entropy). A setting that does not apply to the
         task is a ``SettingError`` naming it: a regression loss for classes, class weights or
-        label smoothing for a numeric target (their defaults, which change nothing, pass)."""
+        label smoothing for a numeric target. Their defaults pass: the class weights' changes
+        nothing, and the default label smoothing becomes 0 for a regression."""
         if task != "regression":
             only = "applies to a regression target only (auto: the cross-entropy of classes)"
             check_setting("loss", self.loss, self.loss == "auto", only)
             return self
         only = "applies to a classification target only"
         check_setting("class_weights", self.class_weights, self.class_weights == "none", only)
-        check_setting("label_smoothing", self.label_smoothing, self.label_smoothing == 0, only)
-        return replace(self, loss="mse") if self.loss == "auto" else self
+        smoothing = self.label_smoothing
+        check_setting("label_smoothing", smoothing, smoothing in (0, DEFAULT_SMOOTHING), only)
+        loss = "mse" if self.loss == "auto" else self.loss
+        return replace(self, loss=loss, label_smoothing=0.0)
 
     @property
     def resolved(self) -> bool:

@@ -189,13 +189,13 @@ def epoch_metrics(record: EpochRecord) -> list[Any]:
 
 
 def final_metrics(outcome: LoopOutcome) -> list[Any]:
-    """The best epoch's metrics (unprefixed, as in the result) and the run's throughput
-    (step 0)."""
+    """The kept weights' validation metrics (unprefixed, as in the result), the last epoch that
+    improved them and the run's throughput (step 0)."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     values = {
-        **task_metrics(outcome.best.val),
+        **task_metrics(outcome.kept),
         "best_epoch": outcome.best_epoch,
         "train_samples_per_sec": outcome.samples_per_sec,
         "train_samples": outcome.train_samples,  # over every data-parallel process

@@ -415,7 +415,7 @@ def test_params_and_their_defaults(dag: Any) -> None:
     assert defaults == {
         "search": "grid",
         "search_space": [
-            {"numeric_embedding": ["none", "ple"]},
+            {"numeric_embedding": ["ple+periodic", "ple"]},
             {"numeric_embedding": ["periodic"], "periodic_sigma": [0.3, 10.0]},
         ],
         "n_trials": 8,

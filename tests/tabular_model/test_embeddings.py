@@ -5,6 +5,7 @@ autocast, and the trained network served through the logged pyfunc model."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tabular_model.network import (
     embedding_dim,
     ple_bin_edges,
     predict_proba,
+    predict_values,
 )
 from tabular_model.packaging import log_served_model
 from tabular_model.transform import encode_features
@@ -53,7 +55,8 @@ CARDINALITIES = (4, 9)
 
 def config_for(kind: str, numeric: int = 3, dim: int = 5, **extra: Any) -> NetworkConfig:
     """A small network with ``kind`` numeric embedding; PLE edges from seeded random data."""
-    edges = ple_bin_edges(make_inputs(200, numeric, ())[0], 6) if kind == "ple" else ()
+    ple = kind in ("ple", "ple+periodic")
+    edges = ple_bin_edges(make_inputs(200, numeric, ())[0], 6) if ple else ()
     return NetworkConfig(
         numeric, CARDINALITIES, 3, width=16, depth=2, dropout=0.0, numeric_embedding=kind,
         numeric_embedding_dim=dim, ple_edges=edges, **extra,
@@ -214,7 +217,7 @@ def test_ple_bin_edges_are_not_saved_with_the_weights() -> None:
 # --- config ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["none", "periodic", "ple"])
+@pytest.mark.parametrize("kind", ["none", "periodic", "ple", "ple+periodic"])
 def test_config_json_round_trip_rebuilds_the_same_network(kind: str) -> None:
     torch.manual_seed(0)
     net = TabularMLP(config_for(kind, periodic_sigma=0.3, periodic_frequencies=8))
@@ -307,6 +310,45 @@ def test_the_model_settings_resolve_to_a_network_config_for_the_data() -> None:
     assert (periodic_config.numeric_linear, periodic_config.ensemble_size) == (True, 4)
     plain = NetworkConfig.for_data(ModelConfig(numeric_embedding="none"), x, (), 2)
     assert not plain.numeric_linear
+    default = NetworkConfig.for_data(ModelConfig(), x, (), 2)  # the trainer's defaults
+    assert (default.numeric_embedding, default.periodic_sigma) == ("ple+periodic", 3.0)
+    assert default.ple_edges == ple_bin_edges(x, 16) and default.numeric_linear
+
+
+# --- a pair of networks: one PLE, one periodic ----------------------------------------------------
+
+
+def test_a_pair_is_a_ple_and_a_periodic_network_side_by_side() -> None:
+    torch.manual_seed(0)
+    net = TabularMLP(config_for("ple+periodic", numeric_linear=True, periodic_sigma=0.5))
+    assert net.pair is not None
+    ple, periodic = net.pair
+    assert isinstance(ple.numeric_embedding, PiecewiseLinearEmbedding)
+    assert isinstance(periodic.numeric_embedding, PeriodicEmbedding)
+    assert ple.config.ple_edges == net.config.ple_edges and periodic.config.periodic_sigma == 0.5
+    assert ple.numeric_embedding.linear0 is not None  # both with the linear term
+    x, cat = make_inputs(11, 3, CARDINALITIES)
+    logits = net(x, cat)
+    assert logits.shape == (11, 2, 3)  # each network's logits, as an ensemble's members'
+    assert torch.equal(logits[:, 0], ple(x, cat)) and torch.equal(logits[:, 1], periodic(x, cat))
+    expected = (torch.softmax(ple(x, cat), -1) + torch.softmax(periodic(x, cat), -1)) / 2
+    torch.testing.assert_close(predict_proba(net, x, cat), expected)
+    nn.functional.cross_entropy(logits.flatten(0, 1), torch.arange(22) % 3).backward()
+    for name, param in net.named_parameters():  # both networks learn
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_a_pair_of_ensembles_and_a_regression_pair() -> None:
+    torch.manual_seed(0)
+    x, cat = make_inputs(7, 3, CARDINALITIES)
+    ensembles = TabularMLP(config_for("ple+periodic", ensemble_size=3))
+    assert ensembles(x, cat).shape == (7, 6, 3)  # 3 members of each network
+    regression = TabularMLP(
+        replace(config_for("ple+periodic"), n_classes=1, task="regression")
+    )
+    assert regression.pair is not None
+    values = [network(x, cat)[:, 0] for network in regression.pair]
+    torch.testing.assert_close(predict_values(regression, x, cat), (values[0] + values[1]) / 2)
 
 
 # --- torch.compile -----------------------------------------------------------------------------
@@ -360,7 +402,9 @@ def trained_network(workspace: Workspace, model: ModelConfig) -> TabularMLP:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("kind", "members"), [("periodic", 1), ("ple", 1), ("ple", 3)])
+@pytest.mark.parametrize(
+    ("kind", "members"), [("periodic", 1), ("ple", 1), ("ple", 3), ("ple+periodic", 1)]
+)
 def test_served_model_predicts_what_the_trained_network_does(
     kind: str, members: int, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -55,9 +55,9 @@ def test_result_is_a_valid_train_result(trained: TrainedRun) -> None:
         "lr": 3e-3, "batch_size": 256, "optimizer": "adamw", "epochs": 2, "weight_decay": 1e-5,
         "patience": 16, "seed": 5, "width": 64, "depth": 2, "dropout": 0.1,
         "lr_schedule": "cosine", "warmup_epochs": 1.0, "grad_clip": 1.0, "class_weights": "none",
-        "label_smoothing": 0.0, "deterministic": False, "numeric_embedding": "ple",
-        "embedding_dim": 8, "periodic_sigma": 0.1, "ple_bins": 16, "ensemble_size": 1,
-        "compile": False,
+        "label_smoothing": 0.1, "ema_decay": 0.99, "deterministic": False,
+        "numeric_embedding": "ple+periodic", "embedding_dim": 8, "periodic_sigma": 3.0,
+        "ple_bins": 16, "ensemble_size": 1, "compile": False,
     }  # fmt: skip
     assert 0 < result["accuracy"] <= 1
     assert result["loss"] > 0
@@ -96,7 +96,7 @@ def test_run_has_its_hyperparameters_logged(store: TrainedRun) -> None:
         "patience": "16", "seed": "5", "width": "64", "depth": "2", "dropout": "0.1",
         "weight_decay": "1e-05", "lr_schedule": "cosine", "warmup_epochs": "1.0",
         "grad_clip": "1.0", "class_weights": "none", "deterministic": "False",
-        "numeric_embedding": "ple", "compile": "False",
+        "numeric_embedding": "ple+periodic", "ema_decay": "0.99", "compile": "False",
         "device": "cpu", "data_path": str(store.workspace.data),
         "train_rows": str(manifest["row_counts"]["train"]),
     }  # fmt: skip

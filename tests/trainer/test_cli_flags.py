@@ -85,9 +85,9 @@ def test_hyperparameters_are_the_model_and_loop_settings_with_determinism_and_co
         "width": 256, "depth": 3, "dropout": 0.1, "deterministic": True, "lr": 1e-3,
         "batch_size": 0, "optimizer": "adamw", "epochs": 0, "weight_decay": 1e-5,
         "patience": 16, "seed": 0, "lr_schedule": "cosine", "warmup_epochs": 1.0,
-        "grad_clip": 1.0, "class_weights": "none", "label_smoothing": 0.0,
-        "numeric_embedding": "ple",
-        "embedding_dim": 8, "periodic_sigma": 0.1, "ple_bins": 16, "ensemble_size": 1,
+        "grad_clip": 1.0, "class_weights": "none", "label_smoothing": 0.1, "ema_decay": 0.99,
+        "numeric_embedding": "ple+periodic",
+        "embedding_dim": 8, "periodic_sigma": 3.0, "ple_bins": 16, "ensemble_size": 1,
         "compile": False,
     }  # fmt: skip
 

@@ -3,6 +3,7 @@ determinism and divergence."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import math
@@ -16,10 +17,12 @@ from tabular_model.network import NetworkConfig, SettingError, TabularMLP, predi
 from trainer.loop import (
     DivergedError,
     LoopCallbacks,
+    LoopOutcome,
     LoopConfig,
     LoopRuntime,
     TensorSplit,
     Training,
+    WeightAverage,
     balanced_class_weights,
     fit,
     lr_factor,
@@ -30,11 +33,11 @@ from trainer.loop import (
 )
 from trainer.loop_config import auto_batch_size, auto_epochs
 
-# A constant learning rate and no clipping, unlike the trainer's defaults: the tests below
-# turn the schedule and clipping on where they are what is tested.
+# A constant learning rate, no clipping and no label smoothing, unlike the trainer's defaults:
+# the tests below turn them on where they are what is tested.
 CONFIG = LoopConfig(
     lr=3e-2, batch_size=100, optimizer="adam", epochs=8, weight_decay=0.0, patience=100, seed=0,
-    lr_schedule="constant", warmup_epochs=0.0, grad_clip=0.0,
+    lr_schedule="constant", warmup_epochs=0.0, grad_clip=0.0, label_smoothing=0.0,
 )  # fmt: skip
 
 
@@ -147,6 +150,8 @@ def test_make_optimizer(name: str) -> None:
         ({"epochs": -1}, "epochs must not be negative (0: auto), got -1"),
         ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1), got 1.0"),
         ({"label_smoothing": math.nan}, "label_smoothing must be in [0, 1), got nan"),
+        ({"ema_decay": 1.0}, "ema_decay must be in [0, 1), got 1.0"),
+        ({"ema_decay": -0.5}, "ema_decay must be in [0, 1), got -0.5"),
         ({"patience": 0}, "patience must be positive, got 0"),
         ({"weight_decay": -1e-4}, "weight_decay must not be negative, got -0.0001"),
         ({"warmup_epochs": -1.0}, "warmup_epochs must not be negative, got -1.0"),
@@ -163,7 +168,7 @@ def test_loop_config_defaults_are_the_trainers() -> None:
     assert LoopConfig() == LoopConfig(
         lr=1e-3, batch_size=0, optimizer="adamw", epochs=0, weight_decay=1e-5, patience=16,
         seed=0, lr_schedule="cosine", warmup_epochs=1.0, grad_clip=1.0, class_weights="none",
-        label_smoothing=0.0,
+        label_smoothing=0.1, ema_decay=0.99,
     )  # fmt: skip
 
 
@@ -340,3 +345,91 @@ def test_adam_is_fused_on_cuda_and_trains() -> None:
         assert make_optimizer(net, dataclasses.replace(CONFIG, optimizer=name)).defaults["fused"]
     fit(net, moved[0], moved[1], CONFIG)
     assert validation_metrics(net, moved[1]).accuracy >= 0.95
+
+
+def test_the_weight_average_is_the_bias_corrected_moving_average_of_the_steps() -> None:
+    net = torch.nn.Linear(1, 1, bias=False)
+    average = WeightAverage(net, decay=0.9)
+    trained = [2.0, -1.0, 4.0, 0.5]
+    for step, value in enumerate(trained, start=1):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        average.update()
+        weights = [0.9 ** (step - i) for i in range(1, step + 1)]
+        expected = sum(w * v for w, v in zip(weights, trained, strict=False)) / sum(weights)
+        assert average.net.weight.item() == pytest.approx(expected, rel=1e-6)
+    assert average.steps == len(trained)
+    assert not average.net.weight.requires_grad and net.weight.requires_grad
+
+
+def one_epoch_kept_and_trained(
+    ema_decay: float,
+) -> tuple[Training, LoopOutcome, dict[str, torch.Tensor]]:
+    """One epoch on a separable problem (val = train), and the weights as trained at its end."""
+    train = separable(400, seed=1)
+    net = new_net()
+    trained: dict[str, torch.Tensor] = {}
+    callbacks = LoopCallbacks(on_epoch=lambda _: trained.update(copy.deepcopy(net.state_dict())))
+    config = dataclasses.replace(CONFIG, epochs=1, ema_decay=ema_decay)
+    training = Training(net, train, train, config, LoopRuntime(), callbacks)
+    return training, training.fit(), trained
+
+
+def test_the_weights_validated_and_kept_are_the_moving_average() -> None:
+    training, outcome, trained = one_epoch_kept_and_trained(ema_decay=0.9)
+    net, average = training.net, training.optimization.average
+    assert average is not None and average.steps == 4  # 400 rows at batch 100
+    for name, kept in net.state_dict().items():
+        assert torch.equal(kept, average.net.state_dict()[name]), name
+    assert any(not torch.equal(trained[k], v) for k, v in net.state_dict().items())
+    restored = validation_metrics(net, training.train)
+    assert restored.loss == pytest.approx(outcome.best.val.loss, rel=1e-6)
+
+
+def test_no_average_keeps_the_trained_weights() -> None:
+    training, _, trained = one_epoch_kept_and_trained(ema_decay=0)
+    assert training.optimization.average is None
+    for name, kept in training.net.state_dict().items():
+        assert torch.equal(kept, trained[name]), name
+
+
+def noisy_separable(rows: int, seed: int) -> TensorSplit:
+    """``separable`` with 30 % of the labels flipped: a network soon starts to overfit it."""
+    split = separable(rows, seed)
+    flip = torch.rand(rows, generator=torch.Generator().manual_seed(seed + 7)) < 0.3
+    return TensorSplit(
+        split.numeric, split.categorical, torch.where(flip, 1 - split.target, split.target)
+    )
+
+
+def test_each_network_of_a_pair_keeps_the_weights_of_its_own_best_epoch() -> None:
+    torch.manual_seed(1)
+    edges = ((-1.0, 0.0, 1.0), (-1.0, 0.0, 1.0))
+    net = TabularMLP(
+        NetworkConfig(2, (4,), 2, width=16, depth=1, dropout=0.0,
+                      numeric_embedding="ple+periodic", ple_edges=edges, numeric_linear=True)
+    )  # fmt: skip
+    train, val = noisy_separable(200, seed=1), noisy_separable(300, seed=2)
+    seen: list[list[tuple[float, dict[str, torch.Tensor]]]] = []  # per epoch, per network
+
+    def record_networks(_: Any) -> None:
+        networks = training.kept_net.networks()
+        seen.append(
+            [(validation_metrics(n, val).loss, copy.deepcopy(n.state_dict())) for _, n in networks]
+        )
+
+    config = dataclasses.replace(CONFIG, epochs=10, lr=1e-2, ema_decay=0.0)
+    training = Training(net, train, val, config, LoopRuntime(), LoopCallbacks(record_networks))
+    outcome = training.fit()
+    best_epochs = []
+    for i, (_, network) in enumerate(net.networks()):
+        losses = [epoch[i][0] for epoch in seen]
+        best = losses.index(min(losses))
+        best_epochs.append(best + 1)
+        for key, value in network.state_dict().items():
+            assert torch.equal(value, seen[best][i][1][key]), (i, key)
+    assert best_epochs[0] != best_epochs[1]  # the case the pair is kept for
+    assert outcome.best_epoch == max(best_epochs)  # the last epoch that improved one of them
+    assert outcome.kept_val is not None
+    assert outcome.kept.loss == pytest.approx(validation_metrics(net, val).loss, rel=1e-6)
+    assert outcome.kept.loss < min(r.val.loss for r in outcome.history)  # no epoch had both

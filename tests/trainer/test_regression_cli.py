@@ -170,7 +170,7 @@ def test_a_regression_loss_on_a_classification_dataset_exits_2_naming_the_flag(
     assert "classification" in line and "transform.json" in line
 
 
-@pytest.mark.parametrize("flags", [["--class-weights", "balanced"], ["--label-smoothing", "0.1"]])
+@pytest.mark.parametrize("flags", [["--class-weights", "balanced"], ["--label-smoothing", "0.2"]])
 def test_classification_settings_on_a_regression_dataset_exit_2_naming_the_flag(
     regression: RegressionRun,
     flags: list[str],

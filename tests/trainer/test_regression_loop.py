@@ -128,7 +128,7 @@ def test_huber_weighs_large_errors_linearly() -> None:
         ("classification", {"loss": "huber"}, "loss"),
         ("classification", {"loss": "mse"}, "loss"),
         ("regression", {"class_weights": "balanced"}, "class_weights"),
-        ("regression", {"label_smoothing": 0.1}, "label_smoothing"),
+        ("regression", {"label_smoothing": 0.2}, "label_smoothing"),
     ],
 )
 def test_settings_of_the_other_task_are_refused(
@@ -143,6 +143,13 @@ def test_the_task_resolves_an_auto_loss() -> None:
     assert LoopConfig().for_task("regression").loss == "mse"
     assert LoopConfig(loss="huber").for_task("regression").loss == "huber"
     assert LoopConfig().for_task("classification") == LoopConfig()
+
+
+def test_a_regression_drops_the_default_label_smoothing() -> None:
+    assert LoopConfig().label_smoothing == 0.1
+    assert LoopConfig().for_task("regression").label_smoothing == 0.0
+    assert LoopConfig(label_smoothing=0.0).for_task("regression").label_smoothing == 0.0
+    assert LoopConfig().for_task("classification").label_smoothing == 0.1
 
 
 def test_a_classification_net_refuses_a_regression_loss() -> None:
