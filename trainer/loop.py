@@ -1,8 +1,9 @@
 """The training loop: data resident on the device (or streamed to it in chunks), batches by
 indexing a shuffled permutation, loss accumulated on the device and read once per epoch, a
 moving average of the weights validated and kept (``WeightAverage``), best epoch (by validation
-loss) restored, each network of a pair at its own. Per-step learning-rate schedule (linear warmup, then
-constant or cosine decay), optional gradient clipping and class weights for imbalanced labels.
+loss) restored, each network of a pair at its own. Per-step learning-rate schedule (linear
+warmup, then constant or cosine decay), optional gradient clipping and class weights for
+imbalanced labels.
 The network's task decides the loss: cross-entropy over classes, or MSE (or Huber) on a
 regression target standardised by the transform, with validation RMSE, MAE and R² reported in
 the target's own units.

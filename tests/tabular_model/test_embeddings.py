@@ -343,9 +343,7 @@ def test_a_pair_of_ensembles_and_a_regression_pair() -> None:
     x, cat = make_inputs(7, 3, CARDINALITIES)
     ensembles = TabularMLP(config_for("ple+periodic", ensemble_size=3))
     assert ensembles(x, cat).shape == (7, 6, 3)  # 3 members of each network
-    regression = TabularMLP(
-        replace(config_for("ple+periodic"), n_classes=1, task="regression")
-    )
+    regression = TabularMLP(replace(config_for("ple+periodic"), n_classes=1, task="regression"))
     assert regression.pair is not None
     values = [network(x, cat)[:, 0] for network in regression.pair]
     torch.testing.assert_close(predict_values(regression, x, cat), (values[0] + values[1]) / 2)

@@ -17,8 +17,8 @@ from tabular_model.network import NetworkConfig, SettingError, TabularMLP, predi
 from trainer.loop import (
     DivergedError,
     LoopCallbacks,
-    LoopOutcome,
     LoopConfig,
+    LoopOutcome,
     LoopRuntime,
     TensorSplit,
     Training,
