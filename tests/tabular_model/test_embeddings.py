@@ -46,7 +46,7 @@ from tests.trainer.workspace import (
 )
 from trainer.cli import main
 from trainer.job import load_tensors
-from trainer.loop import LoopConfig, TensorSplit, fit
+from trainer.loop import LoopConfig, LoopRuntime, TensorSplit, fit
 
 CPU = torch.device("cpu")
 
@@ -367,7 +367,8 @@ def test_compiled_training_trains_the_plain_module() -> None:
     wrapper = compiled(net)
     assert wrapper.config is net.config
     config = LoopConfig(lr=1e-2, batch_size=64, epochs=2, weight_decay=0.0)
-    outcome = fit(wrapper, toy_split(256, 1), toy_split(128, 2), config)
+    runtime = LoopRuntime(forward=wrapper)  # as the trainer's --compile trains
+    outcome = fit(net, toy_split(256, 1), toy_split(128, 2), config, runtime)
     assert outcome.best_epoch >= 1
     state = net.state_dict()
     assert set(state) == set(before)  # no "_orig_mod." prefixes in what gets saved

@@ -77,15 +77,15 @@ def test_run_is_finished_and_holds_the_result_metrics(store: TrainedRun) -> None
     assert metrics["f1_score"] == result["f1_score"]
     assert metrics["loss"] == result["loss"]
     assert metrics["train_samples_per_sec"] == pytest.approx(result["samples_per_sec"])
-    # The reported metrics are those of the best epoch in the per-epoch history.
+    # The reported metrics are the kept weights' (with the default pair of networks, each at
+    # its own best epoch: tests/trainer/test_loop.py); best_epoch is the last epoch that
+    # improved them, and the history has every epoch.
     best_epoch = int(metrics["best_epoch"])
     assert 1 <= best_epoch <= result["epochs"]
     history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val_loss")}
     assert sorted(history) == list(range(1, result["epochs"] + 1))
-    assert history[best_epoch] == pytest.approx(result["loss"])
-    assert min(history.values()) == pytest.approx(result["loss"])
     accuracy = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy")}
-    assert accuracy[best_epoch] == pytest.approx(result["accuracy"])
+    assert sorted(accuracy) == sorted(history)
 
 
 def test_run_has_its_hyperparameters_logged(store: TrainedRun) -> None:

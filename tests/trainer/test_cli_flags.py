@@ -198,7 +198,7 @@ def test_the_float_flags_are_known() -> None:
     assert sorted(float_flags()) == sorted(
         [
             "--dropout", "--periodic-sigma", "--lr", "--weight-decay", "--warmup-epochs",
-            "--grad-clip", "--label-smoothing", "--checkpoint-every-minutes",
+            "--grad-clip", "--label-smoothing", "--ema-decay", "--checkpoint-every-minutes",
             "--system-metrics-interval",
         ]
     )  # fmt: skip
