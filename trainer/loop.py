@@ -565,8 +565,9 @@ class Training:
 
     def snapshot(self) -> dict[str, Any]:
         """The training state as tensors and plain types (``torch.load(weights_only=True)``
-        reads it): weights, best weights, optimizer, schedule, RNG states, progress. There is
-        no gradient scaler to save: bf16 autocast keeps fp32's exponent range and needs none."""
+        reads it): weights, their moving average, best weights, optimizer, schedule, RNG states,
+        progress (with each network's best validation loss). There is no gradient scaler to
+        save: bf16 autocast keeps fp32's exponent range and needs none."""
         cursor, average = self.cursor, self.optimization.average
         progress = {
             "format": STATE_FORMAT,
