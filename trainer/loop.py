@@ -99,8 +99,8 @@ class WeightAverage:
         self.net.requires_grad_(False)
         self.decay = decay
         self.steps = 0  # updates so far
-        self._averaged = list(self.net.parameters())
-        self._trained = list(net.parameters())
+        self._averaged: list[torch.Tensor] = list(self.net.parameters())
+        self._trained: list[torch.Tensor] = list(net.parameters())
 
     def update(self) -> None:
         self.steps += 1
