@@ -314,10 +314,32 @@ def validation_metrics(
     """The metrics of ``net`` on ``split``: a classifier's from its class probabilities; a
     regression network's loss (``loss``: mse or huber) on the standardised target and its
     RMSE, MAE and R² in the target's units (``target_scaling``; None: standardised units)."""
-    if not is_regression(net):
-        probabilities = predictions(net, split, predict_proba, chunk_rows)
-        return classification_metrics(probabilities.cpu().numpy(), split.target.cpu().numpy())
-    predicted = predictions(net, split, predict_values, chunk_rows).float()
+    predict = predict_values if is_regression(net) else predict_proba
+    predicted = predictions(net, split, predict, chunk_rows)
+    return metrics_of(predicted, split, is_regression(net), loss, target_scaling)
+
+
+def network_predictions(
+    net: TabularMLP, split: TensorSplit, chunk_rows: int = 1 << 20
+) -> list[torch.Tensor]:
+    """Per network of ``net`` (one, or each of a pair): its class probabilities [rows, classes]
+    or standardised values [rows] on ``split``; their mean is what ``net`` predicts."""
+    predict = predict_values if is_regression(net) else predict_proba
+    return [predictions(network, split, predict, chunk_rows) for _, network in net.networks()]
+
+
+def metrics_of(
+    predicted: torch.Tensor,
+    split: TensorSplit,
+    regression: bool,
+    loss: str = "mse",
+    target_scaling: TargetScaling | None = None,
+) -> ValidationMetrics:
+    """``validation_metrics`` of predictions made: class probabilities, or standardised values
+    of a regression."""
+    if not regression:
+        return classification_metrics(predicted.cpu().numpy(), split.target.cpu().numpy())
+    predicted = predicted.float()
     actual = split.target.to(predicted.device).float()
     value = regression_loss(predicted, actual, loss)
     predicted_np, actual_np = predicted.cpu().numpy(), actual.cpu().numpy()
@@ -480,8 +502,10 @@ class Training:
         self.optimization = make_optimization(net, train, self.config, self.rows, self.device)
         self.outcome = LoopOutcome()
         self.best_state = copy.deepcopy(net.state_dict())
-        # Per network of the kept net (one, or a pair): its least validation loss so far.
+        # Per network of the kept net (one, or a pair): its least validation loss so far, and
+        # (for a pair) its validation predictions then.
         self.network_best: list[float | None] = [None] * len(net.networks())
+        self.best_predictions: list[torch.Tensor | None] = [None] * len(net.networks())
         self.cursor: EpochCursor | None = None
         self.epoch_shuffle_state = self.generator.get_state()
         if self.group.rank > 0:  # same initial weights (seeded before), other dropout masks
@@ -613,6 +637,11 @@ class Training:
         self.optimization.scheduler.load_state_dict(snapshot["scheduler"])
         self.outcome = LoopOutcome.from_dict(progress["outcome"])
         self.network_best = progress["network_best"]
+        if len(self.network_best) > 1 and self.outcome.best_epoch > 0:
+            # A pair's best predictions, again from its best weights (the same numbers).
+            best = copy.deepcopy(self.kept_net)
+            best.load_state_dict(self.best_state)
+            self.best_predictions = list(network_predictions(best, self.val))
         rng = snapshot["rng"]
         if self.group.is_main:
             torch.set_rng_state(rng["torch"])
@@ -635,13 +664,14 @@ class Training:
             if not math.isfinite(train_loss):
                 raise DivergedError(f"training loss is {train_loss} at epoch {epoch}; lower --lr")
             samples = self.rows * self.group.world_size
-            val = self.validate()
+            predicted = network_predictions(self.kept_net, self.val)
+            val = self.metrics_of(torch.stack(predicted).mean(0))
             record = EpochRecord(epoch, train_loss, val, samples / seconds)
             # At most this long: early stopping can end the run sooner.
             eta = (
                 (time.perf_counter() - started) / (epoch - first + 1) * (self.config.epochs - epoch)
             )
-            self.finish_epoch(record, eta)
+            self.finish_epoch(record, predicted, eta)
         self.net.load_state_dict(self.best_state)
         return self.outcome
 
@@ -651,42 +681,41 @@ class Training:
         average = self.optimization.average
         return self.net if average is None else cast(TabularMLP, average.net)
 
-    def validate(self, net: TabularMLP | None = None) -> ValidationMetrics:
-        """The validation metrics of ``net`` (default: the kept net)."""
-        return validation_metrics(
-            self.kept_net if net is None else net,
-            self.val,
-            loss=self.config.loss,
-            target_scaling=self.runtime.target_scaling,
-        )
+    def metrics_of(self, predicted: torch.Tensor) -> ValidationMetrics:
+        """The validation metrics of predictions on the validation split."""
+        regression = is_regression(self.net)
+        loss, scaling = self.config.loss, self.runtime.target_scaling
+        return metrics_of(predicted, self.val, regression, loss, scaling)
 
-    def keep_best(self, record: EpochRecord) -> None:
+    def keep_best(self, record: EpochRecord, predicted: list[torch.Tensor]) -> None:
         """Keep the weights of each network (one, or each of a pair) whose own validation loss
-        is its least so far; ``best_epoch`` becomes this epoch if any was. A pair's networks
-        are each kept at their own best epoch, as if trained apart, and the combination is
-        validated once more (``kept_val``)."""
+        is its least so far; ``best_epoch`` becomes this epoch if any was. ``predicted``: each
+        network's validation predictions this epoch. A pair's networks are each kept at their
+        own best epoch, as if trained apart, and the combination's metrics (``kept_val``) come
+        from their predictions then."""
         networks = self.kept_net.networks()
+        pair = len(networks) > 1
         improved = False
         for i, (prefix, network) in enumerate(networks):
-            loss = record.val.loss if len(networks) == 1 else self.validate(network).loss
+            loss = self.metrics_of(predicted[i]).loss if pair else record.val.loss
             best = self.network_best[i]
             if best is None or loss < best:
                 self.network_best[i], improved = loss, True
                 state = copy.deepcopy(network.state_dict())
                 self.best_state.update({prefix + k: v for k, v in state.items()})
+                self.best_predictions[i] = predicted[i] if pair else None
         if not improved:
             return
         self.outcome.best_epoch = record.epoch
-        if len(networks) > 1:
-            kept = copy.deepcopy(self.kept_net)
-            kept.load_state_dict(self.best_state)
-            self.outcome.kept_val = self.validate(kept)
+        if pair:
+            kept = [p for p in self.best_predictions if p is not None]
+            self.outcome.kept_val = self.metrics_of(torch.stack(kept).mean(0))
 
-    def finish_epoch(self, record: EpochRecord, eta: float) -> None:
+    def finish_epoch(self, record: EpochRecord, predicted: list[torch.Tensor], eta: float) -> None:
         """Book the epoch: best weights, log line, early stop, callback, checkpoint."""
         outcome = self.outcome
         outcome.history.append(record)
-        self.keep_best(record)
+        self.keep_best(record, predicted)
         log.info(
             "epoch %d/%d train_loss=%.4f %s samples/s=%.0f eta=%.0fs",
             record.epoch,

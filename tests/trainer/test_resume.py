@@ -40,6 +40,16 @@ def dropout_net() -> TabularMLP:
     return TabularMLP(NetworkConfig(2, (4,), 2, width=32, depth=2, dropout=0.2))
 
 
+def dropout_pair() -> TabularMLP:
+    """The trainer's default kind of network: a PLE and a periodic network side by side."""
+    torch.manual_seed(3)
+    edges = ((-1.0, 0.0, 1.0), (-1.0, 0.0, 1.0))
+    return TabularMLP(
+        NetworkConfig(2, (4,), 2, width=32, depth=2, dropout=0.2,
+                      numeric_embedding="ple+periodic", ple_edges=edges, numeric_linear=True)
+    )  # fmt: skip
+
+
 class StopAtStep(Interrupts):
     """Asks for a stop (or, with ``checkpoint_only``, a checkpoint) during the ``at``-th step
     the loop runs (counted over the whole run, from 1): a deterministic stand-in for a signal
@@ -67,13 +77,14 @@ def run(
     config: LoopConfig,
     store: CheckpointStore | None = None,
     checkpoint: Checkpoint | None = None,
+    make_net: Callable[[], TabularMLP] = dropout_net,
     **runtime: Any,
 ) -> tuple[dict[str, torch.Tensor], LoopOutcome]:
     """A fresh training run on the toy data, resumed from ``store``'s latest checkpoint (unless
     ``runtime`` names another ``resume``) and checkpointing into it (unless given another
     ``checkpoint`` callback); ``runtime``: the ``LoopRuntime`` fields."""
     train, val = separable(400, seed=1), separable(200, seed=2)
-    net = dropout_net()
+    net = make_net()
     if store is not None:
         pointer = store.pointer()
         runtime.setdefault("resume", store.load(pointer) if pointer else None)
@@ -98,6 +109,7 @@ def assert_same(a: tuple[dict[str, torch.Tensor], LoopOutcome], b: Any) -> None:
         (r.epoch, r.train_loss, r.val) for r in outcome_b.history
     ]
     assert outcome_a.best_epoch == outcome_b.best_epoch
+    assert outcome_a.kept_val == outcome_b.kept_val
     assert outcome_a.train_samples == outcome_b.train_samples
     for key in state_a:
         assert torch.equal(state_a[key], state_b[key]), key
@@ -243,3 +255,14 @@ def test_on_cuda_streamed_and_resumed_runs_match_the_device_resident_run(tmp_pat
         assert [r.train_loss for r in other.history] == pytest.approx(
             [r.train_loss for r in resident.history], rel=1e-4
         )
+
+
+def test_a_pair_resumed_mid_epoch_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    # The moving average, each network's best loss and the kept combination's metrics resume.
+    store = CheckpointStore(str(tmp_path / "ckpt"))
+    with pytest.raises(TrainingInterrupted, match="epoch 4 step 3"):
+        run(RESUME_CONFIG, store, make_net=dropout_pair, interrupts=StopAtStep(3 * 7 + 3))
+    resumed = run(RESUME_CONFIG, store, make_net=dropout_pair)
+    uninterrupted = run(RESUME_CONFIG, make_net=dropout_pair)
+    assert_same(resumed, uninterrupted)
+    assert uninterrupted[1].kept_val is not None
