@@ -37,9 +37,10 @@ class NetworkConfig:
     before a field existed means, so they stay as they are whatever ``ModelConfig`` defaults to.
 
     ``ple_edges`` holds, per numeric feature, the strictly increasing bin edges of the
-    piecewise-linear encoding (only with ``numeric_embedding="ple"``). ``numeric_linear`` adds
-    a linear embedding of each raw feature to its numeric embedding (set for every new network
-    with one; False, the embedding alone, is what a config written before it means).
+    piecewise-linear encoding (only with ``numeric_embedding`` ``ple`` or ``ple+periodic``).
+    ``numeric_linear`` adds a linear embedding of each raw feature to its numeric embedding
+    (set for every new network with one; False, the embedding alone, is what a config written
+    before it means).
     ``ensemble_size`` > 1 makes the network a TabM-mini ensemble, ``numeric_embedding``
     ``ple+periodic`` a pair of networks (see ``TabularMLP``).
     ``task`` is ``classification`` (``n_classes`` outputs) or ``regression`` (one output).

@@ -37,8 +37,8 @@ class LoopConfig:
     warmup_epochs: float = 1.0  # linear learning-rate warmup
     grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
     class_weights: str = "none"  # one of CLASS_WEIGHTS
-    # Share of each target spread evenly over the classes: 0.1 keeps the predicted probabilities
-    # from saturating on small data (docs/BENCHMARKS.md, model quality panel).
+    # Share of each target spread evenly over the classes: 0.1 gained on the multiclass sets of
+    # the model quality panel (docs/BENCHMARKS.md).
     label_smoothing: float = DEFAULT_SMOOTHING
     loss: str = "auto"  # one of LOSSES; see ``for_task``
     # Weights validated, kept and served: an exponential moving average of the trained ones,
