@@ -53,6 +53,6 @@ def test_a_quick_run_scores_every_model(capsys: pytest.CaptureFixture[str]) -> N
     assert "| wine |" in out
     runs = json.loads(out[out.index("{") :])["runs"]
     assert [(r["dataset"], r["model"], r["seed"]) for r in runs] == [
-        ("wine", model, 0) for model in ("none", "periodic", "ple", "hgb")
+        ("wine", model, 0) for model in ("none", "periodic", "ple", "ple+periodic", "hgb")
     ]
     assert all(0 <= r["accuracy"] <= 1 for r in runs)
