@@ -655,7 +655,8 @@ class Training:
             self.cursor.seconds = progress["epoch_seconds"]
 
     def fit(self) -> LoopOutcome:
-        """The remaining epochs; on return the net holds the best epoch's weights."""
+        """The remaining epochs; on return the net holds the kept weights (the best epoch's;
+        each network of a pair at its own)."""
         started, first = time.perf_counter(), self.outcome.epochs_done + 1
         for epoch in range(first, self.config.epochs + 1):
             if self.outcome.stopped_early:
