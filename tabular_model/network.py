@@ -43,6 +43,10 @@ class NetworkConfig:
     before it means).
     ``ensemble_size`` > 1 makes the network a TabM-mini ensemble, ``numeric_embedding``
     ``ple+periodic`` a pair of networks (see ``TabularMLP``).
+    ``one_hot_max_codes``: a categorical column with at most this many codes enters the MLP
+    one-hot instead of through a learned embedding; in a pair, the periodic network's columns
+    (the PLE one keeps its embeddings). 0, every column embedded, is what a config written
+    before it means.
     ``task`` is ``classification`` (``n_classes`` outputs) or ``regression`` (one output).
     ``numeric_bounds``, per numeric feature, the least and greatest value of the training split:
     the network clamps its numeric inputs to them, so a row beyond anything seen in training is
@@ -65,6 +69,7 @@ class NetworkConfig:
     ensemble_size: int = 1
     task: str = "classification"
     numeric_bounds: tuple[tuple[float, float], ...] = ()
+    one_hot_max_codes: int = 0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -78,6 +83,10 @@ class NetworkConfig:
         for name in ("numeric_embedding_dim", "periodic_frequencies", "ensemble_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.one_hot_max_codes < 0:
+            raise ValueError(
+                f"one_hot_max_codes must not be negative, got {self.one_hot_max_codes}"
+            )
         if not (math.isfinite(self.periodic_sigma) and self.periodic_sigma > 0):
             raise ValueError(f"periodic_sigma must be positive, got {self.periodic_sigma}")
         if self.numeric_embedding in ("ple", EMBEDDING_PAIR):
@@ -114,6 +123,7 @@ class NetworkConfig:
             numeric_linear=model.numeric_embedding != "none",
             ensemble_size=model.ensemble_size,
             numeric_bounds=numeric_bounds(train_numeric),
+            one_hot_max_codes=ONE_HOT_MAX_CODES if model.numeric_embedding == EMBEDDING_PAIR else 0,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,6 +199,33 @@ def ple_bin_edges(numeric: torch.Tensor, bins: int) -> tuple[tuple[float, ...], 
 def embedding_dim(cardinality: int) -> int:
     """A common rule of thumb: grows slowly with the vocabulary, capped at 32."""
     return int(min(32, max(2, round(1.6 * cardinality**0.56))))
+
+
+# The pair's periodic network takes categorical columns of at most this many codes one-hot
+# (larger ones embedded, so that a wide vocabulary does not widen the first layer without
+# bound). One-hot there and learned embeddings in the PLE network made the two networks differ
+# in how they see categories too, which gained on the categorical columns of the model quality
+# panel (docs/BENCHMARKS.md).
+ONE_HOT_MAX_CODES = 128
+
+
+class OneHot(nn.Module):
+    """Codes [batch] → their one-hot float rows [batch, cardinality] (no weights)."""
+
+    def __init__(self, cardinality: int) -> None:
+        super().__init__()
+        self.cardinality = cardinality
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(codes, self.cardinality).float()
+
+
+def categorical_encoding(cardinality: int, one_hot_max_codes: int) -> tuple[nn.Module, int]:
+    """How one categorical column enters the MLP, and the width it takes there."""
+    if cardinality <= one_hot_max_codes:
+        return OneHot(cardinality), cardinality
+    dim = embedding_dim(cardinality)
+    return nn.Embedding(cardinality, dim), dim
 
 
 class PerFeatureLinear(nn.Module):
@@ -308,7 +345,8 @@ class TabularMLP(nn.Module):
     MLP), trained together on the mean of their losses; the prediction is the mean of their
     probabilities (regression: of their values). The two embeddings suit different data (PLE
     digits and image segments, periodic ones the census and the police stops of the panel), and
-    their average beat each alone.
+    their average beat each alone. The periodic network takes the categorical columns one-hot
+    (see ``NetworkConfig.one_hot_max_codes``), the PLE network through learned embeddings.
 
     With ``ensemble_size`` k > 1, k members in one network, as TabM-mini (Gorishniy et al.,
     "TabM: Advancing Tabular Deep Learning with Parameter-Efficient Ensembling", 2024): each
@@ -323,13 +361,22 @@ class TabularMLP(nn.Module):
         self.pair: nn.ModuleList | None = None
         if config.numeric_embedding == EMBEDDING_PAIR:
             self.pair = nn.ModuleList(
-                TabularMLP(replace(config, numeric_embedding=embedding))
+                TabularMLP(
+                    replace(
+                        config,
+                        numeric_embedding=embedding,
+                        one_hot_max_codes=config.one_hot_max_codes
+                        if embedding == "periodic"
+                        else 0,
+                    )
+                )
                 for embedding in EMBEDDING_PAIR.split("+")
             )
             return
-        self.embeddings = nn.ModuleList(
-            nn.Embedding(card, embedding_dim(card)) for card in config.cardinalities
-        )
+        encodings = [
+            categorical_encoding(c, config.one_hot_max_codes) for c in config.cardinalities
+        ]
+        self.embeddings = nn.ModuleList(module for module, _ in encodings)
         # Built after the categorical embeddings and before the MLP, so that with no numeric
         # embedding a seed initialises exactly the same weights as before it existed.
         self.numeric_embedding, numeric_width = numeric_embedding(config)
@@ -339,7 +386,7 @@ class TabularMLP(nn.Module):
         self.numeric_high: torch.Tensor
         self.register_buffer("numeric_low", torch.tensor(low), persistent=False)
         self.register_buffer("numeric_high", torch.tensor(high), persistent=False)
-        width_in = numeric_width + sum(embedding_dim(c) for c in config.cardinalities)
+        width_in = numeric_width + sum(width for _, width in encodings)
         k = config.ensemble_size
         layers: list[nn.Module] = []
         for _ in range(config.depth):

@@ -47,6 +47,7 @@ from trainer.loop import (
     LoopRuntime,
     TensorSplit,
     TrainingInterrupted,
+    UnsupportedStateError,
     ValidationMetrics,
     fit,
 )
@@ -299,6 +300,8 @@ def run_fit(
             return fit(p.net, p.train, p.val, config.loop, p.runtime, callbacks)
     except DivergedError as exc:
         raise StepError(str(exc)) from exc
+    except UnsupportedStateError as exc:
+        raise StepError(f"--checkpoint-dir {p.checkpoints.shown}: {exc}") from exc
     except torch._dynamo.exc.BackendCompilerFailed as exc:  # e.g. no C/C++ compiler
         reason = str(exc).splitlines()[0]
         raise StepError(f"--compile: torch.compile failed: {reason}") from exc

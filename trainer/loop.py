@@ -46,11 +46,17 @@ from trainer.progress import epoch_bar
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = 2  # 2: with the moving average of the weights and each network's best loss
+# 2: with the moving average of the weights and each network's best loss; 3: a pair's periodic
+# network takes its categorical columns one-hot (its weights no longer fit a format 2 state)
+STATE_FORMAT = 3
 
 
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class UnsupportedStateError(ValueError):
+    """A checkpoint's training state was written in a format this trainer does not resume."""
 
 
 class TrainingInterrupted(RuntimeError):
@@ -623,10 +629,11 @@ class Training:
         """Go on from ``snapshot`` (what ``snapshot`` returned, as saved and loaded)."""
         progress = json.loads(snapshot["progress"])
         if progress.get("format") != STATE_FORMAT:
-            raise ValueError(
+            raise UnsupportedStateError(
                 f"checkpoint state format {progress.get('format')} is not supported (this "
-                f"trainer resumes format {STATE_FORMAT}, which also holds the weights' moving "
-                "average)"
+                f"trainer resumes format {STATE_FORMAT}: the weights' moving average, and a "
+                "pair's periodic network with one-hot categorical columns); start the run "
+                "again without its checkpoints"
             )
         self.net.load_state_dict(snapshot["model"])
         if self.optimization.average is not None:

@@ -5,6 +5,7 @@ never becomes the latest checkpoint; streamed data trains exactly like device-re
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from trainer.loop import (
     LoopRuntime,
     TensorSplit,
     TrainingInterrupted,
+    UnsupportedStateError,
     fit,
     validation_metrics,
 )
@@ -41,12 +43,14 @@ def dropout_net() -> TabularMLP:
 
 
 def dropout_pair() -> TabularMLP:
-    """The trainer's default kind of network: a PLE and a periodic network side by side."""
+    """The trainer's default kind of network: a PLE and a periodic network side by side (the
+    periodic one with its categorical column one-hot)."""
     torch.manual_seed(3)
     edges = ((-1.0, 0.0, 1.0), (-1.0, 0.0, 1.0))
     return TabularMLP(
         NetworkConfig(2, (4,), 2, width=32, depth=2, dropout=0.2,
-                      numeric_embedding="ple+periodic", ple_edges=edges, numeric_linear=True)
+                      numeric_embedding="ple+periodic", ple_edges=edges, numeric_linear=True,
+                      one_hot_max_codes=8)
     )  # fmt: skip
 
 
@@ -266,3 +270,14 @@ def test_a_pair_resumed_mid_epoch_ends_like_an_uninterrupted_run(tmp_path: Path)
     uninterrupted = run(RESUME_CONFIG, make_net=dropout_pair)
     assert_same(resumed, uninterrupted)
     assert uninterrupted[1].kept_val is not None
+
+
+def test_a_checkpoint_of_an_older_state_format_is_refused_with_the_reason(tmp_path: Path) -> None:
+    store = CheckpointStore(str(tmp_path / "ckpt"))
+    with pytest.raises(TrainingInterrupted):
+        run(RESUME_CONFIG, store, make_net=dropout_pair, interrupts=StopAtStep(9))
+    snapshot = store.load(store.pointer())
+    progress = json.loads(snapshot["progress"])
+    snapshot["progress"] = json.dumps({**progress, "format": 2})
+    with pytest.raises(UnsupportedStateError, match=r"state format 2 is not supported.*one-hot"):
+        run(RESUME_CONFIG, make_net=dropout_pair, resume=snapshot)
