@@ -20,8 +20,10 @@ from common import dataset
 from common.tracking import configure_mlflow, ensure_experiment
 from contract.xcom import xcom_path
 from tabular_model.network import (
+    ONE_HOT_MAX_CODES,
     ModelConfig,
     NetworkConfig,
+    OneHot,
     PeriodicEmbedding,
     PiecewiseLinearEmbedding,
     TabularMLP,
@@ -220,7 +222,8 @@ def test_ple_bin_edges_are_not_saved_with_the_weights() -> None:
 @pytest.mark.parametrize("kind", ["none", "periodic", "ple", "ple+periodic"])
 def test_config_json_round_trip_rebuilds_the_same_network(kind: str) -> None:
     torch.manual_seed(0)
-    net = TabularMLP(config_for(kind, periodic_sigma=0.3, periodic_frequencies=8))
+    extra = {"periodic_sigma": 0.3, "periodic_frequencies": 8, "one_hot_max_codes": 4}
+    net = TabularMLP(config_for(kind, **extra))
     config = NetworkConfig.from_dict(json.loads(json.dumps(net.config.to_dict())))
     assert config == net.config
     rebuilt = TabularMLP(config)
@@ -280,6 +283,7 @@ def test_config_written_before_numeric_embeddings_loads_without_one() -> None:
         ({"periodic_sigma": 0.0}, "periodic_sigma must be positive"),
         ({"periodic_sigma": float("nan")}, "periodic_sigma must be positive"),
         ({"ensemble_size": 0}, "ensemble_size must be positive"),
+        ({"one_hot_max_codes": -1}, "one_hot_max_codes must not be negative"),
         ({"numeric_embedding": "ple"}, "ple_edges has 0 entries for 2 features"),
         ({"numeric_embedding": "ple", "ple_edges": ((0.0,), ())}, r"ple_edges\[1\] must be"),
         ({"numeric_embedding": "ple", "ple_edges": ((0.0,), (1.0, 1.0))}, r"ple_edges\[1\]"),
@@ -313,6 +317,8 @@ def test_the_model_settings_resolve_to_a_network_config_for_the_data() -> None:
     default = NetworkConfig.for_data(ModelConfig(), x, (), 2)  # the trainer's defaults
     assert (default.numeric_embedding, default.periodic_sigma) == ("ple+periodic", 3.0)
     assert default.ple_edges == ple_bin_edges(x, 16) and default.numeric_linear
+    assert default.one_hot_max_codes == ONE_HOT_MAX_CODES  # the pair's periodic network
+    assert config.one_hot_max_codes == periodic_config.one_hot_max_codes == 0  # one network
 
 
 # --- a pair of networks: one PLE, one periodic ----------------------------------------------------
@@ -338,6 +344,42 @@ def test_a_pair_is_a_ple_and_a_periodic_network_side_by_side() -> None:
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 
 
+def test_the_pairs_periodic_network_takes_small_categorical_columns_one_hot() -> None:
+    torch.manual_seed(0)
+    net = TabularMLP(config_for("ple+periodic", one_hot_max_codes=4))  # cardinalities 4 and 9
+    assert net.pair is not None
+    ple, periodic = net.pair
+    assert all(isinstance(m, nn.Embedding) for m in ple.embeddings)  # the PLE one embeds all
+    one_hot, embedded = periodic.embeddings
+    assert isinstance(one_hot, OneHot) and isinstance(embedded, nn.Embedding)
+    assert embedded.embedding_dim == embedding_dim(9)  # beyond the limit: embedded
+    first = next(m for m in periodic.mlp if isinstance(m, nn.Linear))
+    assert first.in_features == 3 * 5 + 4 + embedding_dim(9)
+    codes = torch.tensor([0, 3, 1])
+    assert torch.equal(one_hot(codes), torch.eye(4)[codes])
+    with pytest.raises(RuntimeError):  # a code beyond the column's, as an embedding refuses it
+        one_hot(torch.tensor([4]))
+    x, cat = make_inputs(9, 3, CARDINALITIES)
+    nn.functional.cross_entropy(net(x, cat).flatten(0, 1), torch.arange(18) % 3).backward()
+    for name, param in net.named_parameters():  # every weight still learns
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_a_pair_written_before_one_hot_columns_loads_as_it_was() -> None:
+    # A pair logged when both networks embedded every column: the same modules, so its saved
+    # weights load (strictly) and it predicts as it did.
+    torch.manual_seed(0)
+    old_net = TabularMLP(config_for("ple+periodic", numeric_linear=True))
+    data = old_net.config.to_dict()
+    del data["one_hot_max_codes"]
+    config = NetworkConfig.from_dict(json.loads(json.dumps(data)))
+    assert config.one_hot_max_codes == 0
+    loaded = TabularMLP(config)
+    loaded.load_state_dict(old_net.state_dict())
+    x, cat = make_inputs(20, 3, CARDINALITIES)
+    assert torch.equal(loaded(x, cat), old_net(x, cat))
+
+
 def test_a_pair_of_ensembles_and_a_regression_pair() -> None:
     torch.manual_seed(0)
     x, cat = make_inputs(7, 3, CARDINALITIES)
@@ -360,9 +402,10 @@ def toy_split(rows: int, seed: int) -> TensorSplit:
 
 
 @pytest.mark.slow
-def test_compiled_training_trains_the_plain_module() -> None:
+@pytest.mark.parametrize("kind", ["ple", "ple+periodic"])
+def test_compiled_training_trains_the_plain_module(kind: str) -> None:
     torch.manual_seed(0)
-    net = TabularMLP(config_for("ple", numeric=3))
+    net = TabularMLP(config_for(kind, numeric=3, one_hot_max_codes=4))
     before = {k: v.clone() for k, v in net.state_dict().items()}
     wrapper = compiled(net)
     assert wrapper.config is net.config
