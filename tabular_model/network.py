@@ -376,6 +376,7 @@ class TabularMLP(nn.Module):
         encodings = [
             categorical_encoding(c, config.one_hot_max_codes) for c in config.cardinalities
         ]
+        # Each column's encoding (named for the saved weights' keys: a one-hot column has none).
         self.embeddings = nn.ModuleList(module for module, _ in encodings)
         # Built after the categorical embeddings and before the MLP, so that with no numeric
         # embedding a seed initialises exactly the same weights as before it existed.
