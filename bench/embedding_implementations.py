@@ -16,6 +16,7 @@ of a training batch, best of several repeats. ``python -m bench.embedding_implem
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import platform
 import time
@@ -26,9 +27,17 @@ import rtdl_num_embeddings as rtdl
 import torch
 from torch import nn
 
-from tabular_model.network import PeriodicEmbedding, PiecewiseLinearEmbedding, ple_bin_edges
+from tabular_model.network import (
+    ModelConfig,
+    NetworkConfig,
+    PeriodicEmbedding,
+    PiecewiseLinearEmbedding,
+    ple_bin_edges,
+)
 
-BINS, DIM, FREQUENCIES, SIGMA = 16, 8, 48, 3.0  # the trainer's defaults
+# The trainer's defaults.
+BINS, DIM, SIGMA = ModelConfig.ple_bins, ModelConfig.embedding_dim, ModelConfig.periodic_sigma
+FREQUENCIES = NetworkConfig.periodic_frequencies
 
 
 class LibraryPeriodic(nn.Module):
@@ -168,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = compare(args.rows, args.features, torch.device(args.device), args.repeats)
     print(
         f"{platform.machine()}, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"rtdl_num_embeddings {rtdl.__version__ if hasattr(rtdl, '__version__') else '?'}; "
+        f"rtdl_num_embeddings {importlib.metadata.version('rtdl_num_embeddings')}; "
         f"batch {args.rows} x {args.features} features, device {args.device}"
     )
     print(markdown(results))
